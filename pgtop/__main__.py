@@ -1,0 +1,5 @@
+"""``python -m pgtop``."""
+
+from pgtop.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""PgTopApp: the poller, the latest snapshot, and the keys that work everywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from datetime import datetime
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.reactive import reactive
+from textual.screen import Screen
+
+from pgtop.config import Settings
+from pgtop.messages import PollFailed, SnapshotCollected
+from pgtop.model import ActivitySnapshot
+from pgtop.source import LiveSource, PollError, SnapshotSource
+
+INTERVALS = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
+"""Refresh intervals that ``+`` and ``-`` step through."""
+MAX_BACKOFF = 15.0
+
+
+def next_interval(current: float, step: int) -> float:
+    """The next interval up (step 1) or down (step -1) from ``current``.
+
+    >>> next_interval(2.0, -1), next_interval(2.5, 1), next_interval(60.0, 1)
+    (1.0, 3.0, 60.0)
+    """
+    if step > 0:
+        return next((i for i in INTERVALS if i > current), INTERVALS[-1])
+    return next((i for i in reversed(INTERVALS) if i < current), INTERVALS[0])
+
+
+class PgTopApp(App[int]):
+    """The pgtop terminal UI."""
+
+    CSS_PATH = "pgtop.tcss"
+    TITLE = "pgtop"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="interrupt"),
+        Binding("question_mark", "toggle_keys", "Keys", id="keys"),
+        Binding("space", "toggle_pause", "Pause", id="pause"),
+        Binding("plus", "change_interval(-1)", "Faster", show=False, id="faster"),
+        Binding("minus", "change_interval(1)", "Slower", show=False, id="slower"),
+    ]
+
+    snapshot: reactive[ActivitySnapshot | None] = reactive(None, init=False)
+    """The newest Activity snapshot; swapped, never changed in place."""
+    paused: reactive[bool] = reactive(False, bindings=True)
+    """No polling and no screen updates while paused."""
+    interval: reactive[float] = reactive(2.0)
+    """Seconds between polls."""
+    lost_since: reactive[datetime | None] = reactive(None)
+    """When the connection was lost; None while connected."""
+    problem: reactive[str] = reactive("")
+    """Why the last poll failed ("" after a good one)."""
+    attempts: reactive[int] = reactive(0)
+    """Reconnect attempts since the connection was lost."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        conn: object | None = None,
+        capabilities: object | None = None,
+        source: SnapshotSource | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.source: SnapshotSource = source or LiveSource(
+            settings,
+            conn,  # type: ignore[arg-type]
+            capabilities,  # type: ignore[arg-type]
+        )
+        self.crash: BaseException | None = None
+        """An unexpected error that ended the app; the CLI reports it once the terminal is back."""
+        self._wake = asyncio.Event()
+        self.set_reactive(PgTopApp.interval, settings.refresh)
+
+    def get_default_screen(self) -> Screen[None]:
+        from pgtop.screens.main import MainScreen
+
+        return MainScreen()
+
+    def on_mount(self) -> None:
+        if self.settings.keymap:
+            self.set_keymap(self.settings.keymap)
+        self.sub_title = self.source.describe()
+        self.poll_server()
+
+    async def on_unmount(self) -> None:
+        await self.source.close()
+
+    # -- polling -----------------------------------------------------------------------------
+
+    @work(exclusive=True, group="poller", exit_on_error=False, description="poll the server")
+    async def poll_server(self) -> None:
+        """Collect, post, wait; the wait starts after the collect, so polls never overlap."""
+        while True:
+            delay = self.interval
+            if not self.paused:
+                try:
+                    snapshot = await self.source.collect()
+                except PollError as exc:
+                    self.post_message(PollFailed(str(exc), connection_lost=exc.connection_lost))
+                    if exc.connection_lost:
+                        delay = min(MAX_BACKOFF, 0.5 * 2 ** min(self.attempts, 5))
+                else:
+                    self.post_message(SnapshotCollected(snapshot))
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    def refresh_now(self) -> None:
+        """Poll at once instead of at the end of the current wait."""
+        self._wake.set()
+
+    @on(SnapshotCollected)
+    def store_snapshot(self, message: SnapshotCollected) -> None:
+        if self.paused:
+            return
+        self.snapshot = message.snapshot
+        self.lost_since = None
+        self.attempts = 0
+        self.problem = ""
+        self.sub_title = self.source.describe()
+
+    @on(PollFailed)
+    def record_failure(self, message: PollFailed) -> None:
+        self.problem = message.reason
+        if message.connection_lost:
+            source = self.source
+            self.lost_since = getattr(source, "lost_since", None) or datetime.now()
+            self.attempts = getattr(source, "attempts", self.attempts + 1)
+
+    # -- global actions ----------------------------------------------------------------------
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        if not self.paused:
+            self.refresh_now()
+
+    def action_change_interval(self, step: int) -> None:
+        self.interval = next_interval(self.interval, step)
+        self.notify(f"refreshing every {self.interval:g}s", timeout=2)
+        self.refresh_now()
+
+    def action_toggle_keys(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield SystemCommand("Quit", "Quit pgtop", self.action_quit)
+        yield SystemCommand(
+            "Pause" if not self.paused else "Resume",
+            "Stop or resume refreshing",
+            self.action_toggle_pause,
+        )
+        yield SystemCommand(
+            "Refresh faster", "Shorter refresh interval", lambda: self.action_change_interval(-1)
+        )
+        yield SystemCommand(
+            "Refresh slower", "Longer refresh interval", lambda: self.action_change_interval(1)
+        )
+        yield SystemCommand("Keys", "Show every key", self.action_toggle_keys)
+        commands = getattr(screen, "screen_commands", None)
+        if commands is not None:
+            yield from commands()
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Record an unexpected error and exit; the CLI prints one line and a crash log.
+
+        Textual's default prints a traceback with local variables, which could hold
+        a password: never show that.
+        """
+        if self.crash is None:
+            self.crash = error
+        self._return_code = 1
+        if self._exception is None:
+            self._exception = error
+            self._exception_event.set()
+        self._close_messages_no_wait()

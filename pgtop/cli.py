@@ -1,0 +1,285 @@
+"""Command line: parse arguments like psql, connect before the UI starts, run.
+
+Every failure a user can cause ends in one line on stderr and a documented exit code;
+an unexpected error restores the terminal, writes a crash log and says where it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pgtop import __version__
+from pgtop.config import (
+    DEFAULT_REFRESH,
+    MIN_REFRESH,
+    TABS,
+    Settings,
+    append_private,
+    load_file_config,
+    log_dir,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from pgtop.model import Capabilities
+
+EXIT_OK = 0
+EXIT_CRASH = 1
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Bad arguments; the message is one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse prints usage and exits; we want one line
+        raise UsageError(message)
+
+
+def _refresh(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if seconds != seconds or seconds < MIN_REFRESH:  # NaN or too fast
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_REFRESH} seconds")
+    return seconds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="pgtop",
+        description="A keyboard-driven terminal UI for PostgreSQL incident triage.",
+        add_help=False,  # -h is the host, as in psql
+        epilog=(
+            "Anything not given is left to libpq: PGHOST, PGPORT, PGUSER, PGDATABASE, "
+            "PGSERVICE and the other PG* variables, service files and ~/.pgpass."
+        ),
+    )
+    parser.add_argument(
+        "conninfo",
+        nargs="?",
+        metavar="CONNINFO",
+        help="libpq connection string ('host=db dbname=app') or URI (postgresql://...)",
+    )
+    conn = parser.add_argument_group("connection options")
+    conn.add_argument("-h", "--host", help="server host or socket directory")
+    conn.add_argument("-p", "--port", help="server port")
+    conn.add_argument("-U", "--username", help="role to connect as")
+    conn.add_argument("-d", "--dbname", help="database to connect to")
+    pw = conn.add_mutually_exclusive_group()
+    pw.add_argument("-w", "--no-password", action="store_true", help="never prompt for a password")
+    pw.add_argument(
+        "-W", "--password", action="store_true", help="prompt for a password before connecting"
+    )
+    opts = parser.add_argument_group("options")
+    opts.add_argument(
+        "--refresh",
+        type=_refresh,
+        metavar="SECONDS",
+        help=f"seconds between refreshes (default {DEFAULT_REFRESH:g}, minimum {MIN_REFRESH:g})",
+    )
+    opts.add_argument(
+        "--read-only", action="store_true", help="offer no action that changes the server"
+    )
+    opts.add_argument(
+        "--demo",
+        action="store_true",
+        help="start a throwaway PostgreSQL with a synthetic incident and monitor it",
+    )
+    opts.add_argument(
+        "--once",
+        choices=TABS,
+        metavar="TAB",
+        help=f"print one snapshot of TAB and exit ({', '.join(TABS)})",
+    )
+    opts.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        dest="output_format",
+        help="output format for --once (default text)",
+    )
+    opts.add_argument("--version", action="version", version=f"pgtop {__version__}")
+    opts.add_argument("-?", "--help", action="help", help="show this help and exit")
+    return parser
+
+
+def parse_settings(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace, tuple[str, ...]]:
+    """Arguments and config file into Settings, plus the config file's warnings."""
+    from pgtop.pg import build_conninfo
+
+    args = build_parser().parse_args(argv)
+    file_config = load_file_config()
+    values = dict(file_config.values)
+    if args.refresh is not None:
+        values["refresh"] = args.refresh
+    if args.read_only:
+        values["read_only"] = True
+    if args.demo and (args.conninfo or args.host or args.port or args.dbname or args.username):
+        raise UsageError("--demo starts its own server: give no connection options with it")
+    if args.once:
+        from pgtop.once import REPORTS
+
+        if args.once not in REPORTS:
+            raise UsageError(f"--once {args.once} is not available yet (try: {', '.join(REPORTS)})")
+    conninfo = build_conninfo(
+        args.conninfo, host=args.host, port=args.port, user=args.username, dbname=args.dbname
+    )
+    settings = Settings(
+        conninfo=conninfo,
+        once=args.once,
+        output_format=args.output_format,
+        demo=args.demo,
+        **values,
+    )
+    return settings, args, file_config.warnings
+
+
+def _prompt_password(conninfo: str) -> str | None:
+    """Ask for a password on the terminal, without echo, as psql does."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    if not sys.stdin.isatty():
+        return None
+    user = conninfo_to_dict(conninfo).get("user") or os.environ.get("PGUSER") or getpass.getuser()
+    try:
+        return getpass.getpass(f"Password for user {user}: ")
+    except EOFError:
+        return None
+
+
+async def open_monitor(
+    settings: Settings, args: argparse.Namespace
+) -> tuple[psycopg.AsyncConnection[dict[str, Any]], Capabilities, Settings]:
+    """Open the monitoring connection, prompting for a password when psql would."""
+    from pgtop import pg
+
+    password = settings.password
+    if args.password and password is None:
+        password = _prompt_password(settings.conninfo)
+    try:
+        conn = await pg.connect(settings.conninfo, password)
+    except pg.ConnectError as exc:
+        if not (exc.password_needed and not args.no_password and password is None):
+            raise
+        password = _prompt_password(settings.conninfo)
+        if password is None:
+            raise
+        conn = await pg.connect(settings.conninfo, password)
+    try:
+        caps = await pg.probe(conn)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn, caps, replace(settings, password=password)
+
+
+def write_crash_log(error: BaseException, secrets: Sequence[str | None] = ()) -> Path | None:
+    """Write a traceback (no local variables, no passwords) to the log folder."""
+    from pgtop.pg import redact_text
+
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    text = redact_text(text, secrets)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = log_dir() / f"crash-{stamp}-{os.getpid()}.log"
+    try:
+        append_private(path, f"pgtop {__version__} crashed at {stamp}\n{text}")
+    except OSError:
+        return None
+    return path
+
+
+def fail(message: str, code: int) -> int:
+    """Print one line to stderr (server text made visible) and return the exit code."""
+    from pgtop.text import one_line
+
+    print(f"pgtop: {one_line(message, 1000)}", file=sys.stderr)
+    return code
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from pgtop import pg
+
+    demo = None
+    try:
+        if settings.demo:
+            from pgtop.demo import Demo
+
+            demo = await asyncio.to_thread(Demo.start)
+            settings = replace(settings, conninfo=demo.conninfo)
+        conn, caps, settings = await open_monitor(settings, args)
+        if settings.once:
+            from pgtop.once import print_once
+
+            try:
+                return await print_once(conn, caps, settings.once, settings.output_format)
+            finally:
+                await conn.close()
+        from pgtop.app import PgTopApp
+
+        app = PgTopApp(settings, conn=conn, capabilities=caps)
+        await app.run_async()
+        if app.crash is not None:
+            path = write_crash_log(app.crash, (settings.password,))
+            where = f"; details in {path}" if path else ""
+            return fail(f"unexpected error: {pg.first_line(app.crash)}{where}", EXIT_CRASH)
+        return app.return_code or EXIT_OK
+    finally:
+        if demo is not None:
+            await asyncio.to_thread(demo.stop)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pgtop`` command. Returns the exit code."""
+    from pgtop import pg
+    from pgtop.queries import UnsupportedServerError
+
+    try:
+        settings, args, warnings = parse_settings(sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        return fail(f"{exc} (see pgtop --help)", pg.EXIT_USAGE)
+    except pg.ConnectError as exc:
+        return fail(str(exc), exc.exit_code)
+    for warning in warnings:
+        print(f"pgtop: warning: {warning}", file=sys.stderr)
+    # A closed terminal or a kill ends pgtop like Ctrl-C does: cleanly, with the demo's
+    # server stopped and its data deleted.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+    try:
+        return asyncio.run(_run(settings, args))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except pg.ConnectError as exc:
+        return fail(str(exc), exc.exit_code)
+    except UnsupportedServerError as exc:
+        return fail(str(exc), pg.EXIT_USAGE)
+    except Exception as exc:
+        from pgtop.demo import DemoError
+
+        if isinstance(exc, DemoError):
+            return fail(str(exc), pg.EXIT_UNREACHABLE)
+        path = write_crash_log(exc, (settings.password,))
+        where = f"; details in {path}" if path else ""
+        with contextlib.suppress(Exception):
+            return fail(f"unexpected error: {pg.first_line(exc)}{where}", EXIT_CRASH)
+        return EXIT_CRASH

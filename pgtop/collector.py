@@ -1,0 +1,103 @@
+"""Reading the server into snapshots, and turning counters into rates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from pgtop import queries
+from pgtop.model import ActivitySnapshot, Backend, Capabilities, ServerCounters
+
+LIST_QUERY_LIMIT = 2048
+"""Characters of each query text fetched for lists; the detail view fetches the rest."""
+
+
+def rates(
+    previous: ServerCounters | None, current: ServerCounters
+) -> tuple[float | None, float | None]:
+    """Transactions per second and cache hit ratio between two polls.
+
+    Counters that went backwards (a stats reset, a restart) give no rate rather than a
+    negative one. Without a usable previous poll, the cache hit ratio is the lifetime one.
+
+    >>> from datetime import datetime, timedelta
+    >>> t = datetime(2026, 1, 1)
+    >>> a = ServerCounters(t, 100, 900, 100)
+    >>> b = ServerCounters(t + timedelta(seconds=2), 300, 1890, 110)
+    >>> rates(a, b)
+    (100.0, 0.99)
+    >>> rates(b, a)
+    (None, 0.9)
+    """
+    lifetime_total = current.blks_hit + current.blks_read
+    lifetime_hit = current.blks_hit / lifetime_total if lifetime_total else None
+    if previous is None:
+        return None, lifetime_hit
+    elapsed = (current.collected_at - previous.collected_at).total_seconds()
+    xacts = current.xact_total - previous.xact_total
+    hits = current.blks_hit - previous.blks_hit
+    reads = current.blks_read - previous.blks_read
+    if elapsed <= 0 or xacts < 0 or hits < 0 or reads < 0:
+        return None, lifetime_hit
+    cache_hit = hits / (hits + reads) if hits + reads else lifetime_hit
+    return xacts / elapsed, cache_hit
+
+
+def backend_from_row(row: dict[str, Any]) -> Backend:
+    """A Backend from one row of the ACTIVITY query."""
+    blocked_by = row.pop("blocked_by")
+    return Backend(blocked_by=tuple(sorted(blocked_by or ())), **row)
+
+
+class ActivityCollector:
+    """Polls pg_stat_activity and the server counters; remembers the last poll for rates."""
+
+    def __init__(
+        self,
+        capabilities: Capabilities,
+        own_pids: frozenset[int],
+        query_limit: int | None = LIST_QUERY_LIMIT,
+    ) -> None:
+        self.capabilities = capabilities
+        self.own_pids = own_pids
+        self.query_limit = query_limit
+        self._previous: ServerCounters | None = None
+        version = capabilities.server_version_num
+        self._counters_sql = queries.SERVER_COUNTERS.sql(version)
+        self._activity_sql = queries.ACTIVITY.sql(version)
+
+    async def collect(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> ActivitySnapshot:
+        """One poll: both statements go out together in one round trip."""
+        params = {"own_pids": sorted(self.own_pids), "query_limit": self.query_limit}
+        async with conn.pipeline():
+            counters_cur = await conn.execute(self._counters_sql)
+            activity_cur = await conn.execute(self._activity_sql, params)
+        counters_row = await counters_cur.fetchone()
+        assert counters_row is not None
+        counters = ServerCounters(**counters_row)
+        backends = tuple(backend_from_row(row) for row in await activity_cur.fetchall())
+        tps, cache_hit = rates(self._previous, counters)
+        self._previous = counters
+        return ActivitySnapshot(
+            capabilities=self.capabilities,
+            counters=counters,
+            backends=backends,
+            own_pids=self.own_pids,
+            tps=tps,
+            cache_hit=cache_hit,
+        )
+
+
+async def backend_detail(
+    conn: psycopg.AsyncConnection[dict[str, Any]], backend: Backend
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """The full query text (None when the session has ended) and the locks of one backend."""
+    version = conn.info.server_version
+    params = {"pid": backend.pid, "backend_start": backend.backend_start}
+    async with conn.pipeline():
+        query_cur = await conn.execute(queries.BACKEND_QUERY.sql(version), params)
+        locks_cur = await conn.execute(queries.BACKEND_LOCKS.sql(version), params)
+    query_row = await query_cur.fetchone()
+    locks = await locks_cur.fetchall()
+    return (query_row["query"] if query_row else None), locks

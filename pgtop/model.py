@@ -1,0 +1,139 @@
+"""Immutable records of what pgtop saw on the server: one snapshot per poll."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+HIDDEN_QUERY = "<insufficient privilege>"
+"""What pg_stat_activity shows in place of a query the role may not see."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What the connected role may see and do, probed once per connection."""
+
+    server_version: str
+    """Human version string, e.g. ``15.18 (Debian 15.18-0+deb12u1)``."""
+    server_version_num: int
+    is_standby: bool
+    user: str
+    database: str
+    is_superuser: bool
+    read_all_stats: bool
+    """Member of pg_read_all_stats (directly or through pg_monitor): sees every query."""
+    monitor: bool
+    signal_backend: bool
+    """Member of pg_signal_backend: may cancel and terminate other roles' sessions."""
+    pgss_preloaded: bool
+    """pg_stat_statements is in shared_preload_libraries."""
+    pgss_version: str | None
+    """Version of the pg_stat_statements extension created in this database, if any."""
+    max_connections: int
+    reserved_connections: int
+    """superuser_reserved_connections plus reserved_connections (16+)."""
+    started_at: datetime
+    """When the postmaster started."""
+
+    @property
+    def major(self) -> int:
+        return self.server_version_num // 10000
+
+    @property
+    def sees_all_queries(self) -> bool:
+        return self.is_superuser or self.read_all_stats
+
+    def pgss_version_tuple(self) -> tuple[int, ...] | None:
+        if self.pgss_version is None:
+            return None
+        return tuple(int(part) for part in self.pgss_version.split(".") if part.isdigit())
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """One row of pg_stat_activity."""
+
+    pid: int
+    database: str | None
+    user: str | None
+    application_name: str
+    client_addr: str | None
+    client_hostname: str | None
+    client_port: int | None
+    backend_type: str
+    state: str | None
+    wait_event_type: str | None
+    wait_event: str | None
+    backend_start: datetime | None
+    xact_start: datetime | None
+    query_start: datetime | None
+    state_change: datetime | None
+    backend_xid: str | None
+    backend_xmin: str | None
+    leader_pid: int | None
+    query_id: int | None
+    blocked_by: tuple[int, ...]
+    """Pids that block this backend's lock wait, as ``pg_blocking_pids()`` reports them."""
+    query: str
+    """Query text; in a list snapshot possibly clipped to a prefix (see Snapshot.query_limit)."""
+
+    @property
+    def is_client(self) -> bool:
+        return self.backend_type == "client backend"
+
+    @property
+    def query_hidden(self) -> bool:
+        """True when the role may not see this session's query (nor its state)."""
+        return self.query == HIDDEN_QUERY
+
+    @property
+    def waiting_on_lock(self) -> bool:
+        return self.wait_event_type == "Lock"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerCounters:
+    """Cumulative server counters, turned into rates by comparing two polls."""
+
+    collected_at: datetime
+    """Server clock when these were read; every age on screen is measured from it."""
+    xact_total: int
+    """Committed plus rolled back transactions, all databases."""
+    blks_hit: int
+    blks_read: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActivitySnapshot:
+    """What one poll of the Activity data saw."""
+
+    capabilities: Capabilities
+    counters: ServerCounters
+    backends: tuple[Backend, ...]
+    own_pids: frozenset[int]
+    """pgtop's own backends; never listed."""
+    tps: float | None = None
+    """Transactions per second since the previous poll."""
+    cache_hit: float | None = None
+    """Share of block reads served from shared buffers since the previous poll (or lifetime)."""
+
+    @property
+    def collected_at(self) -> datetime:
+        return self.counters.collected_at
+
+    @property
+    def blocking_pids(self) -> frozenset[int]:
+        """Pids that block at least one other backend."""
+        return frozenset(pid for b in self.backends for pid in b.blocked_by)
+
+    def count(self, state: str) -> int:
+        return sum(1 for b in self.backends if b.state == state and b.is_client)
+
+    @property
+    def client_connections(self) -> int:
+        """Client sessions, pgtop's own included (they use connection slots too)."""
+        return sum(1 for b in self.backends if b.is_client) + len(self.own_pids)
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for b in self.backends if b.waiting_on_lock)

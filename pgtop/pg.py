@@ -1,0 +1,267 @@
+"""Opening connections the way psql does, safely for a struggling server.
+
+Whatever the user did not give is left to libpq: PG* variables, service files and
+``.pgpass`` all work. pgtop adds only defaults the user did not set itself:
+``application_name=pgtop``, a connect timeout, TCP keepalives and a TCP user timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import conninfo as pq_conninfo
+from psycopg.adapt import Loader
+
+from pgtop import queries
+from pgtop.model import Capabilities
+
+APPLICATION_NAME = "pgtop"
+DEFAULT_CONNECT_TIMEOUT = 5
+STATEMENT_TIMEOUT_MS = 5000
+LOCK_TIMEOUT_MS = 500
+
+
+class ConnectError(Exception):
+    """A connection could not be opened. ``str()`` is one line for the user."""
+
+    def __init__(self, message: str, exit_code: int, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.transient = transient
+        """The server may accept a retry soon (starting up, shutting down, restarting)."""
+        self.password_needed = "no password supplied" in message
+        """libpq gave up because it had no password to send: a prompt may help."""
+
+
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+EXIT_AUTH = 4
+EXIT_BUSY = 5
+
+# Keywords that switch a default off when the user gave them, in conninfo or environment.
+_ENV_FOR = {
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+    "keepalives": None,
+    "keepalives_idle": None,
+    "keepalives_interval": None,
+    "keepalives_count": None,
+    "tcp_user_timeout": None,
+}
+
+
+def build_conninfo(
+    dsn: str | None = None,
+    *,
+    host: str | None = None,
+    port: str | None = None,
+    user: str | None = None,
+    dbname: str | None = None,
+) -> str:
+    """Merge a conninfo string or URI with psql-style options (the options win).
+
+    Raises:
+        ConnectError: the string is not a valid conninfo or URI.
+    """
+    try:
+        params: dict[str, Any] = pq_conninfo.conninfo_to_dict(dsn or "")
+    except psycopg.ProgrammingError as exc:
+        raise ConnectError(f"invalid connection string: {first_line(exc)}", EXIT_USAGE) from exc
+    for key, value in (("host", host), ("port", port), ("user", user), ("dbname", dbname)):
+        if value is not None:
+            params[key] = value
+    return pq_conninfo.make_conninfo(**params)
+
+
+def connection_kwargs(conninfo: str) -> dict[str, Any]:
+    """The defaults pgtop adds to ``conninfo`` for its own connections."""
+    given = pq_conninfo.conninfo_to_dict(conninfo)
+    service_or_env = {k for k, env in _ENV_FOR.items() if env and os.environ.get(env)}
+    kwargs: dict[str, Any] = {"application_name": APPLICATION_NAME, "client_encoding": "UTF8"}
+    if "connect_timeout" not in given and "connect_timeout" not in service_or_env:
+        kwargs["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT
+    keepalive_keys = {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count"}
+    if not keepalive_keys & given.keys():
+        kwargs.update(keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3)
+    if "tcp_user_timeout" not in given:
+        kwargs["tcp_user_timeout"] = 20000
+    return kwargs
+
+
+def redact(conninfo: str) -> str:
+    """A conninfo without its password, for display.
+
+    >>> redact("host=db user=me password=secret")
+    'user=me host=db'
+    """
+    try:
+        params = pq_conninfo.conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        return "<invalid connection string>"
+    params.pop("password", None)
+    return pq_conninfo.make_conninfo(**params)
+
+
+def describe(conn: psycopg.AsyncConnection[Any] | psycopg.Connection[Any]) -> str:
+    """``user@host:port/dbname`` of a live connection (never a password)."""
+    info = conn.info
+    host = info.host
+    if host.startswith("/"):
+        host = f"[{host}]"
+    return f"{info.user}@{host}:{info.port}/{info.dbname}"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first meaningful line of an error, without libpq's prefixes."""
+    text = str(exc).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = lines[0] if lines else type(exc).__name__
+    line = re.sub(r"^connection (?:to server (?:at|on) .*?failed|failed): ", "", line)
+    line = re.sub(r"^(?:FATAL|ERROR):\s+", "", line)
+    return line
+
+
+_SERVER_GONE_STATES = {"57P01", "57P02", "57P03", "08006", "08003", "08000", "08001"}
+
+
+def classify(exc: BaseException, where: str) -> ConnectError:
+    """Turn a connection failure into one line and an exit code.
+
+    Args:
+        exc: what psycopg raised.
+        where: a password-free description of the target, e.g. ``host:port``.
+    """
+    message = first_line(exc)
+    full = str(exc)
+    sqlstate = getattr(exc, "sqlstate", None)
+    lower = full.lower()
+    if sqlstate == "53300" or "too many clients" in lower or "remaining connection slots" in lower:
+        return ConnectError(
+            f"{where}: the server has no free connection slots ({message}); superusers and "
+            "roles in pg_use_reserved_connections can still use the reserved ones",
+            EXIT_BUSY,
+            transient=True,
+        )
+    if (
+        sqlstate in {"57P03", "57P01"}
+        or "starting up" in lower
+        or "shutting down" in lower
+        or "in recovery mode" in lower
+        or "not yet accepting connections" in lower
+    ):
+        return ConnectError(f"{where}: {message}", EXIT_BUSY, transient=True)
+    if "password" in lower and ("no password supplied" in lower or "authentication" in lower):
+        return ConnectError(f"{where}: {message}", EXIT_AUTH)
+    if sqlstate in {"28000", "28P01", "3D000", "42501"} or any(
+        hint in lower
+        for hint in (
+            "authentication failed",
+            "does not exist",
+            "no pg_hba.conf entry",
+            "permission denied",
+        )
+    ):
+        return ConnectError(f"{where}: {message}", EXIT_AUTH)
+    if "ssl" in lower or "gssapi" in lower:
+        return ConnectError(f"{where}: {message}", EXIT_UNREACHABLE)
+    return ConnectError(f"{where}: {message}", EXIT_UNREACHABLE, transient=True)
+
+
+def target(conninfo: str) -> str:
+    """Where a conninfo points, for error messages: ``host:port/dbname``, no secrets."""
+    try:
+        params = pq_conninfo.conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        return "server"
+    if "service" in params and "host" not in params:
+        return f"service {params['service']}"
+    host = params.get("host") or os.environ.get("PGHOST") or "local socket"
+    port = params.get("port") or os.environ.get("PGPORT") or "5432"
+    dbname = params.get("dbname") or os.environ.get("PGDATABASE")
+    where = f"{host}:{port}"
+    return f"{where}/{dbname}" if dbname else where
+
+
+_PASSWORD_IN_TEXT = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)|(://[^:/@\s]*:)[^@\s]*@")
+
+
+def redact_text(text: str, secrets: Sequence[str | None] = ()) -> str:
+    """Remove passwords from free text (logs, crash reports).
+
+    >>> redact_text("dsn password='a b' x postgresql://u:pw@h/db", ["zz"])
+    'dsn password=*** x postgresql://u:***@h/db'
+    """
+
+    def mask(match: re.Match[str]) -> str:
+        if match.group(1):
+            return f"{match.group(1)}***"
+        return f"{match.group(3)}***@"
+
+    text = _PASSWORD_IN_TEXT.sub(mask, text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+class _LenientText(Loader):
+    """Decode text as UTF-8 with replacement characters.
+
+    pg_stat_activity and pg_stat_statements hold texts from every database, each in its
+    own encoding; a LATIN1 or SQL_ASCII database can hand us bytes that are not UTF-8.
+    """
+
+    def load(self, data: Any) -> str:
+        return bytes(data).decode("utf-8", errors="replace")
+
+
+async def connect(
+    conninfo: str,
+    password: str | None = None,
+    *,
+    statement_timeout_ms: int | None = STATEMENT_TIMEOUT_MS,
+    lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+) -> psycopg.AsyncConnection[dict[str, Any]]:
+    """Open an autocommit connection with pgtop's defaults and bounded statements.
+
+    Raises:
+        ConnectError: with a one-line message and exit code.
+    """
+    kwargs = connection_kwargs(conninfo)
+    if password is not None:
+        kwargs["password"] = password
+    try:
+        conn = await psycopg.AsyncConnection.connect(
+            conninfo, autocommit=True, row_factory=psycopg.rows.dict_row, **kwargs
+        )
+    except psycopg.Error as exc:
+        raise classify(exc, target(conninfo)) from None
+    for name in ("text", "varchar", "name", "bpchar"):
+        conn.adapters.register_loader(name, _LenientText)
+    try:
+        await conn.execute(
+            queries.SESSION_SETUP.sql(conn.info.server_version),
+            {
+                "statement_timeout": str(statement_timeout_ms or 0),
+                "lock_timeout": str(lock_timeout_ms),
+            },
+        )
+    except psycopg.Error as exc:
+        await conn.close()
+        raise classify(exc, target(conninfo)) from None
+    return conn
+
+
+async def probe(conn: psycopg.AsyncConnection[dict[str, Any]]) -> Capabilities:
+    """Ask the server what this role may see and use."""
+    if conn.info.server_version < queries.MIN_SERVER_VERSION:
+        raise queries.UnsupportedServerError(
+            f"PostgreSQL {conn.info.server_version // 10000} is not supported (13 or newer)"
+        )
+    cur = await conn.execute(queries.PROBE.sql(conn.info.server_version))
+    row = await cur.fetchone()
+    assert row is not None, "pg_roles has no row for current_user"
+    return Capabilities(**row)

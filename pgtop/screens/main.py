@@ -1,0 +1,107 @@
+"""MainScreen: the header, the six tabs and the footer; only the visible tab does work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, ClassVar, Protocol, cast
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from pgtop.model import ActivitySnapshot
+from pgtop.screens.activity import ActivityPane
+from pgtop.widgets.status_bar import ConnectionBanner, ServerHeader
+
+if TYPE_CHECKING:
+    from pgtop.app import PgTopApp
+
+TAB_TITLES = {
+    "activity": "1 Activity",
+    "locks": "2 Locks",
+    "queries": "3 Queries",
+    "tables": "4 Tables",
+    "vacuum": "5 Vacuum",
+    "indexes": "6 Indexes",
+}
+
+
+class SnapshotPane(Protocol):
+    def show(self, snapshot: ActivitySnapshot | None) -> None: ...
+
+
+class ComingPane(TabPane):
+    """A tab whose view is not part of this version yet; says so instead of being blank."""
+
+    def __init__(self, title: str, *, id: str) -> None:
+        super().__init__(title, id=id)
+
+    def compose(self) -> ComposeResult:
+        name = TAB_TITLES[self.id or ""].split(" ", 1)[1]
+        yield Static(
+            Text(f"The {name} view is not available in this version of pgtop.", style="italic"),
+            classes="pane-status",
+        )
+
+    def show(self, snapshot: ActivitySnapshot | None) -> None:
+        return None
+
+
+class MainScreen(Screen[None]):
+    """Header, connection banner, tabs, footer."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(str(n), f"show_tab('{tab}')", title.split(" ", 1)[1], show=False, id=f"tab-{tab}")
+        for n, (tab, title) in enumerate(TAB_TITLES.items(), start=1)
+    ]
+
+    @property
+    def pgtop(self) -> PgTopApp:
+        return cast("PgTopApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield ServerHeader()
+        yield ConnectionBanner()
+        with TabbedContent(initial="activity"):
+            yield ActivityPane(TAB_TITLES["activity"], id="activity")
+            for tab, title in list(TAB_TITLES.items())[1:]:
+                yield ComingPane(title, id=tab)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "snapshot", self.show_latest_snapshot, init=False)
+        self.query_one("#activity-table").focus()
+
+    def active_pane(self) -> SnapshotPane:
+        tabs = self.query_one(TabbedContent)
+        return cast(SnapshotPane, tabs.get_pane(tabs.active))
+
+    def show_latest_snapshot(self, snapshot: ActivitySnapshot | None) -> None:
+        self.query_one(ServerHeader).show(snapshot)
+        self.active_pane().show(snapshot)
+
+    @on(TabbedContent.TabActivated)
+    def show_on_tab_switch(self) -> None:
+        # A tab switch never waits for a poll: the pane gets the latest snapshot now.
+        self.active_pane().show(self.pgtop.snapshot)
+        pane = cast(TabPane, self.active_pane())
+        focusable = pane.query("KeyedTable")
+        if focusable:
+            focusable.first().focus()
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def screen_commands(self) -> Iterable[SystemCommand]:
+        for tab, title in TAB_TITLES.items():
+            yield SystemCommand(
+                f"Show {title.split(' ', 1)[1]}",
+                f"Switch to tab {title}",
+                lambda tab=tab: self.action_show_tab(tab),
+            )
+        commands = getattr(self.active_pane(), "screen_commands", None)
+        if commands is not None:
+            yield from commands()

@@ -1,0 +1,138 @@
+"""The live monitoring connection: polls, reconnects, and never waits on a dead server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+from typing import Any, Protocol
+
+import psycopg
+
+from pgtop import pg
+from pgtop.collector import ActivityCollector, backend_detail
+from pgtop.config import Settings
+from pgtop.model import ActivitySnapshot, Backend, Capabilities
+
+WATCHDOG_SECONDS = pg.STATEMENT_TIMEOUT_MS / 1000 + 5
+"""A poll still running after this long is abandoned with its connection."""
+
+
+class PollError(Exception):
+    """A poll failed. ``str()`` is one line for the user."""
+
+    def __init__(self, message: str, *, connection_lost: bool) -> None:
+        super().__init__(message)
+        self.connection_lost = connection_lost
+
+
+class SnapshotSource(Protocol):
+    """Where the app gets its data; tests inject canned sources."""
+
+    capabilities: Capabilities | None
+
+    def describe(self) -> str: ...
+
+    async def collect(self) -> ActivitySnapshot: ...
+
+    async def backend_detail(self, backend: Backend) -> tuple[str | None, list[dict[str, Any]]]: ...
+
+    async def close(self) -> None: ...
+
+
+class LiveSource:
+    """Owns the monitoring connection; reopens it when it is lost."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        conn: psycopg.AsyncConnection[dict[str, Any]] | None = None,
+        capabilities: Capabilities | None = None,
+    ) -> None:
+        self.settings = settings
+        self.capabilities = capabilities
+        self._conn = conn
+        self._collector: ActivityCollector | None = None
+        self._description = pg.describe(conn) if conn else pg.target(settings.conninfo)
+        self.lost_since: datetime | None = None
+        """When the connection was lost; None while connected."""
+        self.attempts = 0
+        """Reconnect attempts since the connection was lost."""
+
+    def describe(self) -> str:
+        return self._description
+
+    @property
+    def own_pids(self) -> frozenset[int]:
+        return frozenset({self._conn.info.backend_pid}) if self._conn else frozenset()
+
+    async def _ensure(self) -> psycopg.AsyncConnection[dict[str, Any]]:
+        if self._conn is not None and not self._conn.closed and not self._conn.broken:
+            return self._conn
+        self._abandon()
+        self.attempts += 1
+        try:
+            conn = await pg.connect(self.settings.conninfo, self.settings.password)
+            self.capabilities = await pg.probe(conn)
+        except pg.ConnectError as exc:
+            raise PollError(str(exc), connection_lost=True) from None
+        except psycopg.Error as exc:
+            raise PollError(pg.first_line(exc), connection_lost=True) from None
+        self._conn = conn
+        self._description = pg.describe(conn)
+        self._collector = None
+        return conn
+
+    def _abandon(self) -> None:
+        """Drop the connection at once, without waiting on the server."""
+        conn, self._conn = self._conn, None
+        self._collector = None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.pgconn.finish()
+        if self.lost_since is None:
+            self.lost_since = datetime.now()
+
+    async def _guarded(self, work: Any) -> Any:
+        """Run one coroutine on the connection under the watchdog."""
+        task = asyncio.ensure_future(work)
+        done, _ = await asyncio.wait({task}, timeout=WATCHDOG_SECONDS)
+        if not done:
+            self._abandon()
+            task.cancel()
+            raise PollError(
+                f"no answer from the server in {WATCHDOG_SECONDS:g}s; connection dropped",
+                connection_lost=True,
+            )
+        try:
+            return task.result()
+        except psycopg.OperationalError as exc:
+            lost = self._conn is None or self._conn.broken or self._conn.closed
+            if lost:
+                self._abandon()
+            raise PollError(pg.first_line(exc), connection_lost=lost) from None
+        except psycopg.Error as exc:
+            raise PollError(pg.first_line(exc), connection_lost=False) from None
+
+    async def collect(self) -> ActivitySnapshot:
+        conn = await self._ensure()
+        if self._collector is None:
+            assert self.capabilities is not None
+            self._collector = ActivityCollector(self.capabilities, self.own_pids)
+        snapshot: ActivitySnapshot = await self._guarded(self._collector.collect(conn))
+        self.lost_since = None
+        self.attempts = 0
+        return snapshot
+
+    async def backend_detail(self, backend: Backend) -> tuple[str | None, list[dict[str, Any]]]:
+        conn = await self._ensure()
+        result: tuple[str | None, list[dict[str, Any]]] = await self._guarded(
+            backend_detail(conn, backend)
+        )
+        return result
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), timeout=2)

@@ -1,0 +1,103 @@
+"""Turning untrusted server text into something safe to show, and formatting values.
+
+Everything the server sends (query texts, application names, role, database and relation
+names) is untrusted. It reaches the screen only as plain text: never parsed as markup, with
+every control character and bidirectional override replaced by a visible escape.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+# C0 and C1 control characters (except tab and newline, handled by the callers' mode),
+# DEL, and the Unicode bidirectional controls that can reorder what a terminal shows.
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+)
+_WHITESPACE_RUN = re.compile(r"[\t\n]+\s*|\s{2,}")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    if code == 0x1B:
+        return "\\e"
+    if code < 0x20:
+        return f"^{chr(code + 0x40)}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"<U+{code:04X}>"
+
+
+def visible(text: str | None) -> str:
+    """Make control and bidi characters visible; keep newlines and tabs.
+
+    >>> visible("a\\x1b[2Jb")
+    'a\\\\e[2Jb'
+    >>> visible("bell\\x07")
+    'bell^G'
+    """
+    if not text:
+        return ""
+    return _UNSAFE.sub(_escape, text)
+
+
+def one_line(text: str | None, limit: int = 512) -> str:
+    """Fold ``text`` onto one line (runs of whitespace become one space), make it visible.
+
+    Only the first ``limit`` characters are kept: a list never needs more, and a 1 MB query
+    text must not cost a refresh anything.
+
+    >>> one_line("SELECT 1\\n  FROM  t\\r\\n")
+    'SELECT 1 FROM t^M'
+    """
+    if not text:
+        return ""
+    head = text[: limit * 2]
+    folded = _WHITESPACE_RUN.sub(" ", head.strip(" \t\n"))
+    return visible(folded[:limit])
+
+
+def duration(seconds: float | None) -> str:
+    """Compact age: ``"4.2s"``, ``"12m03s"``, ``"3h05m"``, ``"2d04h"``; empty when unknown.
+
+    >>> duration(4.24), duration(723), duration(11100), duration(187200)
+    ('4.2s', '12m03s', '3h05m', '2d04h')
+    """
+    if seconds is None:
+        return ""
+    if seconds < 0:
+        seconds = 0.0
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
+def age(then: datetime | None, now: datetime) -> float | None:
+    """Seconds from ``then`` to ``now``, or None when ``then`` is unknown."""
+    if then is None:
+        return None
+    delta: timedelta = now - then
+    return delta.total_seconds()
+
+
+def size(num_bytes: float | None) -> str:
+    """Human size with binary units.
+
+    >>> size(0), size(1536), size(5 * 1024**3)
+    ('0 B', '1.5 KiB', '5.0 GiB')
+    """
+    if num_bytes is None:
+        return ""
+    value = float(num_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")

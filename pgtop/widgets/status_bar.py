@@ -1,0 +1,134 @@
+"""The server header and the connection banner; plain text only, never markup."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, cast
+
+from rich.text import Text
+from textual.widget import Widget
+
+from pgtop.model import ActivitySnapshot
+from pgtop.text import duration, one_line
+
+if TYPE_CHECKING:
+    from pgtop.app import PgTopApp
+
+
+def header_text(
+    snapshot: ActivitySnapshot | None,
+    target: str,
+    *,
+    interval: float,
+    paused: bool,
+    age: float | None,
+) -> Text:
+    """Two lines: where and what the server is, then what its sessions are doing."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append("pgtop ", style="bold")
+    text.append(one_line(target, 120))
+    if snapshot is None:
+        text.append("  connecting…", style="italic")
+        return text
+    caps = snapshot.capabilities
+    text.append(f"  PostgreSQL {one_line(caps.server_version.split(' ')[0], 20)}")
+    text.append("  standby" if caps.is_standby else "  primary", style="bold")
+    uptime = (snapshot.collected_at - caps.started_at).total_seconds()
+    text.append(f"  up {duration(uptime)}")
+    text.append(f"  every {interval:g}s")
+    if paused:
+        text.append("  ⏸ PAUSED", style="reverse bold")
+    if age is not None:
+        text.append(f"  data {duration(age)} old", style="bold" if age > 3 * interval else "")
+    text.append("\n")
+    used = snapshot.client_connections
+    limit = caps.max_connections
+    full = used >= limit - caps.reserved_connections
+    text.append(f"conns {used}/{limit}", style="reverse bold" if full else "bold")
+    if full:
+        text.append(" FULL", style="reverse bold")
+    counts = (
+        ("active", snapshot.count("active")),
+        ("idle", snapshot.count("idle")),
+        (
+            "idle in tx",
+            snapshot.count("idle in transaction") + snapshot.count("idle in transaction (aborted)"),
+        ),
+        ("waiting", snapshot.waiting),
+    )
+    for label, count in counts:
+        text.append(f"  {label} ")
+        text.append(str(count), style="bold")
+    if snapshot.tps is not None:
+        text.append(f"  tps {snapshot.tps:,.1f}")
+    if snapshot.cache_hit is not None:
+        text.append(f"  cache hit {snapshot.cache_hit:.1%}")
+    return text
+
+
+class ServerHeader(Widget):
+    """Server, version, role, connections and session counts."""
+
+    DEFAULT_CSS = """
+    ServerHeader { height: 2; padding: 0 1; background: $panel; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._snapshot: ActivitySnapshot | None = None
+        self._received = 0.0
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self.refresh)
+        self.watch(self.app, "paused", lambda _: self.refresh(), init=False)
+        self.watch(self.app, "interval", lambda _: self.refresh(), init=False)
+
+    def show(self, snapshot: ActivitySnapshot | None) -> None:
+        self._snapshot = snapshot
+        self._received = time.monotonic()
+        self.refresh()
+
+    def render(self) -> Text:
+        app = cast("PgTopApp", self.app)
+        age = time.monotonic() - self._received if self._snapshot else None
+        return header_text(
+            self._snapshot,
+            app.source.describe(),
+            interval=app.interval,
+            paused=app.paused,
+            age=age,
+        )
+
+
+class ConnectionBanner(Widget):
+    """Says plainly when data is stale and why; hidden while all is well."""
+
+    DEFAULT_CSS = """
+    ConnectionBanner { height: auto; max-height: 3; padding: 0 1; display: none;
+                       background: $error; color: $text; text-style: bold; }
+    ConnectionBanner.-shown { display: block; }
+    """
+
+    def on_mount(self) -> None:
+        for name in ("lost_since", "problem", "attempts"):
+            self.watch(self.app, name, lambda _: self._update(), init=False)
+        self.set_interval(1.0, self.refresh)
+        self._update()
+
+    def _update(self) -> None:
+        self.set_class(bool(cast("PgTopApp", self.app).problem), "-shown")
+        self.refresh(layout=True)
+
+    def render(self) -> Text:
+        app = cast("PgTopApp", self.app)
+        lost = app.lost_since
+        text = Text(no_wrap=False)
+        if lost is not None:
+            text.append(
+                f"⚠ disconnected since {lost:%H:%M:%S}, retrying (attempt {app.attempts})"
+                " · data on screen is stale: "
+            )
+        else:
+            text.append("⚠ last refresh failed: ")
+        text.append(one_line(app.problem, 300))
+        return text

