@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import getpass
+import math
 import os
 import signal
 import sys
@@ -55,7 +56,9 @@ def _refresh(value: str) -> float:
         seconds = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
-    if seconds != seconds or seconds < MIN_REFRESH:  # NaN or too fast
+    if not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}")
+    if seconds < MIN_REFRESH:
         raise argparse.ArgumentTypeError(f"must be at least {MIN_REFRESH} seconds")
     return seconds
 
@@ -230,6 +233,12 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                 return await print_once(conn, caps, settings.once, settings.output_format)
             finally:
                 await conn.close()
+        if not (sys.stdout.isatty() and sys.stdin.isatty()):
+            await conn.close()
+            return fail(
+                "the interactive view needs a terminal; use --once TAB for a snapshot",
+                pg.EXIT_USAGE,
+            )
         from pgtop.app import PgTopApp
 
         app = PgTopApp(settings, conn=conn, capabilities=caps)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import tempfile
@@ -111,6 +112,8 @@ def load_file_config(path: Path | None = None) -> FileConfig:
             warnings.append(f"config file {path}: unknown setting {key!r} ignored")
         elif not isinstance(value, expected) or (bool in expected) != isinstance(value, bool):
             warnings.append(f"config file {path}: {key} has the wrong type; using the default")
+        elif isinstance(value, float) and not math.isfinite(value):  # TOML has nan and inf
+            warnings.append(f"config file {path}: {key} is not a finite number; using the default")
         else:
             values[key] = value
     refresh = values.get("refresh")

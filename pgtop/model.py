@@ -25,8 +25,8 @@ class Capabilities:
     monitor: bool
     signal_backend: bool
     """Member of pg_signal_backend: may cancel and terminate other roles' sessions."""
-    pgss_preloaded: bool
-    """pg_stat_statements is in shared_preload_libraries."""
+    pgss_preloaded: bool | None
+    """pg_stat_statements is in shared_preload_libraries (None: this role may not read it)."""
     pgss_version: str | None
     """Version of the pg_stat_statements extension created in this database, if any."""
     max_connections: int

@@ -69,7 +69,9 @@ def build_conninfo(
     try:
         params: dict[str, Any] = pq_conninfo.conninfo_to_dict(dsn or "")
     except psycopg.ProgrammingError as exc:
-        raise ConnectError(f"invalid connection string: {first_line(exc)}", EXIT_USAGE) from exc
+        # libpq quotes the whole URI in some messages: never echo its password.
+        message = redact_text(first_line(exc))
+        raise ConnectError(f"invalid connection string: {message}", EXIT_USAGE) from None
     for key, value in (("host", host), ("port", port), ("user", user), ("dbname", dbname)):
         if value is not None:
             params[key] = value
@@ -102,7 +104,7 @@ def redact(conninfo: str) -> str:
     except psycopg.ProgrammingError:
         return "<invalid connection string>"
     params.pop("password", None)
-    return pq_conninfo.make_conninfo(**params)
+    return pq_conninfo.make_conninfo("", **params)
 
 
 def describe(conn: psycopg.AsyncConnection[Any] | psycopg.Connection[Any]) -> str:
@@ -114,14 +116,20 @@ def describe(conn: psycopg.AsyncConnection[Any] | psycopg.Connection[Any]) -> st
     return f"{info.user}@{host}:{info.port}/{info.dbname}"
 
 
+# psycopg wraps libpq's text ("connection failed: connection to server at ... failed:
+# FATAL:  ..."): every layer is stripped, the target is named by the caller.
+_LIBPQ_PREFIXES = re.compile(
+    r"^(?:connection (?:failed|is bad): |connection to server (?:at|on) .*?failed: "
+    r"|(?:FATAL|ERROR):\s+)+"
+)
+
+
 def first_line(exc: BaseException) -> str:
     """The first meaningful line of an error, without libpq's prefixes."""
     text = str(exc).strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     line = lines[0] if lines else type(exc).__name__
-    line = re.sub(r"^connection (?:to server (?:at|on) .*?failed|failed): ", "", line)
-    line = re.sub(r"^(?:FATAL|ERROR):\s+", "", line)
-    return line
+    return _LIBPQ_PREFIXES.sub("", line) or line
 
 
 _SERVER_GONE_STATES = {"57P01", "57P02", "57P03", "08006", "08003", "08000", "08001"}
@@ -140,8 +148,9 @@ def classify(exc: BaseException, where: str) -> ConnectError:
     lower = full.lower()
     if sqlstate == "53300" or "too many clients" in lower or "remaining connection slots" in lower:
         return ConnectError(
-            f"{where}: the server has no free connection slots ({message}); superusers and "
-            "roles in pg_use_reserved_connections can still use the reserved ones",
+            f"{where}: the server has no free connection slots ({message}); superusers (and "
+            "on PostgreSQL 16+ members of pg_use_reserved_connections) can still use the "
+            "reserved ones",
             EXIT_BUSY,
             transient=True,
         )

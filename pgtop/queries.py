@@ -62,7 +62,9 @@ SESSION_SETUP = _query(
 )
 
 # What this role may see and use. pg_has_role() is true for superusers, so membership
-# flags mean "has the power", not "was granted the role".
+# flags mean "has the power", not "was granted the role". shared_preload_libraries is
+# readable only with pg_read_all_settings: without it, whether pg_stat_statements is
+# preloaded is unknown (NULL), not an error.
 PROBE = _query(
     "probe",
     (
@@ -77,9 +79,10 @@ PROBE = _query(
                pg_has_role('pg_read_all_stats', 'USAGE') AS read_all_stats,
                pg_has_role('pg_monitor', 'USAGE') AS monitor,
                pg_has_role('pg_signal_backend', 'USAGE') AS signal_backend,
-               'pg_stat_statements' = ANY(string_to_array(
-                   replace(current_setting('shared_preload_libraries'), ' ', ''), ','))
-                   AS pgss_preloaded,
+               CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE')
+                    THEN 'pg_stat_statements' = ANY(string_to_array(
+                        replace(current_setting('shared_preload_libraries'), ' ', ''), ','))
+                    END AS pgss_preloaded,
                (SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements')
                    AS pgss_version,
                current_setting('max_connections')::int AS max_connections,
@@ -102,9 +105,10 @@ PROBE = _query(
                pg_has_role('pg_read_all_stats', 'USAGE') AS read_all_stats,
                pg_has_role('pg_monitor', 'USAGE') AS monitor,
                pg_has_role('pg_signal_backend', 'USAGE') AS signal_backend,
-               'pg_stat_statements' = ANY(string_to_array(
-                   replace(current_setting('shared_preload_libraries'), ' ', ''), ','))
-                   AS pgss_preloaded,
+               CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE')
+                    THEN 'pg_stat_statements' = ANY(string_to_array(
+                        replace(current_setting('shared_preload_libraries'), ' ', ''), ','))
+                    END AS pgss_preloaded,
                (SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements')
                    AS pgss_version,
                current_setting('max_connections')::int AS max_connections,

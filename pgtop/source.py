@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -13,6 +14,8 @@ from pgtop import pg
 from pgtop.collector import ActivityCollector, backend_detail
 from pgtop.config import Settings
 from pgtop.model import ActivitySnapshot, Backend, Capabilities
+
+Connection = psycopg.AsyncConnection[dict[str, Any]]
 
 WATCHDOG_SECONDS = pg.STATEMENT_TIMEOUT_MS / 1000 + 5
 """A poll still running after this long is abandoned with its connection."""
@@ -46,7 +49,7 @@ class LiveSource:
     def __init__(
         self,
         settings: Settings,
-        conn: psycopg.AsyncConnection[dict[str, Any]] | None = None,
+        conn: Connection | None = None,
         capabilities: Capabilities | None = None,
     ) -> None:
         self.settings = settings
@@ -58,6 +61,8 @@ class LiveSource:
         """When the connection was lost; None while connected."""
         self.attempts = 0
         """Reconnect attempts since the connection was lost."""
+        self._lock = asyncio.Lock()
+        """One statement or pipeline at a time: psycopg connections are not shareable."""
 
     def describe(self) -> str:
         return self._description
@@ -66,7 +71,7 @@ class LiveSource:
     def own_pids(self) -> frozenset[int]:
         return frozenset({self._conn.info.backend_pid}) if self._conn else frozenset()
 
-    async def _ensure(self) -> psycopg.AsyncConnection[dict[str, Any]]:
+    async def _ensure(self) -> Connection:
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
             return self._conn
         self._abandon()
@@ -93,8 +98,15 @@ class LiveSource:
         if self.lost_since is None:
             self.lost_since = datetime.now()
 
-    async def _guarded(self, work: Any) -> Any:
-        """Run one coroutine on the connection under the watchdog."""
+    async def _guarded(self, work: Callable[[Connection], Awaitable[Any]]) -> Any:
+        """Run one piece of work on the connection, alone and under the watchdog.
+
+        Connecting is bounded by connect_timeout; the work by the watchdog.
+        """
+        async with self._lock:
+            return await self._watched(work(await self._ensure()))
+
+    async def _watched(self, work: Awaitable[Any]) -> Any:
         task = asyncio.ensure_future(work)
         done, _ = await asyncio.wait({task}, timeout=WATCHDOG_SECONDS)
         if not done:
@@ -115,20 +127,22 @@ class LiveSource:
             raise PollError(pg.first_line(exc), connection_lost=False) from None
 
     async def collect(self) -> ActivitySnapshot:
-        conn = await self._ensure()
-        if self._collector is None:
-            assert self.capabilities is not None
-            self._collector = ActivityCollector(self.capabilities, self.own_pids)
-        snapshot: ActivitySnapshot = await self._guarded(self._collector.collect(conn))
+        async def work(conn: Connection) -> ActivitySnapshot:
+            if self._collector is None:
+                assert self.capabilities is not None
+                self._collector = ActivityCollector(self.capabilities, self.own_pids)
+            return await self._collector.collect(conn)
+
+        snapshot: ActivitySnapshot = await self._guarded(work)
         self.lost_since = None
         self.attempts = 0
         return snapshot
 
     async def backend_detail(self, backend: Backend) -> tuple[str | None, list[dict[str, Any]]]:
-        conn = await self._ensure()
-        result: tuple[str | None, list[dict[str, Any]]] = await self._guarded(
-            backend_detail(conn, backend)
-        )
+        async def work(conn: Connection) -> tuple[str | None, list[dict[str, Any]]]:
+            return await backend_detail(conn, backend)
+
+        result: tuple[str | None, list[dict[str, Any]]] = await self._guarded(work)
         return result
 
     async def close(self) -> None:

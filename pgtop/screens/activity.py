@@ -29,8 +29,8 @@ COLUMNS = (
     Column("type", "TYPE", width=14),
     Column("state", "STATE", width=10),
     Column("wait", "WAIT", width=18, hide_below=96),
-    Column("xact_age", "XACT AGE", width=8, align="right"),
-    Column("query_age", "QUERY AGE", width=9, align="right"),
+    Column("xact_age", "TX AGE", width=8, align="right"),
+    Column("query_age", "RUNTIME", width=9, align="right"),
     Column("blocked_by", "BLOCKED BY", width=10),
     Column("query", "QUERY", min_width=20),
 )

@@ -72,7 +72,7 @@ class MainScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.watch(self.app, "snapshot", self.show_latest_snapshot, init=False)
+        self.watch(self.app, "snapshot", self.show_latest_snapshot)
         self.query_one("#activity-table").focus()
 
     def active_pane(self) -> SnapshotPane:

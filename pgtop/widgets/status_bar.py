@@ -38,8 +38,9 @@ def header_text(
     text.append(f"  every {interval:g}s")
     if paused:
         text.append("  ⏸ PAUSED", style="reverse bold")
-    if age is not None:
-        text.append(f"  data {duration(age)} old", style="bold" if age > 3 * interval else "")
+    text.append(f"  at {snapshot.collected_at:%H:%M:%S}")
+    if age is not None and age > max(3 * interval, 5.0):
+        text.append(f"  STALE {duration(age)}", style="reverse bold")
     text.append("\n")
     used = snapshot.client_connections
     limit = caps.max_connections
@@ -80,8 +81,11 @@ class ServerHeader(Widget):
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self.refresh)
-        self.watch(self.app, "paused", lambda _: self.refresh(), init=False)
-        self.watch(self.app, "interval", lambda _: self.refresh(), init=False)
+        for name in ("paused", "interval"):
+            self.watch(self.app, name, self._repaint, init=False)
+
+    def _repaint(self) -> None:
+        self.refresh()
 
     def show(self, snapshot: ActivitySnapshot | None) -> None:
         self._snapshot = snapshot
@@ -111,7 +115,7 @@ class ConnectionBanner(Widget):
 
     def on_mount(self) -> None:
         for name in ("lost_since", "problem", "attempts"):
-            self.watch(self.app, name, lambda _: self._update(), init=False)
+            self.watch(self.app, name, self._update, init=False)
         self.set_interval(1.0, self.refresh)
         self._update()
 

@@ -1,0 +1,372 @@
+"""``pgtop`` as a user runs it, against real servers: snapshots and start-up failures.
+
+Every run is a subprocess with no terminal. A failure to start must be one ``pgtop:`` line
+on stderr with the documented exit code, in ``--once`` mode and in UI mode alike (the
+connection is opened before any UI is drawn), and must never show a password.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from pgtop.cluster import Cluster
+from pgtop.pg import EXIT_AUTH, EXIT_BUSY, EXIT_UNREACHABLE
+
+#: Keys of every row of ``--once activity --format json``.
+ACTIVITY_KEYS = {
+    "pid",
+    "database",
+    "user",
+    "application_name",
+    "client_addr",
+    "backend_type",
+    "state",
+    "wait_event_type",
+    "wait_event",
+    "backend_start",
+    "xact_start",
+    "query_start",
+    "blocked_by",
+    "query",
+}
+
+#: How pgtop is started: printing one snapshot, or the full-screen UI.
+MODES = {"once": ["--once", "activity"], "ui": []}
+
+#: A query spread over two lines with an escape sequence and a bell in a comment.
+NASTY_QUERY = "SELECT 1 /* \x1b[31m red \x07 */,\n pg_sleep(30)"
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def run_pgtop(tmp_path: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m pgtop ARGS`` with no terminal, no config file and no PG* variables.
+
+    No password file either: a password is only ever what the test passes.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["PGTOP_CONFIG"] = str(tmp_path / "no-such-config.toml")
+    env["PGTOP_LOG_DIR"] = str(tmp_path / "logs")
+    env["PGPASSFILE"] = str(tmp_path / "no-such-pgpass")
+    return subprocess.run(
+        [sys.executable, "-m", "pgtop", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_fails(proc: subprocess.CompletedProcess[str], code: int, tmp_path: Path) -> str:
+    """pgtop exited with ``code`` after one ``pgtop:`` line on stderr; return the line."""
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("pgtop: "), proc.stderr
+    assert proc.returncode == code, proc.stderr
+    assert proc.stdout == "", "nothing (no UI, no table) is shown when pgtop cannot start"
+    assert "FATAL" not in lines[0], "libpq's layers of prefixes are stripped"
+    crash_logs = list((tmp_path / "logs").glob("crash-*")) if (tmp_path / "logs").exists() else []
+    assert crash_logs == [], "a start-up failure is not a crash"
+    return lines[0]
+
+
+def once_json(tmp_path: Path, dsn: str) -> dict[str, Any]:
+    proc = run_pgtop(tmp_path, "--once", "activity", "--format", "json", dsn)
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert proc.stdout.endswith("\n")
+    assert proc.stdout.count("\n") == 1, "one JSON document on one line"
+    document: dict[str, Any] = json.loads(proc.stdout)
+    return document
+
+
+def once_text(tmp_path: Path, dsn: str) -> str:
+    proc = run_pgtop(tmp_path, "--once", "activity", "--format", "text", dsn)
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    return proc.stdout
+
+
+def stage_query(sessions: Any, application_name: str, sql: str) -> int:
+    """Run ``sql`` in a new session until the test ends; return its pid once it is active."""
+    conn = sessions.open(application_name)
+    pid: int = conn.info.backend_pid
+    sessions.run_in_background(conn, sql)
+    sessions.wait_until(
+        "SELECT EXISTS (SELECT FROM pg_stat_activity"
+        " WHERE pid = %s AND state = 'active' AND query = %s)",
+        [pid, sql],
+    )
+    return pid
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def try_connect(conninfo: str) -> psycopg.OperationalError | None:
+    """Open and close a connection; return why it failed, or None."""
+    try:
+        psycopg.connect(conninfo, connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        return exc
+    return None
+
+
+def rows_by_pid(document: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {row["pid"]: row for row in document["rows"]}
+
+
+# -- --once activity ---------------------------------------------------------------------------
+
+
+def test_once_json_shows_a_running_query(
+    dsn: str, pg_cluster: Cluster, sessions: Any, tmp_path: Path
+) -> None:
+    pid = stage_query(sessions, "once-probe", "SELECT pg_sleep(30)")
+
+    document = once_json(tmp_path, dsn)
+
+    assert document["tab"] == "activity"
+    server = document["server"]
+    assert server["version"] == pg_cluster.psql("SHOW server_version")
+    assert server["version_num"] == int(pg_cluster.psql("SHOW server_version_num"))
+    assert server["is_standby"] is False
+    collected_at = datetime.fromisoformat(server["collected_at"])
+    assert collected_at.tzinfo is not None
+    assert abs(datetime.now(timezone.utc) - collected_at) < timedelta(minutes=5)
+
+    rows = document["rows"]
+    assert rows
+    for row in rows:
+        assert row.keys() >= ACTIVITY_KEYS, sorted(ACTIVITY_KEYS - row.keys())
+        assert isinstance(row["blocked_by"], list)
+
+    probe = rows_by_pid(document)[pid]
+    assert probe["application_name"] == "once-probe"
+    assert probe["state"] == "active"
+    assert probe["query"] == "SELECT pg_sleep(30)"
+    assert "pg_sleep(30)" in probe["query"]
+    assert probe["user"] == "postgres"
+    assert probe["database"] == "postgres"
+    assert probe["client_addr"] == "127.0.0.1"
+    assert probe["backend_type"] == "client backend"
+    assert (probe["wait_event_type"], probe["wait_event"]) == ("Timeout", "PgSleep")
+    assert probe["blocked_by"] == []
+    for field in ("backend_start", "xact_start", "query_start"):
+        assert datetime.fromisoformat(probe[field]) <= collected_at
+
+    # pgtop's own monitoring connection is not part of what it reports.
+    assert [row for row in rows if row["application_name"] == "pgtop"] == []
+
+
+def test_once_text_shows_a_running_query(dsn: str, sessions: Any, tmp_path: Path) -> None:
+    pid = stage_query(sessions, "once-probe", "SELECT pg_sleep(30)")
+
+    lines = once_text(tmp_path, dsn).splitlines()
+
+    assert lines[0].split() == [
+        "PID",
+        "DATABASE",
+        "USER",
+        "APPLICATION",
+        "STATE",
+        "WAIT",
+        "XACT",
+        "AGE",
+        "QUERY",
+        "AGE",
+        "BLOCKED",
+        "BY",
+        "QUERY",
+    ]
+    (probe,) = [line for line in lines if line.startswith(f"{pid} ")]
+    assert "once-probe" in probe
+    assert " active " in probe
+    assert "Timeout:PgSleep" in probe
+    assert probe.endswith("SELECT pg_sleep(30)")
+    assert [line for line in lines if re.search(r"\spgtop\s", line)] == []
+
+
+def test_once_shows_control_characters_safely(dsn: str, sessions: Any, tmp_path: Path) -> None:
+    pid = stage_query(sessions, "once-nasty", NASTY_QUERY)
+
+    document = once_json(tmp_path, dsn)
+    assert rows_by_pid(document)[pid]["query"] == NASTY_QUERY  # JSON keeps the text as it is
+
+    text = once_text(tmp_path, dsn)
+    assert "\x1b" not in text
+    assert "\x07" not in text
+    (line,) = [line for line in text.splitlines() if line.startswith(f"{pid} ")]
+    assert line.endswith("SELECT 1 /* \\e[31m red ^G */, pg_sleep(30)")
+    assert "once-nasty" in line
+
+
+# -- start-up failures -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_connection_refused(tmp_path: Path, mode: str) -> None:
+    port = free_port()
+    proc = run_pgtop(tmp_path, *MODES[mode], f"host=127.0.0.1 port={port}")
+    line = assert_fails(proc, EXIT_UNREACHABLE, tmp_path)
+    assert f"127.0.0.1:{port}" in line
+    assert "refused" in line.lower()
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_unknown_host(tmp_path: Path, mode: str) -> None:
+    proc = run_pgtop(tmp_path, *MODES[mode], "host=nonexistent.invalid")
+    line = assert_fails(proc, EXIT_UNREACHABLE, tmp_path)
+    assert "nonexistent.invalid" in line
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_missing_database(pg_cluster: Cluster, tmp_path: Path, mode: str) -> None:
+    proc = run_pgtop(tmp_path, *MODES[mode], pg_cluster.conninfo("no_such_db"))
+    line = assert_fails(proc, EXIT_AUTH, tmp_path)
+    assert 'database "no_such_db" does not exist' in line
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_missing_role(pg_cluster: Cluster, tmp_path: Path, mode: str) -> None:
+    proc = run_pgtop(tmp_path, *MODES[mode], "-U", "no_such_role", pg_cluster.conninfo())
+    line = assert_fails(proc, EXIT_AUTH, tmp_path)
+    assert 'role "no_such_role" does not exist' in line
+
+
+@pytest.fixture
+def password_cluster(new_cluster: Callable[..., Cluster]) -> Cluster:
+    """A cluster where role ``alice`` (password ``right-pw``) must give her password over TCP."""
+    cluster = new_cluster()
+    cluster.psql("CREATE ROLE alice LOGIN PASSWORD 'right-pw'")
+    (cluster.datadir / "pg_hba.conf").write_text(
+        "local all all trust\n"
+        f"host all {cluster.superuser} 127.0.0.1/32 trust\n"
+        "host all all 127.0.0.1/32 scram-sha-256\n"
+    )
+    assert cluster.psql("SELECT pg_reload_conf()") == "t"
+    # The postmaster rereads pg_hba.conf asynchronously: wait until it asks alice.
+    deadline = time.monotonic() + 10
+    while (refusal := try_connect(cluster.conninfo(user="alice"))) is None:
+        assert time.monotonic() < deadline, "pg_hba.conf was not reloaded"
+        time.sleep(0.05)
+    assert "no password supplied" in str(refusal)
+    assert try_connect(cluster.conninfo(user="alice", password="right-pw")) is None
+    return cluster
+
+
+def test_wrong_or_missing_password(password_cluster: Cluster, tmp_path: Path) -> None:
+    cluster = password_cluster
+    uri = f"postgresql://alice:wrong@127.0.0.1:{cluster.port}/postgres"
+    attempts = {
+        "keyword": [cluster.conninfo(user="alice", password="wrong")],
+        "quoted": [cluster.conninfo(user="alice") + " password='wrong wrong'"],
+        "uri": [uri],
+        "option": ["-U", "alice", cluster.conninfo(password="wrong")],
+    }
+    for mode, mode_args in MODES.items():
+        for how, args in attempts.items():
+            proc = run_pgtop(tmp_path, *mode_args, *args)
+            line = assert_fails(proc, EXIT_AUTH, tmp_path)
+            assert 'password authentication failed for user "alice"' in line, (mode, how)
+            assert "wrong" not in proc.stderr, (mode, how)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["-w"], [], ["-W"]],
+    ids=["never-prompt", "no-terminal-to-prompt-on", "prompt-without-terminal"],
+)
+def test_no_password(password_cluster: Cluster, tmp_path: Path, flags: list[str]) -> None:
+    # With no terminal there is no prompt: pgtop must fail, not wait for input.
+    for mode_args in MODES.values():
+        proc = run_pgtop(tmp_path, *mode_args, *flags, password_cluster.conninfo(user="alice"))
+        line = assert_fails(proc, EXIT_AUTH, tmp_path)
+        assert "no password supplied" in line
+
+
+@pytest.fixture
+def full_cluster(new_cluster: Callable[..., Cluster]) -> Iterator[Cluster]:
+    """A cluster whose every non-reserved connection slot is taken by role ``filler``."""
+    cluster = new_cluster(settings={"max_connections": "5", "superuser_reserved_connections": "1"})
+    cluster.psql("CREATE ROLE filler LOGIN")
+    conns: list[psycopg.Connection[Any]] = []
+    try:
+        for _ in range(10):
+            try:
+                conns.append(psycopg.connect(cluster.conninfo(user="filler"), connect_timeout=5))
+            except psycopg.OperationalError as exc:
+                refusal = str(exc)
+                break
+        else:
+            pytest.fail("the server accepted more connections than max_connections")
+        assert "remaining connection slots are reserved" in refusal
+        assert len(conns) == 4
+        yield cluster
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def test_too_many_connections(full_cluster: Cluster, tmp_path: Path) -> None:
+    for mode_args in MODES.values():
+        proc = run_pgtop(tmp_path, *mode_args, full_cluster.conninfo(user="filler"))
+        line = assert_fails(proc, EXIT_BUSY, tmp_path)
+        assert "no free connection slots" in line
+        assert "reserved" in line
+    # A superuser still gets one of the reserved slots and sees who took the others.
+    document = once_json(tmp_path, full_cluster.conninfo())
+    fillers = [row for row in document["rows"] if row["user"] == "filler"]
+    assert len(fillers) == 4
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[int]:
+    """A port on 127.0.0.1 that completes TCP handshakes and then never says a word."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_connect_timeout(silent_listener: int, tmp_path: Path, mode: str) -> None:
+    conninfo = make_conninfo("", host="127.0.0.1", port=str(silent_listener), connect_timeout="2")
+    started = time.monotonic()
+    proc = run_pgtop(tmp_path, *MODES[mode], conninfo, timeout=30)
+    elapsed = time.monotonic() - started
+    line = assert_fails(proc, EXIT_UNREACHABLE, tmp_path)
+    assert f"127.0.0.1:{silent_listener}" in line
+    assert "timeout" in line
+    assert elapsed < 10
+
+
+def test_interactive_view_without_a_terminal_says_so(dsn: str, tmp_path: Path) -> None:
+    """Connected, but no terminal: one line pointing at --once, never a UI on a pipe."""
+    line = assert_fails(run_pgtop(tmp_path, dsn), 2, tmp_path)
+    assert "needs a terminal" in line
+    assert "--once" in line

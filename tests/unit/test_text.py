@@ -1,0 +1,63 @@
+"""Untrusted text is shown literally, on one line, with control characters visible."""
+
+from __future__ import annotations
+
+import doctest
+from datetime import datetime, timedelta
+
+import pytest
+
+import pgtop.app
+import pgtop.collector
+import pgtop.pg
+import pgtop.text
+from pgtop.collector import rates
+from pgtop.model import ServerCounters
+from pgtop.text import one_line, visible
+
+
+@pytest.mark.parametrize("module", [pgtop.text, pgtop.collector, pgtop.pg, pgtop.app])
+def test_doctests(module: object) -> None:
+    result = doctest.testmod(module, raise_on_error=False)  # type: ignore[arg-type]
+    assert result.failed == 0
+    assert result.attempted > 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("SELECT '\x1b[2J'", "SELECT '\\e[2J'"),
+        ("ring\x07", "ring^G"),
+        ("cr\rlf", "cr^Mlf"),
+        ("nul\x00", "nul^@"),
+        ("del\x7f", "del\\x7f"),
+        ("c1\x9b31m", "c1\\x9b31m"),
+        ("abc\u202edcba", "abc<U+202E>dcba"),
+        ("iso\u2066x\u2069", "iso<U+2066>x<U+2069>"),
+        ("[bold]x[/] [@click=app.quit]q[/]", "[bold]x[/] [@click=app.quit]q[/]"),
+        ("日本語 😀 e\u0301", "日本語 😀 e\u0301"),
+    ],
+)
+def test_visible_makes_every_control_character_visible(raw: str, shown: str) -> None:
+    assert visible(raw) == shown
+    assert all(ch.isprintable() or ch == " " for ch in visible(raw))
+
+
+def test_one_line_folds_whitespace_and_newlines() -> None:
+    assert one_line("SELECT *\n  FROM t\n\tWHERE a = 1") == "SELECT * FROM t WHERE a = 1"
+    assert one_line(None) == ""
+
+
+def test_one_line_keeps_a_huge_text_cheap() -> None:
+    huge = "SELECT " + "x" * 1_000_000
+    assert len(one_line(huge)) == 512
+    assert len(one_line(huge, 40)) == 40
+
+
+def test_rates_never_go_negative_after_a_reset() -> None:
+    t = datetime(2026, 1, 1)
+    before = ServerCounters(t, 1000, 5000, 50)
+    after_reset = ServerCounters(t + timedelta(seconds=1), 10, 20, 0)
+    tps, hit = rates(before, after_reset)
+    assert tps is None
+    assert hit == 1.0
