@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import ClassVar
 
@@ -14,9 +15,10 @@ from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 from textual.screen import Screen
 
+from pgtop.collector import PaneCollector, PaneCollectorFactory
 from pgtop.config import Settings
-from pgtop.messages import PollFailed, SnapshotCollected
-from pgtop.model import ActivitySnapshot
+from pgtop.messages import PaneDataCollected, PaneDataFailed, PollFailed, SnapshotCollected
+from pgtop.model import ActivitySnapshot, Capabilities
 from pgtop.source import LiveSource, PollError, SnapshotSource
 
 INTERVALS = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
@@ -61,6 +63,10 @@ class PgTopApp(App[int]):
     """Why the last poll failed ("" after a good one)."""
     attempts: reactive[int] = reactive(0)
     """Reconnect attempts since the connection was lost."""
+    active_tab: reactive[str] = reactive("activity")
+    """The tab on screen: only its collector runs."""
+    pane_update: reactive[tuple[str, object, str] | None] = reactive(None, init=False)
+    """The newest result of a tab's collector: (tab, data or None, failure reason)."""
 
     def __init__(
         self,
@@ -69,6 +75,7 @@ class PgTopApp(App[int]):
         conn: object | None = None,
         capabilities: object | None = None,
         source: SnapshotSource | None = None,
+        pane_collectors: Mapping[str, PaneCollectorFactory] | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -81,6 +88,13 @@ class PgTopApp(App[int]):
         """An unexpected error that ended the app; the CLI reports it once the terminal is back."""
         self._wake = asyncio.Event()
         self.set_reactive(PgTopApp.interval, settings.refresh)
+        self.pane_factories: Mapping[str, PaneCollectorFactory] = (
+            default_pane_collectors() if pane_collectors is None else pane_collectors
+        )
+        self.pane_data: dict[str, object] = {}
+        """The latest data of each tab's collector, shown at once on a tab switch."""
+        self._pane_collectors: dict[str, tuple[Capabilities, PaneCollector]] = {}
+        self._pane_collected: dict[str, float] = {}
 
     def get_default_screen(self) -> Screen[None]:
         from pgtop.screens.main import MainScreen
@@ -112,6 +126,7 @@ class PgTopApp(App[int]):
                         delay = min(MAX_BACKOFF, 0.5 * 2 ** min(self.attempts, 5))
                 else:
                     self.post_message(SnapshotCollected(snapshot))
+                    await self._collect_pane(snapshot)
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
@@ -119,6 +134,56 @@ class PgTopApp(App[int]):
     def refresh_now(self) -> None:
         """Poll at once instead of at the end of the current wait."""
         self._wake.set()
+
+    def refresh_pane(self, tab: str) -> None:
+        """Collect ``tab``'s data on the next poll, whatever its cadence, and poll now."""
+        self._pane_collected.pop(tab, None)
+        self.refresh_now()
+
+    def pane_due(self, tab: str) -> bool:
+        """True when ``tab`` has a collector whose data is older than its interval."""
+        made = self._pane_collectors.get(tab)
+        last = self._pane_collected.get(tab)
+        if tab not in self.pane_factories:
+            return False
+        return made is None or last is None or time.monotonic() - last >= made[1].interval
+
+    def _pane_collector(self, tab: str, caps: Capabilities) -> PaneCollector | None:
+        factory = self.pane_factories.get(tab)
+        if factory is None:
+            return None
+        made = self._pane_collectors.get(tab)
+        if made is None or made[0] is not caps:  # new connection: fresh state
+            made = (caps, factory(caps))
+            self._pane_collectors[tab] = made
+        return made[1]
+
+    async def _collect_pane(self, snapshot: ActivitySnapshot) -> None:
+        """Run the visible tab's collector if its data is due."""
+        tab = self.active_tab
+        collector = self._pane_collector(tab, snapshot.capabilities)
+        if collector is None:
+            return
+        if not self.pane_due(tab):
+            return
+        try:
+            data = await self.source.run(lambda conn: collector.collect(conn, snapshot))
+        except PollError as exc:
+            self.post_message(PaneDataFailed(tab, str(exc)))
+        else:
+            self._pane_collected[tab] = time.monotonic()
+            self.post_message(PaneDataCollected(tab, data))
+
+    @on(PaneDataCollected)
+    def store_pane_data(self, message: PaneDataCollected) -> None:
+        if self.paused:
+            return
+        self.pane_data[message.tab] = message.data
+        self.pane_update = (message.tab, message.data, "")
+
+    @on(PaneDataFailed)
+    def record_pane_failure(self, message: PaneDataFailed) -> None:
+        self.pane_update = (message.tab, None, message.reason)
 
     @on(SnapshotCollected)
     def store_snapshot(self, message: SnapshotCollected) -> None:
@@ -189,3 +254,8 @@ class PgTopApp(App[int]):
             self._exception = error
             self._exception_event.set()
         self._close_messages_no_wait()
+
+
+def default_pane_collectors() -> dict[str, PaneCollectorFactory]:
+    """The collectors of the tabs that need more than the Activity snapshot."""
+    return {}

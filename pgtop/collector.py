@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import psycopg
 
 from pgtop import queries
 from pgtop.model import ActivitySnapshot, Backend, Capabilities, ServerCounters
+
+Connection = psycopg.AsyncConnection[dict[str, Any]]
 
 LIST_QUERY_LIMIT = 2048
 """Characters of each query text fetched for lists; the detail view fetches the rest."""
@@ -101,3 +104,22 @@ async def backend_detail(
     query_row = await query_cur.fetchone()
     locks = await locks_cur.fetchall()
     return (query_row["query"] if query_row else None), locks
+
+
+class PaneCollector(Protocol):
+    """Data for one tab beyond the Activity snapshot.
+
+    It runs only while its tab is shown, on the monitoring connection, right after an
+    Activity poll (whose snapshot it may reuse), at most once every ``interval`` seconds.
+    It may keep state between calls (previous counters for rates); a new one is made
+    after every reconnect.
+    """
+
+    interval: float
+    """Least seconds between two collections: expensive views refresh more slowly."""
+
+    async def collect(self, conn: Connection, activity: ActivitySnapshot) -> object: ...
+
+
+PaneCollectorFactory = Callable[[Capabilities], PaneCollector]
+"""Makes the collector of a tab for a server's capabilities."""

@@ -26,3 +26,21 @@ class PollFailed(Message):
         super().__init__()
         self.reason = reason
         self.connection_lost = connection_lost
+
+
+class PaneDataCollected(Message):
+    """A tab's own collector finished."""
+
+    def __init__(self, tab: str, data: object) -> None:
+        super().__init__()
+        self.tab = tab
+        self.data = data
+
+
+class PaneDataFailed(Message):
+    """A tab's own collector failed; ``reason`` is one line for the user."""
+
+    def __init__(self, tab: str, reason: str) -> None:
+        super().__init__()
+        self.tab = tab
+        self.reason = reason

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 
@@ -16,6 +16,7 @@ from pgtop.config import Settings
 from pgtop.model import ActivitySnapshot, Backend, Capabilities
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
+T = TypeVar("T")
 
 WATCHDOG_SECONDS = pg.STATEMENT_TIMEOUT_MS / 1000 + 5
 """A poll still running after this long is abandoned with its connection."""
@@ -39,6 +40,8 @@ class SnapshotSource(Protocol):
     async def collect(self) -> ActivitySnapshot: ...
 
     async def backend_detail(self, backend: Backend) -> tuple[str | None, list[dict[str, Any]]]: ...
+
+    async def run(self, work: Callable[[Connection], Awaitable[T]]) -> T: ...
 
     async def close(self) -> None: ...
 
@@ -143,6 +146,11 @@ class LiveSource:
             return await backend_detail(conn, backend)
 
         result: tuple[str | None, list[dict[str, Any]]] = await self._guarded(work)
+        return result
+
+    async def run(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run a tab's own statements on the monitoring connection, alone and watched."""
+        result: T = await self._guarded(work)
         return result
 
     async def close(self) -> None:

@@ -30,6 +30,12 @@ TAB_TITLES = {
 
 
 class SnapshotPane(Protocol):
+    """What every tab pane offers the screen.
+
+    A pane whose tab has a collector (see ``PaneCollector``) also has
+    ``show_data(data: object) -> None`` and ``show_failure(reason: str) -> None``.
+    """
+
     def show(self, snapshot: ActivitySnapshot | None) -> None: ...
 
 
@@ -73,6 +79,7 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.watch(self.app, "snapshot", self.show_latest_snapshot)
+        self.watch(self.app, "pane_update", self.show_pane_update, init=False)
         self.query_one("#activity-table").focus()
 
     def active_pane(self) -> SnapshotPane:
@@ -83,10 +90,35 @@ class MainScreen(Screen[None]):
         self.query_one(ServerHeader).show(snapshot)
         self.active_pane().show(snapshot)
 
+    def show_pane_update(self, update: tuple[str, object, str] | None) -> None:
+        if update is None:
+            return
+        tab, data, reason = update
+        tabs = self.query_one(TabbedContent)
+        if tab != tabs.active:
+            return
+        pane = tabs.get_pane(tab)
+        if reason:
+            show_failure = getattr(pane, "show_failure", None)
+            if show_failure is not None:
+                show_failure(reason)
+        else:
+            show_data = getattr(pane, "show_data", None)
+            if show_data is not None:
+                show_data(data)
+
     @on(TabbedContent.TabActivated)
     def show_on_tab_switch(self) -> None:
-        # A tab switch never waits for a poll: the pane gets the latest snapshot now.
-        self.active_pane().show(self.pgtop.snapshot)
+        # A tab switch never waits for a poll: the pane gets the latest data now, and its
+        # collector runs at once if its data is due.
+        app = self.pgtop
+        tab = self.query_one(TabbedContent).active
+        app.active_tab = tab
+        self.active_pane().show(app.snapshot)
+        if tab in app.pane_data:
+            self.show_pane_update((tab, app.pane_data[tab], ""))
+        if app.pane_due(tab):
+            app.refresh_now()
         pane = cast(TabPane, self.active_pane())
         focusable = pane.query("KeyedTable")
         if focusable:

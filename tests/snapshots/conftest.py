@@ -197,6 +197,9 @@ class CannedSource:
             },
         ]
 
+    async def run(self, work: Any) -> Any:
+        return await work(None)
+
     async def close(self) -> None:
         return None
 
