@@ -16,7 +16,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from pgtop.collector import PaneCollector, PaneCollectorFactory
-from pgtop.config import Settings
+from pgtop.config import Settings, write_crash_log
 from pgtop.messages import PaneDataCollected, PaneDataFailed, PollFailed, SnapshotCollected
 from pgtop.model import ActivitySnapshot, Capabilities
 from pgtop.source import LiveSource, PollError, SnapshotSource
@@ -124,12 +124,29 @@ class PgTopApp(App[int]):
                     self.post_message(PollFailed(str(exc), connection_lost=exc.connection_lost))
                     if exc.connection_lost:
                         delay = min(MAX_BACKOFF, 0.5 * 2 ** min(self.attempts, 5))
+                except Exception as exc:  # a bug must not stop monitoring mid-incident
+                    self.post_message(PollFailed(self._internal_error(exc), connection_lost=False))
+                    delay = max(delay, MAX_BACKOFF)
                 else:
                     self.post_message(SnapshotCollected(snapshot))
-                    await self._collect_pane(snapshot)
+                    try:
+                        await self._collect_pane(snapshot)
+                    except Exception as exc:
+                        self.post_message(
+                            PaneDataFailed(self.active_tab, self._internal_error(exc))
+                        )
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    def _internal_error(self, error: BaseException) -> str:
+        """Log an unexpected error privately; one line for the screen."""
+        from pgtop.pg import first_line, redact_text
+
+        secrets = (self.settings.password,)
+        path = write_crash_log(error, secrets)
+        where = f"; details in {path}" if path else ""
+        return f"internal error: {redact_text(first_line(error), secrets)}{where}"
 
     def refresh_now(self) -> None:
         """Poll at once instead of at the end of the current wait."""
@@ -212,7 +229,7 @@ class PgTopApp(App[int]):
 
     def action_change_interval(self, step: int) -> None:
         self.interval = next_interval(self.interval, step)
-        self.notify(f"refreshing every {self.interval:g}s", timeout=2)
+        self.notify(f"refreshing every {self.interval:g}s", timeout=2, markup=False)
         self.refresh_now()
 
     def action_toggle_keys(self) -> None:

@@ -14,11 +14,8 @@ import math
 import os
 import signal
 import sys
-import traceback
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pgtop import __version__
@@ -27,9 +24,8 @@ from pgtop.config import (
     MIN_REFRESH,
     TABS,
     Settings,
-    append_private,
     load_file_config,
-    log_dir,
+    write_crash_log,
 )
 
 if TYPE_CHECKING:
@@ -192,21 +188,6 @@ async def open_monitor(
     return conn, caps, replace(settings, password=password)
 
 
-def write_crash_log(error: BaseException, secrets: Sequence[str | None] = ()) -> Path | None:
-    """Write a traceback (no local variables, no passwords) to the log folder."""
-    from pgtop.pg import redact_text
-
-    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    text = redact_text(text, secrets)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = log_dir() / f"crash-{stamp}-{os.getpid()}.log"
-    try:
-        append_private(path, f"pgtop {__version__} crashed at {stamp}\n{text}")
-    except OSError:
-        return None
-    return path
-
-
 def fail(message: str, code: int) -> int:
     """Print one line to stderr (server text made visible) and return the exit code."""
     from pgtop.text import one_line
@@ -246,7 +227,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         if app.crash is not None:
             path = write_crash_log(app.crash, (settings.password,))
             where = f"; details in {path}" if path else ""
-            return fail(f"unexpected error: {pg.first_line(app.crash)}{where}", EXIT_CRASH)
+            reason = pg.redact_text(pg.first_line(app.crash), (settings.password,))
+            return fail(f"unexpected error: {reason}{where}", EXIT_CRASH)
         return app.return_code or EXIT_OK
     finally:
         if demo is not None:
@@ -290,5 +272,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = write_crash_log(exc, (settings.password,))
         where = f"; details in {path}" if path else ""
         with contextlib.suppress(Exception):
-            return fail(f"unexpected error: {pg.first_line(exc)}{where}", EXIT_CRASH)
+            reason = pg.redact_text(pg.first_line(exc), (settings.password,))
+            return fail(f"unexpected error: {reason}{where}", EXIT_CRASH)
         return EXIT_CRASH

@@ -6,7 +6,10 @@ import math
 import os
 import sys
 import tempfile
+import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +147,19 @@ def append_private(path: Path, line: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         handle.write(line.rstrip("\n") + "\n")
+
+
+def write_crash_log(error: BaseException, secrets: Sequence[str | None] = ()) -> Path | None:
+    """Write a traceback (no local variables, no passwords) to the log folder."""
+    from pgtop import __version__
+    from pgtop.pg import redact_text
+
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    text = redact_text(text, secrets)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = log_dir() / f"crash-{stamp}-{os.getpid()}.log"
+    try:
+        append_private(path, f"pgtop {__version__} crashed at {stamp}\n{text}")
+    except OSError:
+        return None
+    return path

@@ -209,11 +209,12 @@ class ActivityPane(TabPane):
         parts = [f"{len(table.visible_rows)} of {shown} sessions"]
         if table.filter_text:
             parts[0] += f" matching {one_line(table.filter_text, 40)!r}"
-        parts.append(f"{hidden_idle} idle hidden (i)" if hidden_idle else "idle shown (i)")
-        if hidden_background:
-            parts.append(f"{hidden_background} background hidden (b)")
-        else:
-            parts.append("background shown (b)")
+        parts.append("idle shown (i)" if self.show_idle else f"{hidden_idle} idle hidden (i)")
+        parts.append(
+            "background shown (b)"
+            if self.show_background
+            else f"{hidden_background} background hidden (b)"
+        )
         if table.sort_column:
             label = next(c.label for c in COLUMNS if c.key == table.sort_column)
             parts.append(f"sort {label.lower()} {'▼' if table.sort_reverse else '▲'} (< > r)")

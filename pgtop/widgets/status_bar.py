@@ -22,6 +22,7 @@ def header_text(
     interval: float,
     paused: bool,
     age: float | None,
+    stale: bool = False,
 ) -> Text:
     """Two lines: where and what the server is, then what its sessions are doing."""
     text = Text(no_wrap=True, overflow="ellipsis")
@@ -39,7 +40,7 @@ def header_text(
     if paused:
         text.append("  ⏸ PAUSED", style="reverse bold")
     text.append(f"  at {snapshot.collected_at:%H:%M:%S}")
-    if age is not None and age > max(3 * interval, 5.0):
+    if age is not None and (stale or age > max(3 * interval, 5.0)):
         text.append(f"  STALE {duration(age)}", style="reverse bold")
     text.append("\n")
     used = snapshot.client_connections
@@ -81,7 +82,7 @@ class ServerHeader(Widget):
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self.refresh)
-        for name in ("paused", "interval"):
+        for name in ("paused", "interval", "lost_since"):
             self.watch(self.app, name, self._repaint, init=False)
 
     def _repaint(self) -> None:
@@ -101,6 +102,7 @@ class ServerHeader(Widget):
             interval=app.interval,
             paused=app.paused,
             age=age,
+            stale=app.lost_since is not None,
         )
 
 

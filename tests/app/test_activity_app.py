@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from textual.pilot import Pilot
+from helpers import shows, wait_for
 from textual.widgets import TabbedContent
 
 from pgtop.app import PgTopApp
@@ -17,28 +16,6 @@ from pgtop.screens.backend import BackendScreen
 from pgtop.widgets.keyed_table import KeyedTable
 
 SIZE = (160, 40)
-
-
-def screen_text(app: PgTopApp) -> str:
-    """Everything on the terminal, as the user sees it."""
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
-
-
-async def wait_for(pilot: Pilot[Any], condition: Callable[[], bool], what: str) -> None:
-    """Let the app run until ``condition`` holds (polls; fails after 20 s)."""
-    for _ in range(400):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def shows(pilot: Pilot[Any], *texts: str) -> str:
-    """Wait until every text is on screen (repaints trail state changes); the screen."""
-    app = pilot.app
-    assert isinstance(app, PgTopApp)
-    await wait_for(pilot, lambda: all(t in screen_text(app) for t in texts), repr(texts))
-    return screen_text(app)
 
 
 def table(app: PgTopApp) -> KeyedTable:

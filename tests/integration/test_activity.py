@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
 
 from pgtop import pg
-from pgtop.collector import ActivityCollector
+from pgtop.cluster import Cluster
+from pgtop.collector import LIST_QUERY_LIMIT, ActivityCollector, backend_detail
 from pgtop.config import Settings
 from pgtop.model import ActivitySnapshot, Backend
 from pgtop.source import LiveSource
@@ -231,3 +236,49 @@ def test_text_from_other_encodings_never_breaks_a_poll(dsn: str, sessions: Any) 
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,)
         )
         sessions.admin.execute(f"DROP DATABASE {db} WITH (FORCE)")
+
+
+def test_a_huge_query_is_clipped_in_lists_and_whole_in_the_detail(
+    new_cluster: Callable[..., Cluster],
+) -> None:
+    """A 1 MB query text costs a poll only its first few kilobytes."""
+    cluster = new_cluster(settings={"track_activity_query_size": "1MB"})
+    big = "SELECT pg_sleep(60) /* " + "x" * 1_000_000 + " */"
+    worker = psycopg.connect(cluster.conninfo(), autocommit=True, application_name="huge")
+    thread = threading.Thread(target=_run_quietly, args=(worker, big), daemon=True)
+    thread.start()
+
+    async def observe() -> tuple[Backend, str | None]:
+        conn = await pg.connect(cluster.conninfo())
+        try:
+            caps = await pg.probe(conn)
+            collector = ActivityCollector(caps, frozenset({conn.info.backend_pid}))
+            for _ in range(200):
+                snapshot = await collector.collect(conn)
+                rows = [b for b in snapshot.backends if b.wait_event == "PgSleep"]
+                if rows:
+                    break
+                await asyncio.sleep(0.05)
+            (row,) = rows
+            full, _locks = await backend_detail(conn, row)
+            return row, full
+        finally:
+            await conn.close()
+
+    try:
+        row, full = asyncio.run(observe())
+    finally:
+        cluster.psql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'huge'"
+        )
+        thread.join(10)
+        worker.close()
+    assert len(row.query) == LIST_QUERY_LIMIT
+    assert full is not None
+    assert full.startswith("SELECT pg_sleep(60) /* xxx")
+    assert len(full) > 1_000_000
+
+
+def _run_quietly(conn: psycopg.Connection[Any], sql: str) -> None:
+    with contextlib.suppress(psycopg.Error):
+        conn.execute(sql)

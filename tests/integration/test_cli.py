@@ -258,6 +258,13 @@ def test_missing_role(pg_cluster: Cluster, tmp_path: Path, mode: str) -> None:
     assert 'role "no_such_role" does not exist' in line
 
 
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_tls_required_but_not_offered(pg_cluster: Cluster, tmp_path: Path, mode: str) -> None:
+    proc = run_pgtop(tmp_path, *MODES[mode], pg_cluster.conninfo(sslmode="require"))
+    line = assert_fails(proc, EXIT_UNREACHABLE, tmp_path)
+    assert "SSL" in line
+
+
 @pytest.fixture
 def password_cluster(new_cluster: Callable[..., Cluster]) -> Cluster:
     """A cluster where role ``alice`` (password ``right-pw``) must give her password over TCP."""

@@ -1,0 +1,34 @@
+"""Helpers for tests that drive the real app: read the screen, wait for conditions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual.pilot import Pilot
+
+from pgtop.app import PgTopApp
+
+
+def screen_text(app: PgTopApp) -> str:
+    """Everything on the terminal, as the user sees it."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def wait_for(
+    pilot: Pilot[Any], condition: Callable[[], bool], what: str, timeout: float = 20
+) -> None:
+    """Let the app run until ``condition`` holds; fail after ``timeout`` seconds of polling."""
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def shows(pilot: Pilot[Any], *texts: str, timeout: float = 20) -> str:
+    """Wait until every text is on screen (repaints trail state changes); the screen."""
+    app = pilot.app
+    assert isinstance(app, PgTopApp)
+    await wait_for(pilot, lambda: all(t in screen_text(app) for t in texts), repr(texts), timeout)
+    return screen_text(app)
