@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from functools import partial
 from typing import ClassVar
 
 from textual import on, work
@@ -15,11 +16,27 @@ from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 from textual.screen import Screen
 
+from pgtop.actions import (
+    ActionRunner,
+    Plan,
+    RefusedError,
+    RelationAction,
+    RelationTarget,
+    SessionAction,
+    action_progress,
+    log_action,
+    plan_relation,
+    plan_session,
+    role_is_superuser,
+    session_refusal,
+)
 from pgtop.collector import PaneCollector, PaneCollectorFactory
 from pgtop.config import Settings, write_crash_log
 from pgtop.messages import PaneDataCollected, PaneDataFailed, PollFailed, SnapshotCollected
-from pgtop.model import ActivitySnapshot, Capabilities
+from pgtop.model import ActivitySnapshot, Backend, Capabilities
+from pgtop.pg import ConnectError
 from pgtop.source import LiveSource, PollError, SnapshotSource
+from pgtop.text import one_line
 
 INTERVALS = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 """Refresh intervals that ``+`` and ``-`` step through."""
@@ -49,24 +66,30 @@ class PgTopApp(App[int]):
         Binding("space", "toggle_pause", "Pause", id="pause"),
         Binding("plus", "change_interval(-1)", "Faster", show=False, id="faster"),
         Binding("minus", "change_interval(1)", "Slower", show=False, id="slower"),
+        Binding("X", "cancel_action", "Stop action", id="cancel-action"),
+        Binding("L", "show_action_log", "Action log", show=False, id="action-log"),
     ]
 
-    snapshot: reactive[ActivitySnapshot | None] = reactive(None, init=False)
+    snapshot: reactive[ActivitySnapshot | None] = reactive(None, init=False, repaint=False)
     """The newest Activity snapshot; swapped, never changed in place."""
-    paused: reactive[bool] = reactive(False, bindings=True)
+    paused: reactive[bool] = reactive(False, bindings=True, repaint=False)
     """No polling and no screen updates while paused."""
-    interval: reactive[float] = reactive(2.0)
+    interval: reactive[float] = reactive(2.0, repaint=False)
     """Seconds between polls."""
-    lost_since: reactive[datetime | None] = reactive(None)
+    lost_since: reactive[datetime | None] = reactive(None, repaint=False)
     """When the connection was lost; None while connected."""
-    problem: reactive[str] = reactive("")
+    problem: reactive[str] = reactive("", repaint=False)
     """Why the last poll failed ("" after a good one)."""
-    attempts: reactive[int] = reactive(0)
+    attempts: reactive[int] = reactive(0, repaint=False)
     """Reconnect attempts since the connection was lost."""
-    active_tab: reactive[str] = reactive("activity")
+    active_tab: reactive[str] = reactive("activity", repaint=False)
     """The tab on screen: only its collector runs."""
-    pane_update: reactive[tuple[str, object, str] | None] = reactive(None, init=False)
+    pane_update: reactive[tuple[str, object, str] | None] = reactive(
+        None, init=False, repaint=False
+    )
     """The newest result of a tab's collector: (tab, data or None, failure reason)."""
+    action_status: reactive[str] = reactive("", bindings=True, repaint=False)
+    """What the running action is doing ("" when none runs)."""
 
     def __init__(
         self,
@@ -76,6 +99,7 @@ class PgTopApp(App[int]):
         capabilities: object | None = None,
         source: SnapshotSource | None = None,
         pane_collectors: Mapping[str, PaneCollectorFactory] | None = None,
+        action_conn: object | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -95,6 +119,18 @@ class PgTopApp(App[int]):
         """The latest data of each tab's collector, shown at once on a tab switch."""
         self._pane_collectors: dict[str, tuple[Capabilities, PaneCollector]] = {}
         self._pane_collected: dict[str, float] = {}
+        self.actions: ActionRunner | None = None
+        """Runs actions on a second connection; None in read-only mode."""
+        if not settings.read_only:
+            self.actions = ActionRunner(
+                settings.conninfo,
+                settings.password,
+                settings.action_lock_timeout,
+                action_conn,  # type: ignore[arg-type]
+            )
+            runner = self.actions
+            if isinstance(self.source, LiveSource):
+                self.source.also_own = lambda: (runner.pid,)
 
     def get_default_screen(self) -> Screen[None]:
         from pgtop.screens.main import MainScreen
@@ -106,9 +142,26 @@ class PgTopApp(App[int]):
             self.set_keymap(self.settings.keymap)
         self.sub_title = self.source.describe()
         self.poll_server()
+        if (
+            self.actions is not None
+            and self.actions.pid is None
+            and isinstance(self.source, LiveSource)
+        ):
+            self.open_action_connection()
 
     async def on_unmount(self) -> None:
         await self.source.close()
+        if self.actions is not None:
+            await self.actions.close()
+
+    @work(group="action-connection", exit_on_error=False, description="open the action connection")
+    async def open_action_connection(self) -> None:
+        """Open the second connection at start-up, so actions work when slots run out."""
+        assert self.actions is not None
+        try:
+            await self.actions.connect()
+        except ConnectError as exc:
+            self.notify(f"actions will connect when used: {exc}", severity="warning", markup=False)
 
     # -- polling -----------------------------------------------------------------------------
 
@@ -256,6 +309,152 @@ class PgTopApp(App[int]):
         if commands is not None:
             yield from commands()
 
+    # -- actions -----------------------------------------------------------------------------
+
+    def action_unavailable(self) -> str | None:
+        """Why no action may run now, or None when actions may run."""
+        if self.actions is None:
+            return "pgtop runs in read-only mode"
+        if self.lost_since is not None or self.snapshot is None:
+            return "the data on screen is not fresh: waiting for the connection"
+        if self.actions.running is not None:
+            return "another action is still running (X stops it)"
+        return None
+
+    def act_on_session(self, action: SessionAction, backend: Backend) -> None:
+        """Cancel the query of, or terminate, exactly this backend after confirmation."""
+        self._session_action(action, backend)
+
+    def act_on_relation(self, action: RelationAction, target: RelationTarget) -> None:
+        """ANALYZE, VACUUM or REINDEX exactly this relation after confirmation."""
+        self._relation_action(action, target)
+
+    def _refuse(self, what: str, reason: str) -> None:
+        self.notify(f"{what}: {reason}", title="Not available", severity="warning", markup=False)
+
+    @work(group="action", exit_on_error=False, description="confirm and signal a session")
+    async def _session_action(self, action: SessionAction, backend: Backend) -> None:
+        what = f"{action} pid {backend.pid}"
+        reason = self.action_unavailable()
+        if reason is not None:
+            self._refuse(what, reason)
+            return
+        assert self.snapshot is not None
+        assert self.actions is not None
+        own = self.snapshot.own_pids | {pid for pid in (self.actions.pid,) if pid is not None}
+        try:
+            superuser = await self.source.run(lambda conn: role_is_superuser(conn, backend.user))
+        except PollError as exc:
+            self._refuse(what, str(exc))
+            return
+        refusal = session_refusal(
+            backend, self.snapshot.capabilities, own, target_is_superuser=superuser
+        )
+        if refusal is not None:
+            self._refuse(what, refusal)
+            return
+        try:
+            plan = plan_session(action, backend)
+        except RefusedError as exc:
+            self._refuse(what, str(exc))
+            return
+        await self._confirm_and_run(plan)
+
+    @work(group="action", exit_on_error=False, description="confirm and run maintenance")
+    async def _relation_action(self, action: RelationAction, target: RelationTarget) -> None:
+        what = f"{action} {one_line(target.qualified, 100)}"
+        reason = self.action_unavailable()
+        if reason is not None:
+            self._refuse(what, reason)
+            return
+        assert self.snapshot is not None
+        here = self.snapshot.capabilities.database
+        if target.database is not None and target.database != here:
+            self._refuse(
+                what,
+                f"it is in database {one_line(target.database, 60)} and pgtop's actions run "
+                f"in {one_line(here, 60)}: start pgtop with -d on that database to act there",
+            )
+            return
+        try:
+            plan = plan_relation(action, target, standby=self.snapshot.counters.in_recovery)
+        except RefusedError as exc:
+            self._refuse(what, str(exc))
+            return
+        await self._confirm_and_run(plan)
+
+    async def _confirm_and_run(self, plan: Plan) -> None:
+        from pgtop.screens.confirm import ConfirmDialog
+
+        if not await self.push_screen_wait(ConfirmDialog(plan)):
+            return
+        if plan.warning and not await self.push_screen_wait(ConfirmDialog(plan, second=True)):
+            return
+        reason = self.action_unavailable()
+        if reason is not None:  # the connection went stale while the dialog was open
+            self._refuse(plan.action, reason)
+            return
+        assert self.actions is not None
+        server = self.source.describe()
+        role = self.snapshot.capabilities.user if self.snapshot else ""
+        log_action(server, role, plan, None)
+        self.action_status = f"running: {plan.sql_text}"
+        watcher = asyncio.create_task(self._watch_progress(plan))
+        try:
+            own = self.snapshot.own_pids if self.snapshot else frozenset()
+            outcome = await self.actions.run(plan, own)
+        finally:
+            watcher.cancel()
+            self.action_status = ""
+        log_action(server, role, plan, outcome)
+        self.notify(
+            outcome.message,
+            title=plan.action.replace("_", " "),
+            severity="information" if outcome.ok else "error",
+            timeout=12,
+            markup=False,
+        )
+        self.refresh_now()
+        if outcome.leftover_index is not None:
+            standby = bool(self.snapshot and self.snapshot.counters.in_recovery)
+            drop = plan_relation("drop_invalid_index", outcome.leftover_index, standby=standby)
+            await self._confirm_and_run(drop)
+
+    async def _watch_progress(self, plan: Plan) -> None:
+        """Show the server's progress report of the running action."""
+        assert self.actions is not None
+        while True:
+            await asyncio.sleep(1.0)
+            pid = self.actions.pid
+            if pid is None:
+                continue
+            try:
+                progress = await self.source.run(partial(action_progress, pid=pid))
+            except PollError:
+                continue
+            label = f"running: {plan.sql_text}"
+            self.action_status = f"{label} · {progress}" if progress else label
+
+    def action_cancel_action(self) -> None:
+        self._cancel_running_action()
+
+    @work(group="action-cancel", exit_on_error=False, description="cancel the running action")
+    async def _cancel_running_action(self) -> None:
+        if self.actions is not None and await self.actions.cancel_running():
+            self.notify("asked the server to cancel the running action", markup=False)
+
+    def action_show_action_log(self) -> None:
+        from pgtop.screens.action_log import ActionLogScreen
+
+        self.push_screen(ActionLogScreen())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_action":
+            return bool(self.action_status)
+        if action == "show_action_log":
+            return self.actions is not None
+        return True
+
     # -- errors ------------------------------------------------------------------------------
 
     def _handle_exception(self, error: Exception) -> None:
@@ -275,4 +474,9 @@ class PgTopApp(App[int]):
 
 def default_pane_collectors() -> dict[str, PaneCollectorFactory]:
     """The collectors of the tabs that need more than the Activity snapshot."""
-    return {}
+    from pgtop.catalog import catalog_collectors
+    from pgtop.locks import LocksCollector
+    from pgtop.statements import StatementsCollector
+
+    # "tables", "vacuum" and "indexes" share one CatalogTarget (the database they read).
+    return {"locks": LocksCollector, "queries": StatementsCollector, **catalog_collectors()}

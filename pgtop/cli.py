@@ -222,7 +222,16 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             )
         from pgtop.app import PgTopApp
 
-        app = PgTopApp(settings, conn=conn, capabilities=caps)
+        action_conn = None
+        if not settings.read_only:
+            # Opened now, while there are free slots, so actions work when none are left.
+            from pgtop.actions import open_action_connection
+
+            try:
+                action_conn = await open_action_connection(settings.conninfo, settings.password)
+            except pg.ConnectError as exc:
+                print(f"pgtop: warning: no action connection yet ({exc})", file=sys.stderr)
+        app = PgTopApp(settings, conn=conn, capabilities=caps, action_conn=action_conn)
         await app.run_async()
         if app.crash is not None:
             path = write_crash_log(app.crash, (settings.password,))

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from pgtop import queries
 from pgtop.model import ActivitySnapshot, Backend, Capabilities, ServerCounters
@@ -47,10 +48,9 @@ def rates(
     return xacts / elapsed, cache_hit
 
 
-def backend_from_row(row: dict[str, Any]) -> Backend:
-    """A Backend from one row of the ACTIVITY query."""
-    blocked_by = row.pop("blocked_by")
-    return Backend(blocked_by=tuple(sorted(blocked_by or ())), **row)
+def backend_from_row(row: tuple[Any, ...]) -> Backend:
+    """A Backend from one row of the ACTIVITY query (its columns are Backend's fields)."""
+    return Backend(*row[:19], tuple(sorted(row[19] or ())), row[20])  # type: ignore[call-arg]
 
 
 class ActivityCollector:
@@ -66,6 +66,9 @@ class ActivityCollector:
         self.own_pids = own_pids
         self.query_limit = query_limit
         self._previous: ServerCounters | None = None
+        self._rows: dict[int, tuple[tuple[Any, ...], Backend]] = {}
+        """Last poll's raw rows and Backends by pid: an unchanged row keeps its Backend, so
+        nothing downstream redoes work for it (idle sessions rarely change)."""
         version = capabilities.server_version_num
         self._counters_sql = queries.SERVER_COUNTERS.sql(version)
         self._activity_sql = queries.ACTIVITY.sql(version)
@@ -73,19 +76,27 @@ class ActivityCollector:
     async def collect(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> ActivitySnapshot:
         """One poll: both statements go out together in one round trip."""
         params = {"own_pids": sorted(self.own_pids), "query_limit": self.query_limit}
+        activity_cur = conn.cursor(row_factory=tuple_row)
         async with conn.pipeline():
             counters_cur = await conn.execute(self._counters_sql)
-            activity_cur = await conn.execute(self._activity_sql, params)
+            await activity_cur.execute(self._activity_sql, params)
         counters_row = await counters_cur.fetchone()
         assert counters_row is not None
         counters = ServerCounters(**counters_row)
-        backends = tuple(backend_from_row(row) for row in await activity_cur.fetchall())
+        previous, current = self._rows, {}
+        backends = []
+        for row in await activity_cur.fetchall():
+            known = previous.get(row[0])
+            backend = known[1] if known is not None and known[0] == row else backend_from_row(row)
+            current[row[0]] = (row, backend)
+            backends.append(backend)
+        self._rows = current
         tps, cache_hit = rates(self._previous, counters)
         self._previous = counters
         return ActivitySnapshot(
             capabilities=self.capabilities,
             counters=counters,
-            backends=backends,
+            backends=tuple(backends),
             own_pids=self.own_pids,
             tps=tps,
             cache_hit=cache_hit,

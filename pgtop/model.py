@@ -101,6 +101,8 @@ class ServerCounters:
     """Committed plus rolled back transactions, all databases."""
     blks_hit: int
     blks_read: int
+    in_recovery: bool = False
+    """A standby right now (a promotion shows up on the next poll)."""
 
 
 @dataclass(frozen=True, slots=True)

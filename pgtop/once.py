@@ -11,8 +11,11 @@ from typing import Any
 
 import psycopg
 
+from pgtop.catalog import indexes_report, tables_report, vacuum_report
 from pgtop.collector import ActivityCollector
+from pgtop.locks import locks_report
 from pgtop.model import Capabilities
+from pgtop.statements import statements_report
 from pgtop.text import duration, one_line
 
 
@@ -92,7 +95,14 @@ async def activity_report(
 REPORTS: dict[
     str,
     Callable[[psycopg.AsyncConnection[dict[str, Any]], Capabilities], Awaitable[Report]],
-] = {"activity": activity_report}
+] = {
+    "activity": activity_report,
+    "locks": locks_report,
+    "queries": statements_report,
+    "tables": tables_report,
+    "vacuum": vacuum_report,
+    "indexes": indexes_report,
+}
 
 
 def _json_default(value: Any) -> Any:

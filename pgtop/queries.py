@@ -65,11 +65,7 @@ SESSION_SETUP = _query(
 # flags mean "has the power", not "was granted the role". shared_preload_libraries is
 # readable only with pg_read_all_settings: without it, whether pg_stat_statements is
 # preloaded is unknown (NULL), not an error.
-PROBE = _query(
-    "probe",
-    (
-        130000,
-        """
+_PROBE = """
         SELECT current_setting('server_version') AS server_version,
                current_setting('server_version_num')::int AS server_version_num,
                pg_is_in_recovery() AS is_standby,
@@ -86,38 +82,21 @@ PROBE = _query(
                (SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements')
                    AS pgss_version,
                current_setting('max_connections')::int AS max_connections,
-               current_setting('superuser_reserved_connections')::int AS reserved_connections,
+               {reserved} AS reserved_connections,
                pg_postmaster_start_time() AS started_at
         FROM pg_roles r
         WHERE r.rolname = current_user
-        """,
-    ),
+        """
+PROBE = _query(
+    "probe",
+    (130000, _PROBE.format(reserved="current_setting('superuser_reserved_connections')::int")),
     (
         # reserved_connections (for pg_use_reserved_connections) appeared in 16.
         160000,
-        """
-        SELECT current_setting('server_version') AS server_version,
-               current_setting('server_version_num')::int AS server_version_num,
-               pg_is_in_recovery() AS is_standby,
-               current_user AS "user",
-               current_database() AS database,
-               r.rolsuper AS is_superuser,
-               pg_has_role('pg_read_all_stats', 'USAGE') AS read_all_stats,
-               pg_has_role('pg_monitor', 'USAGE') AS monitor,
-               pg_has_role('pg_signal_backend', 'USAGE') AS signal_backend,
-               CASE WHEN pg_has_role('pg_read_all_settings', 'USAGE')
-                    THEN 'pg_stat_statements' = ANY(string_to_array(
-                        replace(current_setting('shared_preload_libraries'), ' ', ''), ','))
-                    END AS pgss_preloaded,
-               (SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements')
-                   AS pgss_version,
-               current_setting('max_connections')::int AS max_connections,
-               current_setting('superuser_reserved_connections')::int
-                   + current_setting('reserved_connections')::int AS reserved_connections,
-               pg_postmaster_start_time() AS started_at
-        FROM pg_roles r
-        WHERE r.rolname = current_user
-        """,
+        _PROBE.format(
+            reserved="current_setting('superuser_reserved_connections')::int"
+            " + current_setting('reserved_connections')::int"
+        ),
     ),
 )
 
@@ -131,7 +110,8 @@ SERVER_COUNTERS = _query(
         SELECT now() AS collected_at,
                coalesce(sum(xact_commit + xact_rollback), 0)::bigint AS xact_total,
                coalesce(sum(blks_hit), 0)::bigint AS blks_hit,
-               coalesce(sum(blks_read), 0)::bigint AS blks_read
+               coalesce(sum(blks_read), 0)::bigint AS blks_read,
+               pg_is_in_recovery() AS in_recovery
         FROM pg_stat_database
         """,
     ),
@@ -141,47 +121,26 @@ SERVER_COUNTERS = _query(
 # whole lock table), so it is called only for backends waiting on a heavyweight lock;
 # the CASE evaluates it for those rows alone. The query text is clipped server-side to
 # %(query_limit)s characters so that huge texts never cross the wire on every poll.
+_ACTIVITY = """
+        SELECT a.pid, a.datname AS database, a.usename AS "user",
+               coalesce(a.application_name, '') AS application_name,
+               host(a.client_addr) AS client_addr, a.client_hostname, a.client_port,
+               coalesce(a.backend_type, '') AS backend_type, a.state,
+               a.wait_event_type, a.wait_event,
+               a.backend_start, a.xact_start, a.query_start, a.state_change,
+               a.backend_xid::text AS backend_xid, a.backend_xmin::text AS backend_xmin,
+               a.leader_pid, {query_id} AS query_id,
+               CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END
+                   AS blocked_by,
+               CASE WHEN %(query_limit)s::int IS NULL THEN coalesce(a.query, '')
+                    ELSE left(coalesce(a.query, ''), %(query_limit)s::int) END AS query
+        FROM pg_stat_activity a
+        WHERE a.pid <> ALL(%(own_pids)s::int[])
+        """
 ACTIVITY = _query(
     "activity",
-    (
-        130000,
-        """
-        SELECT a.pid, a.datname AS database, a.usename AS "user",
-               coalesce(a.application_name, '') AS application_name,
-               host(a.client_addr) AS client_addr, a.client_hostname, a.client_port,
-               coalesce(a.backend_type, '') AS backend_type, a.state,
-               a.wait_event_type, a.wait_event,
-               a.backend_start, a.xact_start, a.query_start, a.state_change,
-               a.backend_xid::text AS backend_xid, a.backend_xmin::text AS backend_xmin,
-               a.leader_pid, NULL::bigint AS query_id,
-               CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END
-                   AS blocked_by,
-               CASE WHEN %(query_limit)s::int IS NULL THEN coalesce(a.query, '')
-                    ELSE left(coalesce(a.query, ''), %(query_limit)s::int) END AS query
-        FROM pg_stat_activity a
-        WHERE a.pid <> ALL(%(own_pids)s::int[])
-        """,
-    ),
-    (
-        # query_id appeared in 14.
-        140000,
-        """
-        SELECT a.pid, a.datname AS database, a.usename AS "user",
-               coalesce(a.application_name, '') AS application_name,
-               host(a.client_addr) AS client_addr, a.client_hostname, a.client_port,
-               coalesce(a.backend_type, '') AS backend_type, a.state,
-               a.wait_event_type, a.wait_event,
-               a.backend_start, a.xact_start, a.query_start, a.state_change,
-               a.backend_xid::text AS backend_xid, a.backend_xmin::text AS backend_xmin,
-               a.leader_pid, a.query_id,
-               CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END
-                   AS blocked_by,
-               CASE WHEN %(query_limit)s::int IS NULL THEN coalesce(a.query, '')
-                    ELSE left(coalesce(a.query, ''), %(query_limit)s::int) END AS query
-        FROM pg_stat_activity a
-        WHERE a.pid <> ALL(%(own_pids)s::int[])
-        """,
-    ),
+    (130000, _ACTIVITY.format(query_id="NULL::bigint")),
+    (140000, _ACTIVITY.format(query_id="a.query_id")),  # query_id appeared in 14.
 )
 
 # One backend's full query text, for the detail view.
@@ -199,11 +158,7 @@ BACKEND_QUERY = _query(
 
 # The locks one backend holds or waits for. regclass output needs no lock; relations of
 # other databases cannot be named from here and are shown by OID.
-BACKEND_LOCKS = _query(
-    "backend_locks",
-    (
-        130000,
-        """
+_BACKEND_LOCKS = """
         SELECT l.locktype, l.mode, l.granted,
                CASE WHEN l.relation IS NULL THEN NULL
                     WHEN l.database = (SELECT oid FROM pg_database
@@ -212,28 +167,970 @@ BACKEND_LOCKS = _query(
                     ELSE 'oid ' || l.relation::text END AS relation,
                l.transactionid::text AS transactionid, l.virtualxid,
                l.classid::int AS classid, l.objid::bigint AS objid,
-               NULL::timestamptz AS waitstart
+               {waitstart} AS waitstart
         FROM pg_locks l
         WHERE l.pid = %(pid)s
         ORDER BY l.granted, l.locktype, relation NULLS LAST
+        """
+BACKEND_LOCKS = _query(
+    "backend_locks",
+    (130000, _BACKEND_LOCKS.format(waitstart="NULL::timestamptz")),
+    (140000, _BACKEND_LOCKS.format(waitstart="l.waitstart")),  # waitstart appeared in 14.
+)
+
+# The lock each waiting backend has requested and not yet been granted: at most one per
+# backend. Only called when the Activity poll saw at least one backend waiting on a lock,
+# and only for those pids (reading pg_locks briefly takes every lock-manager partition).
+# regclass output takes no lock; relations of other databases are shown by OID.
+LOCK_WAITS = _query(
+    "lock_waits",
+    (
+        130000,
+        """
+        SELECT l.pid, l.locktype, l.mode,
+               CASE WHEN l.relation IS NULL THEN NULL
+                    WHEN l.database = 0 OR l.database = (SELECT oid FROM pg_database
+                                                         WHERE datname = current_database())
+                    THEN l.relation::regclass::text
+                    ELSE 'oid ' || l.relation::text END AS relation,
+               l.page, l.tuple::int AS tuple,
+               l.transactionid::text AS transactionid, l.virtualxid,
+               l.classid::bigint AS classid, l.objid::bigint AS objid,
+               l.objsubid::int AS objsubid,
+               NULL::timestamptz AS waitstart
+        FROM pg_locks l
+        WHERE NOT l.granted AND l.pid = ANY(%(pids)s::int[])
+        ORDER BY l.pid
         """,
     ),
     (
         # pg_locks.waitstart appeared in 14.
         140000,
         """
-        SELECT l.locktype, l.mode, l.granted,
+        SELECT l.pid, l.locktype, l.mode,
                CASE WHEN l.relation IS NULL THEN NULL
-                    WHEN l.database = (SELECT oid FROM pg_database
-                                       WHERE datname = current_database())
+                    WHEN l.database = 0 OR l.database = (SELECT oid FROM pg_database
+                                                         WHERE datname = current_database())
                     THEN l.relation::regclass::text
                     ELSE 'oid ' || l.relation::text END AS relation,
+               l.page, l.tuple::int AS tuple,
                l.transactionid::text AS transactionid, l.virtualxid,
-               l.classid::int AS classid, l.objid::bigint AS objid,
+               l.classid::bigint AS classid, l.objid::bigint AS objid,
+               l.objsubid::int AS objsubid,
                l.waitstart
         FROM pg_locks l
-        WHERE l.pid = %(pid)s
-        ORDER BY l.granted, l.locktype, relation NULLS LAST
+        WHERE NOT l.granted AND l.pid = ANY(%(pids)s::int[])
+        ORDER BY l.pid
+        """,
+    ),
+)
+
+# -- actions -----------------------------------------------------------------------------------
+
+# After a signal: the session has left (terminate), or its captured query is no longer
+# running (cancel, when query_start is given).
+SESSION_GONE = _query(
+    "session_gone",
+    (
+        130000,
+        """
+        SELECT NOT EXISTS (
+            SELECT 1 FROM pg_stat_activity
+            WHERE pid = %(pid)s AND backend_start = %(backend_start)s
+              AND (%(query_start)s::timestamptz IS NULL
+                   OR (query_start = %(query_start)s::timestamptz AND state = 'active'))
+        ) AS gone
+        """,
+    ),
+)
+
+# A relation's current name, read back by OID before a utility statement is built.
+RELATION_IDENTITY = _query(
+    "relation_identity",
+    (
+        130000,
+        """
+        SELECT n.nspname AS schema, c.relname AS name
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.oid = %(oid)s
+        """,
+    ),
+)
+
+# Who stopped an action that gave up on its lock: holders of a conflicting lock on the
+# table; if none (REINDEX CONCURRENTLY also waits for older transactions), the sessions
+# whose snapshots are oldest.
+LOCK_HOLDERS = _query(
+    "lock_holders",
+    (
+        130000,
+        """
+        WITH holders AS (
+            SELECT l.pid, l.mode
+            FROM pg_locks l
+            WHERE l.locktype = 'relation' AND l.relation = %(oid)s AND l.granted
+              AND l.mode = ANY(%(conflicts)s::text[])
+              AND l.pid <> pg_backend_pid() AND l.pid <> ALL(%(own_pids)s::int[])
+        )
+        SELECT h.pid, h.mode, a.usename, a.application_name, a.state, a.xact_start
+        FROM holders h LEFT JOIN pg_stat_activity a ON a.pid = h.pid
+        UNION ALL
+        SELECT a.pid, 'an old snapshot', a.usename, a.application_name, a.state, a.xact_start
+        FROM pg_stat_activity a
+        WHERE NOT EXISTS (SELECT 1 FROM holders)
+          AND a.backend_xmin IS NOT NULL
+          AND a.pid <> pg_backend_pid() AND a.pid <> ALL(%(own_pids)s::int[])
+        ORDER BY xact_start NULLS LAST
+        LIMIT 5
+        """,
+    ),
+)
+
+# Invalid indexes of a table: what a failed or cancelled REINDEX CONCURRENTLY leaves.
+INVALID_INDEXES = _query(
+    "invalid_indexes",
+    (
+        130000,
+        """
+        SELECT c.oid::bigint AS oid, n.nspname AS schema, c.relname AS name
+        FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indexrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE i.indrelid = %(table_oid)s AND NOT i.indisvalid
+        ORDER BY c.oid DESC
+        """,
+    ),
+)
+
+# Progress of the action connection's statement, from the server's progress views.
+ACTION_PROGRESS = _query(
+    "action_progress",
+    (
+        130000,
+        """
+        SELECT 'vacuum: ' || phase AS phase,
+               CASE WHEN heap_blks_total > 0
+                    THEN 100.0 * heap_blks_scanned / heap_blks_total END AS percent
+        FROM pg_stat_progress_vacuum WHERE pid = %(pid)s
+        UNION ALL
+        SELECT 'analyze: ' || phase,
+               CASE WHEN sample_blks_total > 0
+                    THEN 100.0 * sample_blks_scanned / sample_blks_total END
+        FROM pg_stat_progress_analyze WHERE pid = %(pid)s
+        UNION ALL
+        SELECT 'reindex: ' || phase,
+               CASE WHEN blocks_total > 0 THEN 100.0 * blocks_done / blocks_total END
+        FROM pg_stat_progress_create_index WHERE pid = %(pid)s
+        """,
+    ),
+)
+
+ROLE_IS_SUPERUSER = _query(
+    "role_is_superuser",
+    (130000, "SELECT rolsuper FROM pg_roles WHERE rolname = %(role)s"),
+)
+
+
+# -- pg_stat_statements (Queries tab) ------------------------------------------------------------
+# Its columns follow the version of the extension created in the connected database, which
+# can lag the server's (an extension is not updated by pg_upgrade). So these statements
+# have variants by extension version, and they live outside REGISTRY: they can run only in
+# a database where the extension exists (tests/integration/test_statements.py runs each
+# variant on a database created with that extension version).
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionQuery:
+    """A statement on an extension's objects, with variants by extension version, oldest first."""
+
+    name: str
+    extension: str
+    variants: tuple[tuple[tuple[int, int], str], ...]
+
+    def sql(self, extension_version: tuple[int, ...]) -> str:
+        """The newest variant for ``extension_version`` (e.g. ``(1, 10)``)."""
+        chosen: str | None = None
+        for minimum, text in self.variants:
+            if tuple(extension_version) >= minimum:
+                chosen = text
+        if chosen is None:
+            oldest = ".".join(map(str, self.variants[0][0]))
+            raise UnsupportedServerError(f"{self.name} needs {self.extension} {oldest} or newer")
+        return chosen
+
+
+EXTENSION_REGISTRY: dict[str, ExtensionQuery] = {}
+
+
+def _extension_query(
+    name: str, extension: str, *variants: tuple[tuple[int, int], str]
+) -> ExtensionQuery:
+    query = ExtensionQuery(name, extension, tuple(sorted(variants)))
+    EXTENSION_REGISTRY[name] = query
+    return query
+
+
+# The counters of every entry, without texts (showtext => false): texts live in a file on
+# the server and are read only for the statements on screen (STATEMENT_TEXTS). Column
+# names are pgtop's own (``*_ms``), the same in every variant; what a version lacks is NULL.
+# Before 1.8 there was no planning time and total_time was execution time; 1.9 added
+# toplevel (part of an entry's identity); 1.10 temp I/O timing and JIT; 1.11 renamed
+# blk_read_time/blk_write_time to shared_blk_*_time and added local I/O timing, JIT
+# deform and stats_since; 1.12 WAL buffers full and parallel workers.
+STATEMENT_COUNTERS = _extension_query(
+    "statement_counters",
+    "pg_stat_statements",
+    (
+        (1, 3),
+        """
+        SELECT s.userid::bigint AS userid, s.dbid::bigint AS dbid, NULL::bool AS toplevel,
+               s.queryid, r.rolname AS "user", d.datname AS database,
+               s.calls, s.total_time AS exec_ms, NULL::bigint AS plans, NULL::float8 AS plan_ms,
+               s.rows,
+               s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
+               s.local_blks_hit, s.local_blks_read, s.local_blks_dirtied, s.local_blks_written,
+               s.temp_blks_read, s.temp_blks_written,
+               s.blk_read_time AS shared_blk_read_ms, s.blk_write_time AS shared_blk_write_ms,
+               NULL::float8 AS local_blk_read_ms, NULL::float8 AS local_blk_write_ms,
+               NULL::float8 AS temp_blk_read_ms, NULL::float8 AS temp_blk_write_ms,
+               NULL::bigint AS wal_records, NULL::bigint AS wal_fpi, NULL::bigint AS wal_bytes,
+               NULL::bigint AS wal_buffers_full,
+               NULL::bigint AS jit_functions, NULL::float8 AS jit_generation_ms,
+               NULL::bigint AS jit_inlining_count, NULL::float8 AS jit_inlining_ms,
+               NULL::bigint AS jit_optimization_count, NULL::float8 AS jit_optimization_ms,
+               NULL::bigint AS jit_emission_count, NULL::float8 AS jit_emission_ms,
+               NULL::bigint AS jit_deform_count, NULL::float8 AS jit_deform_ms,
+               NULL::bigint AS parallel_workers_to_launch,
+               NULL::bigint AS parallel_workers_launched,
+               s.min_time AS min_exec_ms, s.max_time AS max_exec_ms,
+               s.mean_time AS mean_exec_ms, s.stddev_time AS stddev_exec_ms,
+               NULL::timestamptz AS stats_since, NULL::timestamptz AS minmax_stats_since
+        FROM pg_stat_statements(false) s
+        LEFT JOIN pg_roles r ON r.oid = s.userid
+        LEFT JOIN pg_database d ON d.oid = s.dbid
+        """,
+    ),
+    (
+        (1, 8),
+        """
+        SELECT s.userid::bigint AS userid, s.dbid::bigint AS dbid, NULL::bool AS toplevel,
+               s.queryid, r.rolname AS "user", d.datname AS database,
+               s.calls, s.total_exec_time AS exec_ms, s.plans, s.total_plan_time AS plan_ms,
+               s.rows,
+               s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
+               s.local_blks_hit, s.local_blks_read, s.local_blks_dirtied, s.local_blks_written,
+               s.temp_blks_read, s.temp_blks_written,
+               s.blk_read_time AS shared_blk_read_ms, s.blk_write_time AS shared_blk_write_ms,
+               NULL::float8 AS local_blk_read_ms, NULL::float8 AS local_blk_write_ms,
+               NULL::float8 AS temp_blk_read_ms, NULL::float8 AS temp_blk_write_ms,
+               s.wal_records, s.wal_fpi, s.wal_bytes::bigint AS wal_bytes,
+               NULL::bigint AS wal_buffers_full,
+               NULL::bigint AS jit_functions, NULL::float8 AS jit_generation_ms,
+               NULL::bigint AS jit_inlining_count, NULL::float8 AS jit_inlining_ms,
+               NULL::bigint AS jit_optimization_count, NULL::float8 AS jit_optimization_ms,
+               NULL::bigint AS jit_emission_count, NULL::float8 AS jit_emission_ms,
+               NULL::bigint AS jit_deform_count, NULL::float8 AS jit_deform_ms,
+               NULL::bigint AS parallel_workers_to_launch,
+               NULL::bigint AS parallel_workers_launched,
+               s.min_exec_time AS min_exec_ms, s.max_exec_time AS max_exec_ms,
+               s.mean_exec_time AS mean_exec_ms, s.stddev_exec_time AS stddev_exec_ms,
+               NULL::timestamptz AS stats_since, NULL::timestamptz AS minmax_stats_since
+        FROM pg_stat_statements(false) s
+        LEFT JOIN pg_roles r ON r.oid = s.userid
+        LEFT JOIN pg_database d ON d.oid = s.dbid
+        """,
+    ),
+    (
+        (1, 9),
+        """
+        SELECT s.userid::bigint AS userid, s.dbid::bigint AS dbid, s.toplevel,
+               s.queryid, r.rolname AS "user", d.datname AS database,
+               s.calls, s.total_exec_time AS exec_ms, s.plans, s.total_plan_time AS plan_ms,
+               s.rows,
+               s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
+               s.local_blks_hit, s.local_blks_read, s.local_blks_dirtied, s.local_blks_written,
+               s.temp_blks_read, s.temp_blks_written,
+               s.blk_read_time AS shared_blk_read_ms, s.blk_write_time AS shared_blk_write_ms,
+               NULL::float8 AS local_blk_read_ms, NULL::float8 AS local_blk_write_ms,
+               NULL::float8 AS temp_blk_read_ms, NULL::float8 AS temp_blk_write_ms,
+               s.wal_records, s.wal_fpi, s.wal_bytes::bigint AS wal_bytes,
+               NULL::bigint AS wal_buffers_full,
+               NULL::bigint AS jit_functions, NULL::float8 AS jit_generation_ms,
+               NULL::bigint AS jit_inlining_count, NULL::float8 AS jit_inlining_ms,
+               NULL::bigint AS jit_optimization_count, NULL::float8 AS jit_optimization_ms,
+               NULL::bigint AS jit_emission_count, NULL::float8 AS jit_emission_ms,
+               NULL::bigint AS jit_deform_count, NULL::float8 AS jit_deform_ms,
+               NULL::bigint AS parallel_workers_to_launch,
+               NULL::bigint AS parallel_workers_launched,
+               s.min_exec_time AS min_exec_ms, s.max_exec_time AS max_exec_ms,
+               s.mean_exec_time AS mean_exec_ms, s.stddev_exec_time AS stddev_exec_ms,
+               NULL::timestamptz AS stats_since, NULL::timestamptz AS minmax_stats_since
+        FROM pg_stat_statements(false) s
+        LEFT JOIN pg_roles r ON r.oid = s.userid
+        LEFT JOIN pg_database d ON d.oid = s.dbid
+        """,
+    ),
+    (
+        (1, 10),
+        """
+        SELECT s.userid::bigint AS userid, s.dbid::bigint AS dbid, s.toplevel,
+               s.queryid, r.rolname AS "user", d.datname AS database,
+               s.calls, s.total_exec_time AS exec_ms, s.plans, s.total_plan_time AS plan_ms,
+               s.rows,
+               s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
+               s.local_blks_hit, s.local_blks_read, s.local_blks_dirtied, s.local_blks_written,
+               s.temp_blks_read, s.temp_blks_written,
+               s.blk_read_time AS shared_blk_read_ms, s.blk_write_time AS shared_blk_write_ms,
+               NULL::float8 AS local_blk_read_ms, NULL::float8 AS local_blk_write_ms,
+               s.temp_blk_read_time AS temp_blk_read_ms, s.temp_blk_write_time AS temp_blk_write_ms,
+               s.wal_records, s.wal_fpi, s.wal_bytes::bigint AS wal_bytes,
+               NULL::bigint AS wal_buffers_full,
+               s.jit_functions, s.jit_generation_time AS jit_generation_ms,
+               s.jit_inlining_count, s.jit_inlining_time AS jit_inlining_ms,
+               s.jit_optimization_count, s.jit_optimization_time AS jit_optimization_ms,
+               s.jit_emission_count, s.jit_emission_time AS jit_emission_ms,
+               NULL::bigint AS jit_deform_count, NULL::float8 AS jit_deform_ms,
+               NULL::bigint AS parallel_workers_to_launch,
+               NULL::bigint AS parallel_workers_launched,
+               s.min_exec_time AS min_exec_ms, s.max_exec_time AS max_exec_ms,
+               s.mean_exec_time AS mean_exec_ms, s.stddev_exec_time AS stddev_exec_ms,
+               NULL::timestamptz AS stats_since, NULL::timestamptz AS minmax_stats_since
+        FROM pg_stat_statements(false) s
+        LEFT JOIN pg_roles r ON r.oid = s.userid
+        LEFT JOIN pg_database d ON d.oid = s.dbid
+        """,
+    ),
+    (
+        (1, 11),
+        """
+        SELECT s.userid::bigint AS userid, s.dbid::bigint AS dbid, s.toplevel,
+               s.queryid, r.rolname AS "user", d.datname AS database,
+               s.calls, s.total_exec_time AS exec_ms, s.plans, s.total_plan_time AS plan_ms,
+               s.rows,
+               s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
+               s.local_blks_hit, s.local_blks_read, s.local_blks_dirtied, s.local_blks_written,
+               s.temp_blks_read, s.temp_blks_written,
+               s.shared_blk_read_time AS shared_blk_read_ms,
+               s.shared_blk_write_time AS shared_blk_write_ms,
+               s.local_blk_read_time AS local_blk_read_ms,
+               s.local_blk_write_time AS local_blk_write_ms,
+               s.temp_blk_read_time AS temp_blk_read_ms, s.temp_blk_write_time AS temp_blk_write_ms,
+               s.wal_records, s.wal_fpi, s.wal_bytes::bigint AS wal_bytes,
+               NULL::bigint AS wal_buffers_full,
+               s.jit_functions, s.jit_generation_time AS jit_generation_ms,
+               s.jit_inlining_count, s.jit_inlining_time AS jit_inlining_ms,
+               s.jit_optimization_count, s.jit_optimization_time AS jit_optimization_ms,
+               s.jit_emission_count, s.jit_emission_time AS jit_emission_ms,
+               s.jit_deform_count, s.jit_deform_time AS jit_deform_ms,
+               NULL::bigint AS parallel_workers_to_launch,
+               NULL::bigint AS parallel_workers_launched,
+               s.min_exec_time AS min_exec_ms, s.max_exec_time AS max_exec_ms,
+               s.mean_exec_time AS mean_exec_ms, s.stddev_exec_time AS stddev_exec_ms,
+               s.stats_since, s.minmax_stats_since
+        FROM pg_stat_statements(false) s
+        LEFT JOIN pg_roles r ON r.oid = s.userid
+        LEFT JOIN pg_database d ON d.oid = s.dbid
+        """,
+    ),
+    (
+        (1, 12),
+        """
+        SELECT s.userid::bigint AS userid, s.dbid::bigint AS dbid, s.toplevel,
+               s.queryid, r.rolname AS "user", d.datname AS database,
+               s.calls, s.total_exec_time AS exec_ms, s.plans, s.total_plan_time AS plan_ms,
+               s.rows,
+               s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
+               s.local_blks_hit, s.local_blks_read, s.local_blks_dirtied, s.local_blks_written,
+               s.temp_blks_read, s.temp_blks_written,
+               s.shared_blk_read_time AS shared_blk_read_ms,
+               s.shared_blk_write_time AS shared_blk_write_ms,
+               s.local_blk_read_time AS local_blk_read_ms,
+               s.local_blk_write_time AS local_blk_write_ms,
+               s.temp_blk_read_time AS temp_blk_read_ms, s.temp_blk_write_time AS temp_blk_write_ms,
+               s.wal_records, s.wal_fpi, s.wal_bytes::bigint AS wal_bytes, s.wal_buffers_full,
+               s.jit_functions, s.jit_generation_time AS jit_generation_ms,
+               s.jit_inlining_count, s.jit_inlining_time AS jit_inlining_ms,
+               s.jit_optimization_count, s.jit_optimization_time AS jit_optimization_ms,
+               s.jit_emission_count, s.jit_emission_time AS jit_emission_ms,
+               s.jit_deform_count, s.jit_deform_time AS jit_deform_ms,
+               s.parallel_workers_to_launch, s.parallel_workers_launched,
+               s.min_exec_time AS min_exec_ms, s.max_exec_time AS max_exec_ms,
+               s.mean_exec_time AS mean_exec_ms, s.stddev_exec_time AS stddev_exec_ms,
+               s.stats_since, s.minmax_stats_since
+        FROM pg_stat_statements(false) s
+        LEFT JOIN pg_roles r ON r.oid = s.userid
+        LEFT JOIN pg_database d ON d.oid = s.dbid
+        """,
+    ),
+)
+
+# The server clock of a reading (rates divide by the time between two), and how many
+# entries were evicted (pg_stat_statements.max too small: their counters are lost) and
+# when everything was last reset; pg_stat_statements_info appeared in 1.9.
+STATEMENTS_INFO = _extension_query(
+    "statements_info",
+    "pg_stat_statements",
+    (
+        (1, 3),
+        """
+        SELECT clock_timestamp() AS collected_at, NULL::bigint AS dealloc,
+               NULL::timestamptz AS stats_reset
+        """,
+    ),
+    (
+        (1, 9),
+        """
+        SELECT clock_timestamp() AS collected_at, i.dealloc, i.stats_reset
+        FROM pg_stat_statements_info i
+        """,
+    ),
+)
+
+# Texts of some statements only. The server still reads its whole text file for this call,
+# so pgtop asks rarely: for the statements on screen it has not seen yet, cached by queryid.
+# A queryid is the same statement shape whoever ran it, so one text per queryid is enough.
+STATEMENT_TEXTS = _extension_query(
+    "statement_texts",
+    "pg_stat_statements",
+    (
+        (1, 3),
+        """
+        SELECT DISTINCT ON (s.queryid) s.queryid,
+               CASE WHEN %(text_limit)s::int IS NULL THEN s.query
+                    ELSE left(s.query, %(text_limit)s::int) END AS query
+        FROM pg_stat_statements(true) s
+        WHERE s.queryid = ANY(%(queryids)s::bigint[])
+        """,
+    ),
+)
+
+# The extension's version now: checked again, now and then, after it was found missing.
+STATEMENTS_EXTENSION = _query(
+    "statements_extension",
+    (
+        130000,
+        """
+        SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'
+        """,
+    ),
+)
+
+# Bounds for EXPLAIN of a statement from pg_stat_statements, inside a transaction that is
+# always rolled back: read only (so no function the planner folds can write), a short
+# statement_timeout, and a short lock_timeout (planning takes the statement's table locks;
+# waiting behind an ACCESS EXCLUSIVE lock would queue others behind pgtop).
+EXPLAIN_SETUP = _query(
+    "explain_setup",
+    (
+        130000,
+        """
+        SELECT set_config('transaction_read_only', 'on', true),
+               set_config('statement_timeout', %(statement_timeout)s, true),
+               set_config('lock_timeout', %(lock_timeout)s, true)
+        """,
+    ),
+)
+
+# What goes before a statement's text to plan it, never to run it (no ANALYZE). From 16 on,
+# GENERIC_PLAN plans a statement with $1 placeholders, as pg_stat_statements shows them.
+# A prefix, not a statement: not in REGISTRY.
+EXPLAIN_PREFIX = Query(
+    "explain_prefix",
+    ((130000, "EXPLAIN "), (160000, "EXPLAIN (GENERIC_PLAN) ")),
+)
+
+
+# -- Tables, Vacuum and Indexes tabs (pgtop/catalog.py) ----------------------------------------
+# None of these statements waits on a relation lock: they read pg_class, pg_index and the
+# statistics functions by OID, and name relations with ::regclass output, which takes no
+# lock. The size functions (pg_relation_size() and friends) open the relation with
+# AccessShareLock and so queue behind an ACCESS EXCLUSIVE lock: they are called only in
+# TABLE_SIZES and INDEX_SIZES, for the few rows on screen, never on a relation that
+# pg_locks shows locked (or queued for) ACCESS EXCLUSIVE, and under a short lock_timeout.
+
+# What every catalog tab shows in its status line. The database size is the sum of the
+# relpages estimates: pg_database_size() stats every file of the database.
+CATALOG_HEADER = _query(
+    "catalog_header",
+    (
+        130000,
+        """
+        SELECT now() AS collected_at, current_database() AS database,
+               current_setting('block_size')::int AS block_size,
+               (SELECT coalesce(sum(relpages), 0)::bigint FROM pg_class) AS database_pages,
+               (SELECT age(datfrozenxid) FROM pg_database
+                WHERE datname = current_database()) AS datfrozenxid_age,
+               (SELECT stats_reset FROM pg_stat_database
+                WHERE datname = current_database()) AS stats_reset
+        """,
+    ),
+)
+
+# Settings for one catalog read, in its own transaction: no JIT compilation and no parallel
+# workers (a monitor must not take background worker slots, and compiling costs more than
+# these scans of the catalogs save).
+CATALOG_READ = _query(
+    "catalog_read",
+    (
+        130000,
+        """
+        SELECT set_config('jit', 'off', true) AS jit,
+               set_config('max_parallel_workers_per_gather', '0', true)
+                   AS max_parallel_workers_per_gather,
+               NULL::text AS stats_fetch_consistency
+        """,
+    ),
+    (
+        # From 15, statistics are read from shared memory; each relation is read once
+        # here, so caching every entry in the backend first only costs time.
+        150000,
+        """
+        SELECT set_config('jit', 'off', true) AS jit,
+               set_config('max_parallel_workers_per_gather', '0', true)
+                   AS max_parallel_workers_per_gather,
+               set_config('stats_fetch_consistency', 'none', true) AS stats_fetch_consistency
+        """,
+    ),
+)
+
+# One row per table and materialized view outside the system schemas, sized from the
+# relpages estimates (table, TOAST table and its index, indexes), which need no lock.
+# Indexes are aggregated once, by the table that owns them: a TOAST table's index counts
+# as TOAST of the table that owns the TOAST table.
+TABLES = _query(
+    "tables",
+    (
+        130000,
+        """
+        WITH tabs AS MATERIALIZED (
+            SELECT c.oid, c.reltoastrelid, n.nspname, c.relname, c.relpages, c.reltuples,
+                   t.relpages AS toast_relpages
+            FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
+            WHERE c.relkind IN ('r', 'm')
+              AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+              AND n.nspname !~ '^pg_toast'
+        ), idx AS (
+            SELECT coalesce(o.oid, x.indrelid) AS owner,
+                   sum(ic.relpages) FILTER (WHERE o.oid IS NULL) AS pages,
+                   sum(ic.relpages) FILTER (WHERE o.oid IS NOT NULL) AS toast_pages,
+                   sum(pg_stat_get_numscans(x.indexrelid)) FILTER (WHERE o.oid IS NULL) AS scans
+            FROM pg_index x
+            JOIN pg_class ic ON ic.oid = x.indexrelid
+            LEFT JOIN tabs o ON o.reltoastrelid = x.indrelid
+            GROUP BY 1
+        )
+        SELECT c.oid::bigint AS oid, c.nspname AS schema, c.relname AS name,
+               c.relpages::bigint AS heap_pages,
+               (coalesce(c.toast_relpages, 0) + coalesce(i.toast_pages, 0))::bigint
+                   AS toast_pages,
+               coalesce(i.pages, 0)::bigint AS index_pages,
+               c.reltuples::float8 AS reltuples,
+               -- Rows counted by the statistics: only wanted before the first ANALYZE.
+               CASE WHEN c.reltuples < 0 THEN pg_stat_get_live_tuples(c.oid) END
+                   AS n_live_tup,
+               pg_stat_get_numscans(c.oid) AS seq_scan,
+               i.scans::bigint AS idx_scan,
+               pg_stat_get_tuples_inserted(c.oid) AS n_tup_ins,
+               pg_stat_get_tuples_updated(c.oid) AS n_tup_upd,
+               pg_stat_get_tuples_deleted(c.oid) AS n_tup_del
+        FROM tabs c
+        LEFT JOIN idx i ON i.owner = c.oid
+        """,
+    ),
+)
+
+# Set inside the transaction of an exact-size read: a lock that pg_locks did not show yet
+# costs this long at most, then the estimate stands.
+SIZE_LOCK_TIMEOUT = _query(
+    "size_lock_timeout",
+    (130000, "SELECT set_config('lock_timeout', %(lock_timeout)s, true) AS lock_timeout"),
+)
+
+# Exact sizes of a few tables (those on screen). A table whose heap, TOAST table or any
+# index is locked, or queued for, ACCESS EXCLUSIVE is reported locked and not sized: the
+# CASE never calls a size function for it. pg_table_size() includes the TOAST table.
+TABLE_SIZES = _query(
+    "table_sizes",
+    (
+        130000,
+        """
+        WITH locked AS (
+            SELECT DISTINCT l.relation
+            FROM pg_locks l
+            WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        ), target AS (
+            SELECT c.oid, c.reltoastrelid,
+                   EXISTS (
+                       SELECT FROM locked k
+                       WHERE k.relation IN (c.oid, c.reltoastrelid)
+                          OR k.relation IN (SELECT x.indexrelid FROM pg_index x
+                                            WHERE x.indrelid IN (c.oid, c.reltoastrelid))
+                   ) AS locked
+            FROM pg_class c
+            WHERE c.oid = ANY(%(oids)s::oid[])
+        )
+        SELECT oid::bigint AS oid, locked,
+               CASE WHEN NOT locked THEN pg_table_size(oid) END AS table_and_toast_bytes,
+               CASE WHEN NOT locked THEN pg_indexes_size(oid) END AS index_bytes,
+               CASE WHEN locked THEN NULL
+                    WHEN reltoastrelid = 0 THEN 0
+                    ELSE pg_total_relation_size(reltoastrelid) END AS toast_bytes
+        FROM target
+        """,
+    ),
+)
+
+# Relations of this database locked, or queued for, ACCESS EXCLUSIVE: marked in every
+# catalog tab (nothing can read or vacuum them until the lock goes).
+LOCKED_RELATIONS = _query(
+    "locked_relations",
+    (
+        130000,
+        """
+        SELECT DISTINCT l.relation::bigint AS oid
+        FROM pg_locks l
+        WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        """,
+    ),
+)
+
+# The autovacuum settings that decide when a table is due (per-table reloptions override
+# them; they are parsed by the caller). current_setting(name, true) is NULL where a
+# setting does not exist: autovacuum_vacuum_max_threshold appeared in 18.
+AUTOVACUUM_SETTINGS = _query(
+    "autovacuum_settings",
+    (
+        130000,
+        """
+        SELECT current_setting('autovacuum')::bool
+                   AND current_setting('track_counts')::bool AS active,
+               current_setting('autovacuum_vacuum_threshold')::float8 AS vacuum_threshold,
+               current_setting('autovacuum_vacuum_scale_factor')::float8
+                   AS vacuum_scale_factor,
+               current_setting('autovacuum_vacuum_max_threshold', true)::float8
+                   AS vacuum_max_threshold,
+               current_setting('autovacuum_vacuum_insert_threshold')::float8
+                   AS insert_threshold,
+               current_setting('autovacuum_vacuum_insert_scale_factor')::float8
+                   AS insert_scale_factor,
+               current_setting('autovacuum_analyze_threshold')::float8 AS analyze_threshold,
+               current_setting('autovacuum_analyze_scale_factor')::float8
+                   AS analyze_scale_factor,
+               current_setting('autovacuum_freeze_max_age')::bigint AS freeze_max_age,
+               current_setting('autovacuum_multixact_freeze_max_age')::bigint
+                   AS multixact_freeze_max_age
+        """,
+    ),
+)
+
+# Vacuum state per table. The transaction-ID age is the older of the table's and its
+# TOAST table's (either forces an anti-wraparound vacuum).
+VACUUM_TABLES = _query(
+    "vacuum_tables",
+    (
+        130000,
+        """
+        SELECT c.oid::bigint AS oid, n.nspname AS schema, c.relname AS name,
+               c.reltuples::float8 AS reltuples, c.relpages::bigint AS relpages,
+               NULL::bigint AS relallfrozen,
+               pg_stat_get_live_tuples(c.oid) AS n_live_tup,
+               pg_stat_get_dead_tuples(c.oid) AS n_dead_tup,
+               pg_stat_get_mod_since_analyze(c.oid) AS n_mod_since_analyze,
+               pg_stat_get_ins_since_vacuum(c.oid) AS n_ins_since_vacuum,
+               pg_stat_get_last_vacuum_time(c.oid) AS last_vacuum,
+               pg_stat_get_last_autovacuum_time(c.oid) AS last_autovacuum,
+               pg_stat_get_last_analyze_time(c.oid) AS last_analyze,
+               pg_stat_get_last_autoanalyze_time(c.oid) AS last_autoanalyze,
+               pg_stat_get_vacuum_count(c.oid) AS vacuum_count,
+               pg_stat_get_autovacuum_count(c.oid) AS autovacuum_count,
+               pg_stat_get_analyze_count(c.oid) AS analyze_count,
+               pg_stat_get_autoanalyze_count(c.oid) AS autoanalyze_count,
+               greatest(age(c.relfrozenxid), age(t.relfrozenxid)) AS xid_age,
+               greatest(mxid_age(c.relminmxid), mxid_age(t.relminmxid)) AS mxid_age,
+               c.reloptions
+        FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
+        WHERE c.relkind IN ('r', 'm')
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname !~ '^pg_toast'
+        """,
+    ),
+    (
+        # pg_class.relallfrozen appeared in 18; the insert threshold scales with the
+        # unfrozen share of the table from then on.
+        180000,
+        """
+        SELECT c.oid::bigint AS oid, n.nspname AS schema, c.relname AS name,
+               c.reltuples::float8 AS reltuples, c.relpages::bigint AS relpages,
+               c.relallfrozen::bigint AS relallfrozen,
+               pg_stat_get_live_tuples(c.oid) AS n_live_tup,
+               pg_stat_get_dead_tuples(c.oid) AS n_dead_tup,
+               pg_stat_get_mod_since_analyze(c.oid) AS n_mod_since_analyze,
+               pg_stat_get_ins_since_vacuum(c.oid) AS n_ins_since_vacuum,
+               pg_stat_get_last_vacuum_time(c.oid) AS last_vacuum,
+               pg_stat_get_last_autovacuum_time(c.oid) AS last_autovacuum,
+               pg_stat_get_last_analyze_time(c.oid) AS last_analyze,
+               pg_stat_get_last_autoanalyze_time(c.oid) AS last_autoanalyze,
+               pg_stat_get_vacuum_count(c.oid) AS vacuum_count,
+               pg_stat_get_autovacuum_count(c.oid) AS autovacuum_count,
+               pg_stat_get_analyze_count(c.oid) AS analyze_count,
+               pg_stat_get_autoanalyze_count(c.oid) AS autoanalyze_count,
+               greatest(age(c.relfrozenxid), age(t.relfrozenxid)) AS xid_age,
+               greatest(mxid_age(c.relminmxid), mxid_age(t.relminmxid)) AS mxid_age,
+               c.reloptions
+        FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
+        WHERE c.relkind IN ('r', 'm')
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname !~ '^pg_toast'
+        """,
+    ),
+)
+
+# What holds the xmin horizon back, oldest first: sessions with a snapshot or an
+# transaction ID (walsenders carry their standby's hot_standby_feedback xmin), replication
+# slots, prepared transactions. pgtop's own sessions are left out.
+XMIN_HOLDERS = _query(
+    "xmin_holders",
+    (
+        130000,
+        """
+        SELECT * FROM (
+            SELECT 'session' AS kind, a.pid::text AS ident, a.pid, a.datname AS database,
+                   a.usename::text AS "user", coalesce(a.application_name, '') AS application_name,
+                   coalesce(a.backend_type, '') AS backend_type, a.state,
+                   a.xact_start AS since, a.state_change,
+                   a.backend_xid::text AS xid, a.backend_xmin::text AS xmin,
+                   NULL::text AS catalog_xmin,
+                   greatest(age(a.backend_xid), age(a.backend_xmin)) AS age,
+                   left(coalesce(a.query, ''), %(query_limit)s::int) AS detail
+            FROM pg_stat_activity a
+            WHERE (a.backend_xid IS NOT NULL OR a.backend_xmin IS NOT NULL)
+              AND a.pid <> pg_backend_pid() AND a.pid <> ALL(%(own_pids)s::int[])
+            UNION ALL
+            SELECT 'slot', s.slot_name::text, s.active_pid, s.database::text, NULL, '',
+                   s.slot_type, CASE WHEN s.active THEN 'active' ELSE 'inactive' END,
+                   NULL, NULL, NULL, s.xmin::text, s.catalog_xmin::text,
+                   greatest(age(s.xmin), age(s.catalog_xmin)), coalesce(s.plugin::text, '')
+            FROM pg_replication_slots s
+            WHERE s.xmin IS NOT NULL OR s.catalog_xmin IS NOT NULL
+            UNION ALL
+            SELECT 'prepared', p.gid, NULL, p.database::text, p.owner::text, '', '',
+                   'prepared', p.prepared, NULL, p.transaction::text, NULL, NULL,
+                   age(p.transaction), ''
+            FROM pg_prepared_xacts p
+        ) h
+        ORDER BY h.age DESC NULLS LAST
+        LIMIT %(limit)s
+        """,
+    ),
+)
+
+# Vacuums running now, VACUUM FULL included (it reports as CLUSTER does). Relations of
+# other databases cannot be named from here and are shown by OID.
+VACUUM_PROGRESS = _query(
+    "vacuum_progress",
+    (
+        130000,
+        """
+        SELECT p.pid, p.datname::text AS database, p.relid::bigint AS relid,
+               CASE WHEN p.datname = current_database() THEN p.relid::regclass::text
+                    ELSE 'oid ' || p.relid::text END AS relation,
+               CASE WHEN a.backend_type = 'autovacuum worker' THEN 'autovacuum'
+                    ELSE 'VACUUM' END AS command,
+               p.phase, p.heap_blks_total, p.heap_blks_scanned, p.heap_blks_vacuumed,
+               p.index_vacuum_count,
+               -- max_dead_tuples and num_dead_tuples are gone from 17: read through
+               -- to_jsonb so that this variant still runs on newer servers.
+               (to_jsonb(p) ->> 'max_dead_tuples')::bigint AS max_dead_tuples,
+               (to_jsonb(p) ->> 'num_dead_tuples')::bigint AS num_dead_tuples,
+               NULL::bigint AS max_dead_tuple_bytes, NULL::bigint AS dead_tuple_bytes,
+               NULL::bigint AS num_dead_item_ids,
+               NULL::bigint AS indexes_total, NULL::bigint AS indexes_processed,
+               a.xact_start AS started
+        FROM pg_stat_progress_vacuum p
+        LEFT JOIN pg_stat_activity a ON a.pid = p.pid
+        UNION ALL
+        SELECT c.pid, c.datname::text, c.relid::bigint,
+               CASE WHEN c.datname = current_database() THEN c.relid::regclass::text
+                    ELSE 'oid ' || c.relid::text END,
+               c.command, c.phase, c.heap_blks_total, c.heap_blks_scanned, NULL, NULL,
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, a.xact_start
+        FROM pg_stat_progress_cluster c
+        LEFT JOIN pg_stat_activity a ON a.pid = c.pid
+        """,
+    ),
+    (
+        # 17 measures the dead-item store in bytes and counts index passes.
+        170000,
+        """
+        SELECT p.pid, p.datname::text AS database, p.relid::bigint AS relid,
+               CASE WHEN p.datname = current_database() THEN p.relid::regclass::text
+                    ELSE 'oid ' || p.relid::text END AS relation,
+               CASE WHEN a.backend_type = 'autovacuum worker' THEN 'autovacuum'
+                    ELSE 'VACUUM' END AS command,
+               p.phase, p.heap_blks_total, p.heap_blks_scanned, p.heap_blks_vacuumed,
+               p.index_vacuum_count,
+               NULL::bigint AS max_dead_tuples, NULL::bigint AS num_dead_tuples,
+               p.max_dead_tuple_bytes, p.dead_tuple_bytes, p.num_dead_item_ids,
+               p.indexes_total, p.indexes_processed,
+               a.xact_start AS started
+        FROM pg_stat_progress_vacuum p
+        LEFT JOIN pg_stat_activity a ON a.pid = p.pid
+        UNION ALL
+        SELECT c.pid, c.datname::text, c.relid::bigint,
+               CASE WHEN c.datname = current_database() THEN c.relid::regclass::text
+                    ELSE 'oid ' || c.relid::text END,
+               c.command, c.phase, c.heap_blks_total, c.heap_blks_scanned, NULL, NULL,
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, a.xact_start
+        FROM pg_stat_progress_cluster c
+        LEFT JOIN pg_stat_activity a ON a.pid = c.pid
+        """,
+    ),
+)
+
+# One row per index of the tables listed in TABLES, with what duplicate detection compares:
+# key_columns (indnkeyatts, indkey with the INCLUDE columns, operator classes, collations,
+# options: one text rather than five, for a cheaper transfer), expressions and predicate
+# as stored node trees (never deparsed: deparsing would look the relation up).
+# backs_constraint: named by pg_constraint.conindid (primary key, unique, exclusion, or the
+# referenced side of a foreign key); a hashed subplan, cheaper than a join here.
+INDEXES = _query(
+    "indexes",
+    (
+        130000,
+        """
+        SELECT x.indexrelid::bigint AS oid, n.nspname AS schema, t.relname AS table,
+               x.indrelid::bigint AS table_oid, ic.relname AS index, am.amname::text AS method,
+               ic.relpages::bigint AS pages,
+               pg_stat_get_numscans(x.indexrelid) AS idx_scan,
+               pg_stat_get_tuples_returned(x.indexrelid) AS idx_tup_read,
+               pg_stat_get_tuples_fetched(x.indexrelid) AS idx_tup_fetch,
+               NULL::timestamptz AS last_idx_scan,
+               x.indisunique AS is_unique, x.indisprimary AS is_primary,
+               x.indisexclusion AS is_exclusion,
+               x.indexrelid IN (SELECT conindid FROM pg_constraint) AS backs_constraint,
+               x.indisvalid AS is_valid, x.indisready AS is_ready,
+               concat_ws(' / ', x.indnkeyatts, x.indkey, x.indclass, x.indcollation,
+                         x.indoption) AS key_columns,
+               x.indexprs::text AS exprs, x.indpred::text AS pred, false AS nulls_not_distinct
+        FROM pg_index x
+        JOIN pg_class ic ON ic.oid = x.indexrelid
+        JOIN pg_class t ON t.oid = x.indrelid
+        JOIN pg_namespace n ON n.oid = t.relnamespace
+        JOIN pg_am am ON am.oid = ic.relam
+        WHERE t.relkind IN ('r', 'm') AND ic.relkind = 'i'
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname !~ '^pg_toast'
+        """,
+    ),
+    (
+        # NULLS NOT DISTINCT appeared in 15.
+        150000,
+        """
+        SELECT x.indexrelid::bigint AS oid, n.nspname AS schema, t.relname AS table,
+               x.indrelid::bigint AS table_oid, ic.relname AS index, am.amname::text AS method,
+               ic.relpages::bigint AS pages,
+               pg_stat_get_numscans(x.indexrelid) AS idx_scan,
+               pg_stat_get_tuples_returned(x.indexrelid) AS idx_tup_read,
+               pg_stat_get_tuples_fetched(x.indexrelid) AS idx_tup_fetch,
+               NULL::timestamptz AS last_idx_scan,
+               x.indisunique AS is_unique, x.indisprimary AS is_primary,
+               x.indisexclusion AS is_exclusion,
+               x.indexrelid IN (SELECT conindid FROM pg_constraint) AS backs_constraint,
+               x.indisvalid AS is_valid, x.indisready AS is_ready,
+               concat_ws(' / ', x.indnkeyatts, x.indkey, x.indclass, x.indcollation,
+                         x.indoption) AS key_columns,
+               x.indexprs::text AS exprs, x.indpred::text AS pred,
+               x.indnullsnotdistinct AS nulls_not_distinct
+        FROM pg_index x
+        JOIN pg_class ic ON ic.oid = x.indexrelid
+        JOIN pg_class t ON t.oid = x.indrelid
+        JOIN pg_namespace n ON n.oid = t.relnamespace
+        JOIN pg_am am ON am.oid = ic.relam
+        WHERE t.relkind IN ('r', 'm') AND ic.relkind = 'i'
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname !~ '^pg_toast'
+        """,
+    ),
+    (
+        # The time of the last index scan appeared in 16.
+        160000,
+        """
+        SELECT x.indexrelid::bigint AS oid, n.nspname AS schema, t.relname AS table,
+               x.indrelid::bigint AS table_oid, ic.relname AS index, am.amname::text AS method,
+               ic.relpages::bigint AS pages,
+               pg_stat_get_numscans(x.indexrelid) AS idx_scan,
+               pg_stat_get_tuples_returned(x.indexrelid) AS idx_tup_read,
+               pg_stat_get_tuples_fetched(x.indexrelid) AS idx_tup_fetch,
+               pg_stat_get_lastscan(x.indexrelid) AS last_idx_scan,
+               x.indisunique AS is_unique, x.indisprimary AS is_primary,
+               x.indisexclusion AS is_exclusion,
+               x.indexrelid IN (SELECT conindid FROM pg_constraint) AS backs_constraint,
+               x.indisvalid AS is_valid, x.indisready AS is_ready,
+               concat_ws(' / ', x.indnkeyatts, x.indkey, x.indclass, x.indcollation,
+                         x.indoption) AS key_columns,
+               x.indexprs::text AS exprs, x.indpred::text AS pred,
+               x.indnullsnotdistinct AS nulls_not_distinct
+        FROM pg_index x
+        JOIN pg_class ic ON ic.oid = x.indexrelid
+        JOIN pg_class t ON t.oid = x.indrelid
+        JOIN pg_namespace n ON n.oid = t.relnamespace
+        JOIN pg_am am ON am.oid = ic.relam
+        WHERE t.relkind IN ('r', 'm') AND ic.relkind = 'i'
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname !~ '^pg_toast'
+        """,
+    ),
+)
+
+# Exact sizes of a few indexes (those on screen); an index locked or queued for ACCESS
+# EXCLUSIVE (REINDEX, DROP INDEX) is reported locked and not sized.
+INDEX_SIZES = _query(
+    "index_sizes",
+    (
+        130000,
+        """
+        WITH locked AS (
+            SELECT DISTINCT l.relation
+            FROM pg_locks l
+            WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        ), target AS (
+            SELECT c.oid, EXISTS (SELECT FROM locked k WHERE k.relation = c.oid) AS locked
+            FROM pg_class c
+            WHERE c.oid = ANY(%(oids)s::oid[])
+        )
+        SELECT oid::bigint AS oid, locked,
+               CASE WHEN NOT locked THEN pg_relation_size(oid) END AS bytes
+        FROM target
+        """,
+    ),
+)
+
+# The databases the catalog tabs can switch to, with their sizes. pg_database_size() takes
+# no lock but reads the size of every file: run only when the switcher opens. It needs
+# CONNECT on the database or pg_read_all_stats.
+DATABASES = _query(
+    "databases",
+    (
+        130000,
+        """
+        SELECT d.datname::text AS name,
+               d.datname = current_database() AS current,
+               has_database_privilege(d.oid, 'CONNECT') AS can_connect,
+               CASE WHEN has_database_privilege(d.oid, 'CONNECT')
+                         OR pg_has_role('pg_read_all_stats', 'USAGE')
+                    THEN pg_database_size(d.oid) END AS bytes
+        FROM pg_database d
+        WHERE d.datallowconn AND NOT d.datistemplate
+        ORDER BY d.datname
         """,
     ),
 )

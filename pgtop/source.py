@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
@@ -66,13 +66,24 @@ class LiveSource:
         """Reconnect attempts since the connection was lost."""
         self._lock = asyncio.Lock()
         """One statement or pipeline at a time: psycopg connections are not shareable."""
+        self.also_own: Callable[[], Iterable[int | None]] = tuple
+        """Other backends of pgtop's (the action connection), never listed as user work."""
 
     def describe(self) -> str:
         return self._description
 
     @property
+    def monitor_pid(self) -> int | None:
+        """The monitoring connection's backend."""
+        return self._conn.info.backend_pid if self._conn is not None else None
+
+    @property
     def own_pids(self) -> frozenset[int]:
-        return frozenset({self._conn.info.backend_pid}) if self._conn else frozenset()
+        """pgtop's own backends: this connection's and those ``also_own`` names."""
+        pids = {pid for pid in self.also_own() if pid is not None}
+        if self._conn is not None:
+            pids.add(self._conn.info.backend_pid)
+        return frozenset(pids)
 
     async def _ensure(self) -> Connection:
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
@@ -134,6 +145,7 @@ class LiveSource:
             if self._collector is None:
                 assert self.capabilities is not None
                 self._collector = ActivityCollector(self.capabilities, self.own_pids)
+            self._collector.own_pids = self.own_pids
             return await self._collector.collect(conn)
 
         snapshot: ActivitySnapshot = await self._guarded(work)

@@ -23,7 +23,8 @@ async def wait_for(
         if condition():
             return
         await pilot.pause(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    shown = [n.message for n in pilot.app._notifications]
+    raise AssertionError(f"timed out waiting for {what} (notifications: {shown})")
 
 
 async def shows(pilot: Pilot[Any], *texts: str, timeout: float = 20) -> str:
@@ -32,3 +33,15 @@ async def shows(pilot: Pilot[Any], *texts: str, timeout: float = 20) -> str:
     assert isinstance(app, PgTopApp)
     await wait_for(pilot, lambda: all(t in screen_text(app) for t in texts), repr(texts), timeout)
     return screen_text(app)
+
+
+def notifications(app: PgTopApp) -> list[str]:
+    """The messages of the notifications on screen (toasts)."""
+    return [n.message for n in app._notifications]
+
+
+async def notified(pilot: Pilot[Any], text: str, timeout: float = 20) -> None:
+    """Wait until a notification containing ``text`` is shown."""
+    app = pilot.app
+    assert isinstance(app, PgTopApp)
+    await wait_for(pilot, lambda: any(text in m for m in notifications(app)), repr(text), timeout)

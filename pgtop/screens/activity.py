@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING, ClassVar, cast
 from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.widgets import Input, Static, TabPane
+from textual.widgets import Input, TabPane
 
 from pgtop.model import ActivitySnapshot, Backend
+from pgtop.screens.pane_actions import SESSION_ACTION_BINDINGS, SessionActions
 from pgtop.text import duration, one_line
 from pgtop.widgets.keyed_table import Column, KeyedTable, Row
+from pgtop.widgets.status_bar import StatusLine
 
 if TYPE_CHECKING:
     from pgtop.app import PgTopApp
@@ -122,7 +124,7 @@ def backend_row(backend: Backend, now: datetime, blocking: int) -> tuple[Row, bo
     return row, xact_age is not None or query_age is not None
 
 
-class ActivityPane(TabPane):
+class ActivityPane(SessionActions, TabPane):
     """Every backend but pgtop's own, one per row."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -133,6 +135,7 @@ class ActivityPane(TabPane):
         Binding("less_than_sign", "sort_step(-1)", "Sort ←", id="sort-previous", show=False),
         Binding("r", "reverse_sort", "Reverse", id="sort-reverse", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="clear-filter"),
+        *SESSION_ACTION_BINDINGS,
     ]
 
     def __init__(self, title: str, *, id: str) -> None:
@@ -147,7 +150,7 @@ class ActivityPane(TabPane):
         return cast("PgTopApp", self.app)
 
     def compose(self) -> ComposeResult:
-        yield Static(id="activity-status", classes="pane-status")
+        yield StatusLine(id="activity-status")
         table = KeyedTable(COLUMNS, id="activity-table")
         table.set_hidden_columns({"type"})
         table.sort_by(DEFAULT_SORT, reverse=True)
@@ -186,7 +189,8 @@ class ActivityPane(TabPane):
                 continue
             blocks = blocking.get(backend.pid, 0)
             cached = cache.get(backend.pid)
-            if cached is not None and cached[0] == backend and cached[1] == blocks:
+            # The collector keeps the same Backend object for an unchanged row.
+            if cached is not None and cached[0] is backend and cached[1] == blocks:
                 row = cached[2]
                 fresh[backend.pid] = cached
             else:
@@ -218,7 +222,7 @@ class ActivityPane(TabPane):
         if table.sort_column:
             label = next(c.label for c in COLUMNS if c.key == table.sort_column)
             parts.append(f"sort {label.lower()} {'▼' if table.sort_reverse else '▲'} (< > r)")
-        self.query_one("#activity-status", Static).update(" · ".join(parts))
+        self.query_one("#activity-status", StatusLine).set_text(" · ".join(parts))
 
     def _reshow(self) -> None:
         self._cache.clear()
@@ -265,7 +269,16 @@ class ActivityPane(TabPane):
         box.remove_class("-shown")
         self.table.focus()
 
+    def selected_backend(self) -> Backend | None:
+        """The backend under the cursor, from the latest snapshot."""
+        key = self.table.cursor_key
+        if key is None or self._snapshot is None:
+            return None
+        return next((b for b in self._snapshot.backends if b.pid == key), None)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "signal":
+            return self.check_signal()
         if action == "clear_filter":
             return bool(self.table.filter_text) or self.query_one("#activity-filter").has_focus
         return True
@@ -280,6 +293,10 @@ class ActivityPane(TabPane):
         if not event.value:
             event.input.remove_class("-shown")
         self.table.focus()
+
+    @on(KeyedTable.CursorMoved, "#activity-table")
+    def update_action_keys(self) -> None:
+        self.refresh_bindings()
 
     @on(KeyedTable.RowActivated, "#activity-table")
     def open_backend(self, event: KeyedTable.RowActivated) -> None:
@@ -306,3 +323,4 @@ class ActivityPane(TabPane):
         yield SystemCommand(
             "Filter sessions", "Activity: text in any column", self.action_start_filter
         )
+        yield from self.session_commands("Activity")

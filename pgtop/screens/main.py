@@ -5,16 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar, Protocol, cast
 
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Footer, TabbedContent, TabPane
 
 from pgtop.model import ActivitySnapshot
 from pgtop.screens.activity import ActivityPane
-from pgtop.widgets.status_bar import ConnectionBanner, ServerHeader
+from pgtop.screens.indexes import IndexesPane
+from pgtop.screens.locks import LocksPane
+from pgtop.screens.statements import StatementsPane
+from pgtop.screens.tables import TablesPane
+from pgtop.screens.vacuum import VacuumPane
+from pgtop.widgets.status_bar import ActionBar, ConnectionBanner, ServerHeader
 
 if TYPE_CHECKING:
     from pgtop.app import PgTopApp
@@ -39,23 +43,6 @@ class SnapshotPane(Protocol):
     def show(self, snapshot: ActivitySnapshot | None) -> None: ...
 
 
-class ComingPane(TabPane):
-    """A tab whose view is not part of this version yet; says so instead of being blank."""
-
-    def __init__(self, title: str, *, id: str) -> None:
-        super().__init__(title, id=id)
-
-    def compose(self) -> ComposeResult:
-        name = TAB_TITLES[self.id or ""].split(" ", 1)[1]
-        yield Static(
-            Text(f"The {name} view is not available in this version of pgtop.", style="italic"),
-            classes="pane-status",
-        )
-
-    def show(self, snapshot: ActivitySnapshot | None) -> None:
-        return None
-
-
 class MainScreen(Screen[None]):
     """Header, connection banner, tabs, footer."""
 
@@ -71,10 +58,14 @@ class MainScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield ServerHeader()
         yield ConnectionBanner()
+        yield ActionBar()
         with TabbedContent(initial="activity"):
             yield ActivityPane(TAB_TITLES["activity"], id="activity")
-            for tab, title in list(TAB_TITLES.items())[1:]:
-                yield ComingPane(title, id=tab)
+            yield LocksPane(TAB_TITLES["locks"], id="locks")
+            yield StatementsPane(TAB_TITLES["queries"], id="queries")
+            yield TablesPane(TAB_TITLES["tables"], id="tables")
+            yield VacuumPane(TAB_TITLES["vacuum"], id="vacuum")
+            yield IndexesPane(TAB_TITLES["indexes"], id="indexes")
         yield Footer()
 
     def on_mount(self) -> None:

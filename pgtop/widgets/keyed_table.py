@@ -827,9 +827,25 @@ class KeyedTable(ScrollView, can_focus=True):
         self._cursor_index = max(0, index)
         self._update_virtual_size()
         self._scroll_cursor_into_view()
-        if force_refresh or self._screen_signature() != before:
-            self.refresh()
+        self._repaint_changes(before, self._screen_signature())
         self._post_cursor_moved()
+
+    def _repaint_changes(self, before: tuple[Any, ...] | None, after: tuple[Any, ...]) -> None:
+        """Repaint only the lines that changed: a terminal over a slow link gets only those."""
+        if before == after:
+            return
+        if before is None or before[:2] != after[:2] or not before[2] or not after[2]:
+            self.refresh()  # scrolled, cursor moved, or the empty text comes or goes
+            return
+        old_lines, new_lines = before[2], after[2]
+        width = self.size.width
+        for line in range(max(len(old_lines), len(new_lines))):
+            if (
+                line >= len(old_lines)
+                or line >= len(new_lines)
+                or (old_lines[line] != new_lines[line])
+            ):
+                self.refresh(Region(0, 1 + line, width, 1))
 
     def _move_cursor(self, index: int) -> None:
         """Put the cursor on a visible index (clamped), repaint, scroll it into view."""

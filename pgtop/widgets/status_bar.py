@@ -33,7 +33,8 @@ def header_text(
         return text
     caps = snapshot.capabilities
     text.append(f"  PostgreSQL {one_line(caps.server_version.split(' ')[0], 20)}")
-    text.append("  standby" if caps.is_standby else "  primary", style="bold")
+    standby = snapshot.counters.in_recovery
+    text.append("  standby" if standby else "  primary", style="bold")
     uptime = (snapshot.collected_at - caps.started_at).total_seconds()
     text.append(f"  up {duration(uptime)}")
     text.append(f"  every {interval:g}s")
@@ -81,12 +82,22 @@ class ServerHeader(Widget):
         self._received = 0.0
 
     def on_mount(self) -> None:
-        self.set_interval(1.0, self.refresh)
+        # Once a second only while the data is stale, to show its age; otherwise the header
+        # changes with the data and nothing more is sent to the terminal.
+        self.set_interval(1.0, self._tick)
         for name in ("paused", "interval", "lost_since"):
             self.watch(self.app, name, self._repaint, init=False)
 
     def _repaint(self) -> None:
         self.refresh()
+
+    def _tick(self) -> None:
+        app = cast("PgTopApp", self.app)
+        age = time.monotonic() - self._received
+        if self._snapshot is not None and (
+            app.lost_since is not None or age > max(3 * app.interval, 5.0)
+        ):
+            self.refresh()
 
     def show(self, snapshot: ActivitySnapshot | None) -> None:
         self._snapshot = snapshot
@@ -118,8 +129,12 @@ class ConnectionBanner(Widget):
     def on_mount(self) -> None:
         for name in ("lost_since", "problem", "attempts"):
             self.watch(self.app, name, self._update, init=False)
-        self.set_interval(1.0, self.refresh)
+        self.set_interval(1.0, self._tick)
         self._update()
+
+    def _tick(self) -> None:
+        if self.has_class("-shown"):
+            self.refresh()
 
     def _update(self) -> None:
         self.set_class(bool(cast("PgTopApp", self.app).problem), "-shown")
@@ -138,3 +153,53 @@ class ConnectionBanner(Widget):
             text.append("⚠ last refresh failed: ")
         text.append(one_line(app.problem, 300))
         return text
+
+
+class ActionBar(Widget):
+    """The running action and its progress; hidden when none runs."""
+
+    DEFAULT_CSS = """
+    ActionBar { height: 1; padding: 0 1; display: none; background: $warning; color: $text; }
+    ActionBar.-shown { display: block; }
+    """
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "action_status", self._update)
+
+    def _update(self) -> None:
+        self.set_class(bool(cast("PgTopApp", self.app).action_status), "-shown")
+        self.refresh(layout=True)
+
+    def render(self) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append("⚙ ")
+        text.append(one_line(cast("PgTopApp", self.app).action_status, 300))
+        text.append("  (X stops it)", style="bold")
+        return text
+
+
+class StatusLine(Widget):
+    """One line of plain text that repaints itself only, never the layout around it.
+
+    (``Static.update`` asks for a layout pass, which repaints the whole screen.)
+    """
+
+    DEFAULT_CSS = """
+    StatusLine { height: 1; padding: 0 1; color: $text-muted; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._text = ""
+
+    def set_text(self, text: str) -> None:
+        if text != self._text:
+            self._text = text
+            self.refresh()
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    def render(self) -> Text:
+        return Text(self._text, no_wrap=True, overflow="ellipsis")

@@ -13,6 +13,7 @@ from pgtop.app import PgTopApp
 from pgtop.config import Settings
 from pgtop.messages import SnapshotCollected
 from pgtop.screens.backend import BackendScreen
+from pgtop.source import LiveSource
 from pgtop.widgets.keyed_table import KeyedTable
 
 SIZE = (160, 40)
@@ -61,8 +62,17 @@ async def test_activity_shows_staged_sessions_end_to_end(
         await shows(pilot, "PostgreSQL", "primary", "pg_sleep(60)", "Timeout:PgSleep")
         await shows(pilot, *(name[:10] for name in sleepers), *map(str, sleepers.values()))
         # pgtop's own session is not listed
-        own = app.source.own_pids  # type: ignore[attr-defined]
-        assert not own & set(shown_pids(app))
+        # pgtop's own sessions (monitoring and actions) are never listed
+        source = app.source
+        assert isinstance(source, LiveSource)
+        await wait_for(pilot, lambda: len(source.own_pids) == 2, "the action connection")
+        await wait_for(
+            pilot,
+            lambda: app.snapshot is not None and app.snapshot.own_pids == source.own_pids,
+            "a poll that knows both",
+        )
+        assert not source.own_pids & {b.pid for b in app.snapshot.backends}
+        assert not source.own_pids & set(shown_pids(app))
 
 
 async def test_sort_filter_detail_and_tabs(dsn: str, sleepers: dict[str, int]) -> None:

@@ -18,7 +18,7 @@ from pgtop.app import PgTopApp
 from pgtop.cluster import Cluster
 from pgtop.config import Settings
 from pgtop.messages import PollFailed, SnapshotCollected
-from pgtop.source import WATCHDOG_SECONDS
+from pgtop.source import WATCHDOG_SECONDS, LiveSource
 
 SIZE = (120, 30)
 
@@ -66,8 +66,11 @@ async def recovers(pilot: Any, app: PgTopApp, seen: Recorder, timeout: float = 6
 
 
 def own_pid(app: PgTopApp) -> int:
-    (pid,) = app.source.own_pids  # type: ignore[attr-defined]
-    return int(pid)
+    """The monitoring connection's backend."""
+    assert isinstance(app.source, LiveSource)
+    pid = app.source.monitor_pid
+    assert pid is not None
+    return pid
 
 
 @pytest.mark.parametrize("mode", ["fast", "immediate"])

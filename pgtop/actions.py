@@ -1,0 +1,510 @@
+"""Actions that change the server, aimed by identity, never by screen position.
+
+A session is named by (pid, backend_start), and for a cancel also by its query_start: a
+signal runs in one statement that checks the identity still holds, so a reused pid or a
+finished query is never hit. A relation is named by its OID; its current schema and name
+are read back before the utility statement is built with ``sql.Identifier``.
+
+Maintenance runs on a connection of its own, opened at start-up (it works when the
+server is out of connection slots), in autocommit, without statement_timeout and with a
+short lock_timeout: a lock that is not granted in time stops the action and names who
+holds it, instead of queueing every other session behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql
+
+from pgtop import pg, queries
+from pgtop.config import append_private, log_dir
+from pgtop.model import Backend, Capabilities
+
+Connection = psycopg.AsyncConnection[dict[str, Any]]
+SessionAction = Literal["cancel", "terminate"]
+RelationAction = Literal["analyze", "vacuum", "reindex", "drop_invalid_index"]
+
+SYSTEM_SCHEMAS = frozenset({"pg_catalog", "pg_toast", "information_schema"})
+FOLLOW_UP_SECONDS = 5.0
+"""How long a signal's outcome is watched before it is reported as still running."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTarget:
+    """A session, captured when the confirm dialog opened."""
+
+    pid: int
+    backend_start: datetime
+    query_start: datetime | None
+    user: str | None
+    application_name: str
+    backend_type: str
+    database: str | None
+    state: str | None
+    query: str
+
+    @classmethod
+    def of(cls, backend: Backend) -> SessionTarget:
+        if backend.backend_start is None:
+            raise ValueError("a session without a start time cannot be targeted")
+        return cls(
+            pid=backend.pid,
+            backend_start=backend.backend_start,
+            query_start=backend.query_start,
+            user=backend.user,
+            application_name=backend.application_name,
+            backend_type=backend.backend_type,
+            database=backend.database,
+            state=backend.state,
+            query=backend.query,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RelationTarget:
+    """A table or an index, captured by OID when the confirm dialog opened."""
+
+    oid: int
+    schema: str
+    name: str
+    kind: Literal["table", "index"]
+    size_bytes: int | None = None
+    table_oid: int | None = None
+    """For an index: its table."""
+    table_name: str | None = None
+    database: str | None = None
+    """The database it lives in (None: the one pgtop is connected to)."""
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def is_system(self) -> bool:
+        return self.schema in SYSTEM_SCHEMAS
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What an action will do, shown in full before it runs."""
+
+    action: str
+    target: SessionTarget | RelationTarget
+    statement: sql.Composed
+    lock: str
+    """The lock it takes and what that blocks, in words."""
+    warning: str = ""
+    """A reason for a second, explicit confirmation (e.g. the target is not a client)."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Bound parameters of ``statement``."""
+    shown: sql.Composed | None = None
+    """The statement with its parameters written in, for the dialog and the log."""
+    conflicts: tuple[str, ...] = ()
+    """Lock modes held by others that make this action wait."""
+
+    @property
+    def sql_text(self) -> str:
+        return (self.shown or self.statement).as_string(None)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened, said truthfully."""
+
+    ok: bool
+    message: str
+    """One line for the user."""
+    leftover_index: RelationTarget | None = None
+    """An invalid index left behind by a failed REINDEX CONCURRENTLY."""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class RefusedError(Exception):
+    """The action is not available on this target; ``str()`` says why."""
+
+
+# -- planning ----------------------------------------------------------------------------------
+
+
+_NON_CLIENT_WORDS = {
+    "autovacuum worker": "an autovacuum worker (it will be restarted later, its work lost)",
+    "walsender": "a WAL sender (a standby or a logical replication client will disconnect)",
+    "logical replication worker": "a logical replication worker (replication pauses)",
+    "logical replication apply worker": "a logical replication apply worker",
+    "parallel worker": "a parallel worker (its leader query will fail)",
+}
+
+
+def session_refusal(
+    backend: Backend, caps: Capabilities, own_pids: frozenset[int], *, target_is_superuser: bool
+) -> str | None:
+    """Why this role may not signal this backend, or None when it may."""
+    if backend.pid in own_pids:
+        return "this is one of pgtop's own sessions"
+    if backend.backend_start is None:
+        return "the server hides this session's identity from this role"
+    if caps.is_superuser:
+        return None
+    if target_is_superuser:
+        return "a superuser's session can only be signalled by a superuser"
+    if backend.user != caps.user and not caps.signal_backend:
+        return (
+            f"this role ({caps.user}) may only signal its own sessions: "
+            "it needs pg_signal_backend for other roles'"
+        )
+    return None
+
+
+def plan_session(action: SessionAction, backend: Backend) -> Plan:
+    """The statement that signals exactly this session, and only if it is still the same."""
+    target = SessionTarget.of(backend)
+    function = sql.SQL("pg_cancel_backend" if action == "cancel" else "pg_terminate_backend")
+    text = "SELECT {function}(pid) AS signalled FROM pg_stat_activity"
+    text += " WHERE pid = {pid} AND backend_start = {backend_start}"
+    params: dict[str, Any] = {"pid": target.pid, "backend_start": target.backend_start}
+    if action == "cancel":
+        if target.query_start is None or backend.state not in ("active", "fastpath function call"):
+            raise RefusedError("this session is running no query to cancel")
+        text += " AND query_start = {query_start}"
+        params["query_start"] = target.query_start
+    template = sql.SQL(text)  # built from constants only
+    statement = template.format(function=function, **{k: sql.Placeholder(k) for k in params})
+    shown = template.format(function=function, **{k: sql.Literal(v) for k, v in params.items()})
+    if action == "cancel":
+        lock = "no lock: the running query stops with an error, the session stays connected"
+    else:
+        lock = "no lock: the session ends, its open transaction is rolled back"
+    warning = ""
+    if not backend.is_client:
+        what = _NON_CLIENT_WORDS.get(backend.backend_type, f"a {backend.backend_type} process")
+        warning = f"This is not a client session: it is {what}."
+    return Plan(action, target, statement, lock, warning, params, shown)
+
+
+# Lock modes that conflict with the one each statement asks for on the table.
+_CONFLICTS_SHARE_UPDATE_EXCLUSIVE = (
+    "ShareUpdateExclusiveLock",
+    "ShareLock",
+    "ShareRowExclusiveLock",
+    "ExclusiveLock",
+    "AccessExclusiveLock",
+)
+_CONFLICTS_SHARE = (
+    "RowExclusiveLock",
+    "ShareUpdateExclusiveLock",
+    "ShareRowExclusiveLock",
+    "ExclusiveLock",
+    "AccessExclusiveLock",
+)
+
+
+def _relation(target: RelationTarget) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(target.schema), sql.Identifier(target.name))
+
+
+def plan_relation(action: RelationAction, target: RelationTarget, *, standby: bool) -> Plan:
+    """ANALYZE, VACUUM (ANALYZE) or REINDEX of one relation, named by identifiers."""
+    if standby:
+        raise RefusedError("the server is a standby: maintenance runs on the primary")
+    name = _relation(target)
+    if action == "analyze":
+        if target.kind != "table":
+            raise RefusedError("ANALYZE applies to tables")
+        return Plan(
+            action,
+            target,
+            sql.SQL("ANALYZE {}").format(name),
+            "SHARE UPDATE EXCLUSIVE on the table: reads and writes continue; other "
+            "maintenance (VACUUM, ANALYZE, CREATE INDEX CONCURRENTLY, ALTER TABLE) waits",
+            conflicts=_CONFLICTS_SHARE_UPDATE_EXCLUSIVE,
+        )
+    if action == "vacuum":
+        if target.kind != "table":
+            raise RefusedError("VACUUM applies to tables")
+        return Plan(
+            action,
+            target,
+            sql.SQL("VACUUM (ANALYZE) {}").format(name),
+            "SHARE UPDATE EXCLUSIVE on the table: reads and writes continue; other "
+            "maintenance (VACUUM, ANALYZE, CREATE INDEX CONCURRENTLY, ALTER TABLE) waits",
+            conflicts=_CONFLICTS_SHARE_UPDATE_EXCLUSIVE,
+        )
+    if action == "drop_invalid_index":
+        return Plan(
+            action,
+            target,
+            sql.SQL("DROP INDEX CONCURRENTLY {}").format(name),
+            "SHARE UPDATE EXCLUSIVE on the table: reads and writes continue",
+            conflicts=_CONFLICTS_SHARE_UPDATE_EXCLUSIVE,
+        )
+    word = sql.SQL("INDEX" if target.kind == "index" else "TABLE")
+    if target.is_system:
+        # REINDEX CONCURRENTLY is refused on system catalogs: the plain form is the only one.
+        return Plan(
+            action,
+            target,
+            sql.SQL("REINDEX {} {}").format(word, name),
+            "SHARE on the table and ACCESS EXCLUSIVE on the index: writes to the table wait, "
+            "and so do reads that would use the index, until it finishes",
+            "System catalogs cannot be reindexed concurrently: writes will wait.",
+            conflicts=_CONFLICTS_SHARE,
+        )
+    return Plan(
+        action,
+        target,
+        sql.SQL("REINDEX {} CONCURRENTLY {}").format(word, name),
+        "SHARE UPDATE EXCLUSIVE on the table: reads and writes continue while the index is "
+        "rebuilt beside the old one; other maintenance waits",
+        conflicts=_CONFLICTS_SHARE_UPDATE_EXCLUSIVE,
+    )
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+async def open_action_connection(conninfo: str, password: str | None) -> Connection:
+    """The second connection: no statement timeout, a lock timeout set per action."""
+    return await pg.connect(conninfo, password, statement_timeout_ms=0, lock_timeout_ms=3000)
+
+
+async def signal_session(
+    conn: Connection, plan: Plan, follow_up: float = FOLLOW_UP_SECONDS
+) -> Outcome:
+    """Send the signal if the session is still the one captured; then watch what happens."""
+    target = plan.target
+    assert isinstance(target, SessionTarget)
+    try:
+        cur = await conn.execute(plan.statement, plan.params)
+        row = await cur.fetchone()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        return Outcome(False, f"the server refused: {pg.first_line(exc)}")
+    if row is None:
+        what = "its query already finished" if plan.action == "cancel" else "it ended"
+        return Outcome(
+            False, f"nothing done: session {target.pid} is no longer the one selected ({what})"
+        )
+    if not row["signalled"]:
+        return Outcome(False, f"the server could not signal process {target.pid}")
+    verb = "cancelled" if plan.action == "cancel" else "terminated"
+    sql_gone = queries.SESSION_GONE.sql(conn.info.server_version)
+    params = {
+        "pid": target.pid,
+        "backend_start": target.backend_start,
+        "query_start": target.query_start if plan.action == "cancel" else None,
+    }
+    deadline = time.monotonic() + follow_up
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        cur = await conn.execute(sql_gone, params)
+        gone = await cur.fetchone()
+        if gone is not None and gone["gone"]:
+            if plan.action == "cancel":
+                return Outcome(True, f"signal sent: the query of {target.pid} was {verb}")
+            return Outcome(True, f"signal sent: session {target.pid} is gone")
+    return Outcome(True, f"signal sent, but {target.pid} is still running after {follow_up:g} s")
+
+
+async def _current_identity(conn: Connection, oid: int) -> tuple[str, str] | None:
+    cur = await conn.execute(queries.RELATION_IDENTITY.sql(conn.info.server_version), {"oid": oid})
+    row = await cur.fetchone()
+    return (row["schema"], row["name"]) if row else None
+
+
+async def lock_holders(
+    conn: Connection, oid: int, conflicts: tuple[str, ...], own_pids: frozenset[int]
+) -> str:
+    """Who holds a lock on relation ``oid`` that conflicts, or an old snapshot, in words."""
+    cur = await conn.execute(
+        queries.LOCK_HOLDERS.sql(conn.info.server_version),
+        {"oid": oid, "conflicts": list(conflicts), "own_pids": sorted(own_pids)},
+    )
+    rows = await cur.fetchall()
+    if not rows:
+        return "nobody any more"
+    return "; ".join(
+        f"pid {r['pid']} ({r['mode']}, {r['usename'] or '?'}, "
+        f"{r['application_name'] or 'no application'}, {r['state'] or 'no state'})"
+        for r in rows[:5]
+    )
+
+
+async def run_maintenance(
+    conn: Connection, plan: Plan, lock_timeout: float, own_pids: frozenset[int] = frozenset()
+) -> Outcome:
+    """Run a utility statement on the action connection, bounded by ``lock_timeout``."""
+    target = plan.target
+    assert isinstance(target, RelationTarget)
+    identity = await _current_identity(conn, target.oid)
+    if identity != (target.schema, target.name):
+        return Outcome(
+            False, f"nothing done: {target.qualified} was dropped or renamed since it was selected"
+        )
+    await conn.execute(
+        "SELECT set_config('lock_timeout', %s, false)", (f"{int(lock_timeout * 1000)}ms",)
+    )
+    started = time.monotonic()
+    try:
+        await conn.execute(plan.statement)
+    except psycopg.errors.LockNotAvailable:
+        holders = await lock_holders(conn, target.table_oid or target.oid, plan.conflicts, own_pids)
+        outcome = Outcome(
+            False,
+            f"gave up: no lock on {target.qualified} within {lock_timeout:g} s; held by {holders}",
+        )
+        return await _with_leftover(conn, plan, outcome)
+    except psycopg.errors.QueryCanceled:
+        return await _with_leftover(conn, plan, Outcome(False, "cancelled"))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        return Outcome(False, f"the server refused: {pg.first_line(exc)}")
+    except psycopg.Error as exc:
+        return await _with_leftover(conn, plan, Outcome(False, f"failed: {pg.first_line(exc)}"))
+    return Outcome(True, f"done in {time.monotonic() - started:.1f} s: {plan.sql_text}")
+
+
+async def _with_leftover(conn: Connection, plan: Plan, outcome: Outcome) -> Outcome:
+    """After a failed REINDEX CONCURRENTLY, look for the invalid index it leaves behind."""
+    if conn.broken or "REINDEX" not in plan.sql_text or "CONCURRENTLY" not in plan.sql_text:
+        return outcome
+    target = plan.target
+    assert isinstance(target, RelationTarget)
+    table = target.table_oid or target.oid
+    try:
+        cur = await conn.execute(
+            queries.INVALID_INDEXES.sql(conn.info.server_version), {"table_oid": table}
+        )
+        rows = await cur.fetchall()
+    except psycopg.Error:
+        return outcome
+    if not rows:
+        return outcome
+    row = rows[0]
+    leftover = RelationTarget(
+        oid=row["oid"],
+        schema=row["schema"],
+        name=row["name"],
+        kind="index",
+        table_oid=table,
+        table_name=target.table_name or target.name,
+    )
+    message = (
+        f"{outcome.message}; it left the invalid index {leftover.qualified} behind: "
+        "remove it with DROP INDEX CONCURRENTLY (offered next)"
+    )
+    return Outcome(False, message, leftover_index=leftover)
+
+
+# -- the action log ----------------------------------------------------------------------------
+
+
+def log_action(server: str, role: str, plan: Plan, outcome: Outcome | None, note: str = "") -> None:
+    """Append one JSON line to the action log (0600, never a password)."""
+    record = {
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "server": server,
+        "role": role,
+        "action": plan.action,
+        "sql": plan.sql_text,
+        "target": {k: _jsonable(v) for k, v in asdict(plan.target).items() if k != "query"},
+        "outcome": "attempted" if outcome is None else ("ok" if outcome.ok else "failed"),
+        "message": note or (outcome.message if outcome else ""),
+    }
+    append_private(action_log_path(), json.dumps(record, ensure_ascii=True))
+
+
+def action_log_path() -> Any:
+    return log_dir() / "actions.log"
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+class ActionRunner:
+    """Owns the action connection and runs one action at a time."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        password: str | None,
+        lock_timeout: float,
+        conn: Connection | None = None,
+    ) -> None:
+        self.conninfo = conninfo
+        self.password = password
+        self.lock_timeout = lock_timeout
+        self._conn = conn
+        self._lock = asyncio.Lock()
+        self.running: Plan | None = None
+        """The action in progress, if any."""
+
+    @property
+    def pid(self) -> int | None:
+        """The action connection's backend, one of pgtop's own."""
+        conn = self._conn
+        return conn.info.backend_pid if conn is not None and not conn.closed else None
+
+    async def connect(self) -> Connection:
+        """Open the action connection if it is not open (at start-up, and after a loss)."""
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            self._conn = conn = await open_action_connection(self.conninfo, self.password)
+        return conn
+
+    async def run(self, plan: Plan, own_pids: frozenset[int] = frozenset()) -> Outcome:
+        async with self._lock:
+            try:
+                conn = await self.connect()
+            except pg.ConnectError as exc:
+                return Outcome(False, f"could not open the action connection: {exc}")
+            self.running = plan
+            try:
+                if isinstance(plan.target, SessionTarget):
+                    return await signal_session(conn, plan)
+                return await run_maintenance(conn, plan, self.lock_timeout, own_pids)
+            except psycopg.OperationalError as exc:
+                return Outcome(False, f"the action connection failed: {pg.first_line(exc)}")
+            finally:
+                self.running = None
+
+    async def cancel_running(self) -> bool:
+        """Ask the server to cancel the action in progress; True if one was running."""
+        conn = self._conn
+        if conn is None or self.running is None:
+            return False
+        await conn.cancel_safe(timeout=5)
+        return True
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await asyncio.wait_for(conn.close(), timeout=2)
+            except (asyncio.TimeoutError, psycopg.Error):
+                conn.pgconn.finish()
+
+
+async def action_progress(conn: Connection, pid: int) -> str:
+    """The server's progress report of the action connection's statement, in words."""
+    cur = await conn.execute(queries.ACTION_PROGRESS.sql(conn.info.server_version), {"pid": pid})
+    row = await cur.fetchone()
+    if row is None:
+        return ""
+    percent = "" if row["percent"] is None else f" {row['percent']:.0f}%"
+    return f"{row['phase']}{percent}"
+
+
+async def role_is_superuser(conn: Connection, role: str | None) -> bool:
+    if role is None:
+        return False
+    cur = await conn.execute(
+        queries.ROLE_IS_SUPERUSER.sql(conn.info.server_version), {"role": role}
+    )
+    row = await cur.fetchone()
+    return bool(row and row["rolsuper"])

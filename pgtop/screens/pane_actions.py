@@ -1,0 +1,107 @@
+"""Actions from the panes: cancel and terminate where sessions are shown (Activity, Locks),
+ANALYZE, VACUUM and REINDEX where tables and indexes are (Tables, Vacuum, Indexes)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, cast
+
+from textual.app import SystemCommand
+from textual.binding import Binding
+from textual.widget import Widget
+
+from pgtop.actions import RelationTarget
+from pgtop.model import Backend
+from pgtop.text import one_line
+
+if TYPE_CHECKING:
+    from pgtop.app import PgTopApp
+
+SESSION_ACTION_BINDINGS = [
+    Binding("C", "signal('cancel')", "Cancel query", id="cancel-query"),
+    Binding("K", "signal('terminate')", "Terminate", id="terminate-session"),
+]
+
+
+class SessionActions(Widget):
+    """A pane whose cursor is on a session; it gets ``C`` and ``K``."""
+
+    def selected_backend(self) -> Backend | None:
+        raise NotImplementedError
+
+    def action_signal(self, action: str) -> None:
+        backend = self.selected_backend()
+        if backend is not None and action in ("cancel", "terminate"):
+            cast("PgTopApp", self.app).act_on_session(action, backend)  # type: ignore[arg-type]
+
+    def check_signal(self) -> bool | None:
+        """False hides the keys (read-only mode); None greys them (nothing selected)."""
+        if cast("PgTopApp", self.app).actions is None:
+            return False
+        return True if self.selected_backend() is not None else None
+
+    def session_commands(self, where: str) -> Iterable[SystemCommand]:
+        if cast("PgTopApp", self.app).actions is None or self.selected_backend() is None:
+            return
+        yield SystemCommand(
+            "Cancel the selected session's query",
+            f"{where}: pg_cancel_backend, after confirmation",
+            lambda: self.action_signal("cancel"),
+        )
+        yield SystemCommand(
+            "Terminate the selected session",
+            f"{where}: pg_terminate_backend, after confirmation",
+            lambda: self.action_signal("terminate"),
+        )
+
+
+RELATION_ACTION_BINDINGS = [
+    Binding("A", "maintain('analyze')", "Analyze", id="analyze"),
+    Binding("V", "maintain('vacuum')", "Vacuum", id="vacuum"),
+    Binding("R", "maintain('reindex')", "Reindex", id="reindex"),
+]
+
+
+class RelationActions(Widget):
+    """A pane whose cursor is on a table or an index; it gets ``A``, ``V`` and ``R``."""
+
+    def selected_target(self) -> RelationTarget | None:
+        raise NotImplementedError
+
+    def action_maintain(self, action: str) -> None:
+        target = self.selected_target()
+        if target is not None and action in ("analyze", "vacuum", "reindex"):
+            cast("PgTopApp", self.app).act_on_relation(action, target)  # type: ignore[arg-type]
+
+    def check_maintain(self, action: str) -> bool | None:
+        """False hides the key (read-only, or not for this kind); None greys it."""
+        if cast("PgTopApp", self.app).actions is None:
+            return False
+        target = self.selected_target()
+        if target is None:
+            return None
+        if target.kind == "index" and action != "reindex":
+            return None
+        return True
+
+    def relation_commands(self, where: str) -> Iterable[SystemCommand]:
+        target = self.selected_target()
+        if cast("PgTopApp", self.app).actions is None or target is None:
+            return
+        name = one_line(target.qualified, 60)
+        if target.kind == "table":
+            yield SystemCommand(
+                f"ANALYZE {name}",
+                f"{where}: after confirmation",
+                lambda: self.action_maintain("analyze"),
+            )
+            yield SystemCommand(
+                f"VACUUM (ANALYZE) {name}",
+                f"{where}: after confirmation",
+                lambda: self.action_maintain("vacuum"),
+            )
+        yield SystemCommand(
+            f"REINDEX {name}",
+            f"{where}: CONCURRENTLY where possible, after confirmation",
+            lambda: self.action_maintain("reindex"),
+        )

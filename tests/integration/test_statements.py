@@ -1,0 +1,510 @@
+"""The Queries tab's data on real servers: readings, rates, marks, resets, plans, privileges."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from pgtop import pg, queries
+from pgtop.cli import main
+from pgtop.cluster import Cluster
+from pgtop.model import Capabilities
+from pgtop.once import print_once
+from pgtop.statements import (
+    Figures,
+    Mode,
+    StatementKey,
+    StatementsCollector,
+    StatementsSnapshot,
+    StatementsUnavailable,
+    StatementsUnavailableError,
+    explain,
+    is_own,
+    mode_figures,
+    privilege_notice,
+    statement_text,
+    statements_report,
+)
+
+Connection = psycopg.AsyncConnection[dict[str, Any]]
+
+
+@asynccontextmanager
+async def monitor(conninfo: str) -> AsyncIterator[tuple[Connection, Capabilities]]:
+    """pgtop's monitoring connection and what it probed."""
+    conn = await pg.connect(conninfo)
+    try:
+        yield conn, await pg.probe(conn)
+    finally:
+        await conn.close()
+
+
+def dbname(conninfo: str) -> str:
+    return str(conninfo_to_dict(conninfo)["dbname"])
+
+
+def stage_table(conn: psycopg.Connection[Any], rows: int = 100) -> str:
+    """A new table with ``rows`` rows; its name makes its statements unique in the cluster."""
+    name = f"staged_{uuid.uuid4().hex[:10]}"
+    conn.execute(
+        sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, v text)").format(sql.Identifier(name))
+    )
+    conn.execute(
+        sql.SQL("INSERT INTO {} SELECT g, 'v' || g FROM generate_series(1, %s) g").format(
+            sql.Identifier(name)
+        ),
+        (rows,),
+    )
+    return name
+
+
+def count_text(table: str) -> str:
+    """How pg_stat_statements shows ``count_query``."""
+    return f'SELECT count(*) FROM "{table}" WHERE id < $1'
+
+
+def count_query(table: str) -> sql.Composed:
+    return sql.SQL("SELECT count(*) FROM {} WHERE id < %s").format(sql.Identifier(table))
+
+
+def run(conn: psycopg.Connection[Any], query: sql.Composed, times: int) -> None:
+    for n in range(times):
+        conn.execute(query, (n,))
+
+
+async def collect(collector: StatementsCollector, conn: Connection) -> StatementsSnapshot:
+    result = await collector.collect(conn)
+    assert isinstance(result, StatementsSnapshot), result
+    return result
+
+
+async def key_of(
+    collector: StatementsCollector, conn: Connection, snapshot: StatementsSnapshot, needle: str
+) -> StatementKey:
+    """The key of the one statement whose text starts with ``needle``."""
+    ids = [s.queryid for s in snapshot.current.statements.values() if s.queryid is not None]
+    texts = await collector.fetch_texts(conn, ids)
+    found = [
+        key
+        for key, s in snapshot.current.statements.items()
+        if s.queryid is not None and texts.get(s.queryid, "").startswith(needle)
+    ]
+    assert len(found) == 1, (needle, found)
+    return found[0]
+
+
+def figures(
+    mode: Mode, snapshot: StatementsSnapshot, mark: Any = None
+) -> dict[StatementKey, Figures]:
+    result = mode_figures(mode, snapshot, mark)
+    assert result is not None
+    return result
+
+
+def assert_not_negative(all_figures: dict[StatementKey, Figures]) -> None:
+    for key, f in all_figures.items():
+        values = (f.calls, f.exec_ms, f.rows, f.shared_blks_hit, f.shared_blks_read)
+        assert min((*values, f.temp_blks_written, f.load or 0, f.mean_ms or 0)) >= 0, (key, f)
+
+
+async def test_interval_mark_and_reset(fresh_db: str, sessions: Any) -> None:
+    work = sessions.open(dbname=dbname(fresh_db))
+    table = stage_table(work)
+    query = count_query(table)
+    run(work, query, 7)  # the entry exists before the first reading
+    async with monitor(fresh_db) as (conn, caps):
+        collector = StatementsCollector(caps)
+        first = await collect(collector, conn)
+        assert first.previous is None
+        assert mode_figures(Mode.NOW, first, None) is None  # rates need two readings
+        assert collector.interval < 5  # so the second reading comes soon
+
+        run(work, query, 30)
+        work.execute("SET work_mem = '64kB'")
+        work.execute("SELECT g FROM generate_series(1, 100000) g ORDER BY g DESC")  # spills
+        second = await collect(collector, conn)
+        key = await key_of(collector, conn, second, count_text(table))
+        seconds = (second.collected_at - first.collected_at).total_seconds()
+        now = figures(Mode.NOW, second)
+        f = now[key]
+        assert f.calls == 30
+        assert f.rows == 30  # count(*): one row per call
+        assert f.seconds == pytest.approx(seconds)
+        assert f.per_second(f.calls) == pytest.approx(30 / seconds)
+        assert f.exec_ms > 0
+        assert f.load == pytest.approx(f.exec_ms / 1000 / seconds)
+        assert f.mean_ms == pytest.approx(f.exec_ms / 30)
+        assert f.shared_blks_hit + f.shared_blks_read >= 30
+        assert not f.restarted
+        sort_key = await key_of(collector, conn, second, "SELECT g FROM generate_series")
+        spilled = now[sort_key]
+        assert spilled.temp_blks_written > 0
+        temp_rate = spilled.per_second(spilled.temp_blks_written)
+        assert temp_rate is not None
+        assert temp_rate > 0
+        assert collector.interval == 5
+
+        # pgtop's own statements are recognized as such; the staged one is not
+        statements = second.current.statements
+        texts = await collector.fetch_texts(conn, [])
+        own = [s for s in statements.values() if is_own(s, texts.get(s.queryid or 0), caps.user)]
+        own_texts = " ".join(texts[s.queryid or 0] for s in own)
+        assert "pg_stat_statements" in own_texts
+        assert not is_own(statements[key], texts[statements[key].queryid or 0], caps.user)
+
+        # mark, run more: since-mark figures count from the mark
+        mark = second.current
+        run(work, query, 12)
+        third = await collect(collector, conn)
+        assert figures(Mode.MARK, third, mark)[key].calls == 12
+        assert figures(Mode.NOW, third)[key].calls == 12
+        run(work, query, 5)
+        fourth = await collect(collector, conn)
+        since = figures(Mode.MARK, fourth, mark)[key]
+        assert since.calls == 17
+        assert since.seconds == pytest.approx(
+            (fourth.collected_at - mark.collected_at).total_seconds()
+        )
+        assert figures(Mode.NOW, fourth)[key].calls == 5
+        assert figures(Mode.LIFETIME, fourth)[key].calls == 7 + 30 + 12 + 5
+
+        # a reset of the extension: counters restart, nothing goes negative
+        work.execute("SELECT pg_stat_statements_reset()")
+        run(work, query, 3)
+        fifth = await collect(collector, conn)
+        now = figures(Mode.NOW, fifth)
+        assert now[key].calls == 3
+        assert now[key].restarted
+        assert_not_negative(now)
+        since_mark = figures(Mode.MARK, fifth, mark)
+        assert since_mark[key].calls == 3
+        assert_not_negative(since_mark)
+        assert fifth.current.statements[key].counters.calls == 3
+
+
+async def test_texts_are_fetched_only_for_the_statements_asked_for(
+    fresh_db: str, sessions: Any
+) -> None:
+    work = sessions.open(dbname=dbname(fresh_db))
+    table = stage_table(work)
+    run(work, count_query(table), 2)
+    other = sql.SQL("SELECT v FROM {} WHERE id = %s").format(sql.Identifier(table))
+    run(work, other, 2)
+
+    def text_reads() -> int:
+        row = work.execute(
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+            "WHERE query LIKE '%%SELECT DISTINCT ON (s.queryid) s.queryid%%' "
+            "AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async with monitor(fresh_db) as (conn, caps):
+        collector = StatementsCollector(caps)
+        plain = await collect(collector, conn)
+        assert plain.texts == {}  # nothing on screen: no text read
+        assert text_reads() == 0
+        by_text = {}
+        ids = [s.queryid for s in plain.current.statements.values() if s.queryid is not None]
+        for queryid in ids:
+            text = await statement_text(conn, plain.extension_version, queryid)
+            by_text[text] = queryid
+        wanted = by_text[count_text(table)]
+        second = by_text[f'SELECT v FROM "{table}" WHERE id = $1']
+        reads = text_reads()
+
+        collector.wanted = frozenset({wanted})
+        snapshot = await collect(collector, conn)
+        assert set(snapshot.texts) == {wanted}
+        assert table in snapshot.texts[wanted]
+        assert text_reads() == reads + 1
+
+        again = await collect(collector, conn)  # cached: not read again
+        assert set(again.texts) == {wanted}
+        assert text_reads() == reads + 1
+
+        collector.wanted = frozenset({wanted, second})
+        more = await collect(collector, conn)
+        assert set(more.texts) == {wanted, second}
+        assert text_reads() == reads + 2
+
+
+async def test_not_preloaded(new_cluster: Callable[..., Cluster]) -> None:
+    cluster = new_cluster(settings={"shared_preload_libraries": ""})
+    cluster.psql("CREATE EXTENSION pg_stat_statements; CREATE ROLE plain LOGIN")
+    # A superuser reads shared_preload_libraries: the probe already knows.
+    async with monitor(cluster.conninfo()) as (conn, caps):
+        assert caps.pgss_preloaded is False
+        collector = StatementsCollector(caps)
+        result = await collector.collect(conn)
+        assert isinstance(result, StatementsUnavailable)
+        assert "shared_preload_libraries" in result.remedy
+        assert "restart" in result.remedy
+    # Without pg_read_all_settings the probe cannot tell; the first reading finds out.
+    async with monitor(cluster.conninfo(user="plain")) as (conn, caps):
+        assert caps.pgss_preloaded is None
+        assert caps.pgss_version is not None
+        collector = StatementsCollector(caps)
+        result = await collector.collect(conn)
+        assert isinstance(result, StatementsUnavailable)
+        assert "shared_preload_libraries" in result.remedy
+        await conn.close()
+        # Not retried on every poll: no statement is sent (the connection is closed).
+        assert await collector.collect(conn) == result
+
+
+@pytest.fixture
+def bare_db(pg_cluster: Cluster) -> Iterator[str]:
+    """Conninfo of a new database without pg_stat_statements; dropped afterwards."""
+    name = f"pgtop_bare_{uuid.uuid4().hex[:10]}"
+    pg_cluster.psql(f'CREATE DATABASE "{name}"')
+    try:
+        yield pg_cluster.conninfo(name)
+    finally:
+        pg_cluster.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_not_created_is_explained_and_looked_for_again(
+    bare_db: str, pg_cluster: Cluster
+) -> None:
+    async with monitor(bare_db) as (conn, caps):
+        assert caps.pgss_version is None
+        collector = StatementsCollector(caps)
+        result = await collector.collect(conn)
+        assert isinstance(result, StatementsUnavailable)
+        assert "CREATE EXTENSION pg_stat_statements" in result.remedy
+        assert dbname(bare_db) in result.reason
+        await conn.close()
+        assert await collector.collect(conn) == result  # no statement sent
+    async with monitor(bare_db) as (conn, caps):
+        collector = StatementsCollector(caps)
+        assert isinstance(await collector.collect(conn), StatementsUnavailable)
+        pg_cluster.psql("CREATE EXTENSION pg_stat_statements", dbname=dbname(bare_db))
+        assert isinstance(await collector.collect(conn), StatementsUnavailable)  # not yet due
+        collector.recheck_every = 0
+        found = await collector.collect(conn)
+        assert isinstance(found, StatementsSnapshot)
+        assert found.current.statements
+
+
+@pytest.fixture
+def plain_role(pg_cluster: Cluster) -> Iterator[str]:
+    """A login role without pg_read_all_stats; dropped afterwards."""
+    name = f"plain_{uuid.uuid4().hex[:8]}"
+    pg_cluster.psql(f'CREATE ROLE "{name}" LOGIN')
+    try:
+        yield name
+    finally:
+        pg_cluster.psql(f'DROP ROLE IF EXISTS "{name}"')
+
+
+async def test_a_role_without_read_all_stats(
+    fresh_db: str, sessions: Any, plain_role: str, pg_cluster: Cluster
+) -> None:
+    db = dbname(fresh_db)
+    work = sessions.open(dbname=db)
+    table = stage_table(work)
+    run(work, count_query(table), 4)  # the superuser's statement
+    mine = sessions.open(dbname=db, user=plain_role)
+    mine.execute("SELECT 41 + %s", (1,))
+    async with monitor(pg_cluster.conninfo(db, user=plain_role)) as (conn, caps):
+        assert not caps.sees_all_queries
+        collector = StatementsCollector(caps)
+        snapshot = await collect(collector, conn)
+        notice = privilege_notice(snapshot)
+        assert "pg_read_all_stats" in notice
+        assert "pg_monitor" in notice
+        assert plain_role in notice
+        hidden = [s for s in snapshot.current.statements.values() if s.hidden]
+        assert hidden
+        assert {s.user for s in hidden} >= {pg_cluster.superuser}
+        assert snapshot.hidden_entries >= 2
+        own = [s for s in snapshot.current.statements.values() if s.user == plain_role]
+        ids = [s.queryid for s in own if s.queryid is not None]
+        assert len(ids) == len(own)  # this role's own statements keep their queryid
+        texts = await collector.fetch_texts(conn, ids)
+        assert any(text.startswith("SELECT $2 + $1") for text in texts.values()), texts
+
+
+async def test_explain(fresh_db: str, sessions: Any) -> None:
+    work = sessions.open(dbname=dbname(fresh_db))
+    table = stage_table(work, rows=1000)
+    run(work, sql.SQL("SELECT v FROM {} WHERE id = %s").format(sql.Identifier(table)), 3)
+    async with monitor(fresh_db) as (conn, caps):
+        version = caps.server_version_num
+        collector = StatementsCollector(caps)
+        snapshot = await collect(collector, conn)
+        key = await key_of(collector, conn, snapshot, f'SELECT v FROM "{table}"')
+        texts = await collector.fetch_texts(conn, [])
+        normalized = texts[key[2] or 0]
+        assert "$1" in normalized
+
+        plan = await explain(conn, normalized, version)
+        if version >= 160000:
+            assert not plan.problem
+            assert any(table in line for line in plan.lines)
+            assert any("$1" in line for line in plan.lines)
+        else:
+            assert not plan.lines
+            assert "PostgreSQL 16" in plan.problem
+            assert "placeholders" in plan.problem
+
+        plain = await explain(conn, f"SELECT count(*) FROM {table}", version)
+        assert not plain.problem
+        assert any("Aggregate" in line for line in plain.lines)
+
+        # Planned, never executed: nothing is inserted or dropped.
+        insert = await explain(
+            conn, f"INSERT INTO {table} (id) SELECT max(id) + 1 FROM {table}", version
+        )
+        assert any("Insert on" in line for line in insert.lines)
+        two = await explain(conn, f"SELECT 1; DROP TABLE {table}", version)
+        assert two.problem
+        assert not two.lines
+        row = work.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+        ).fetchone()
+        assert row == (1000,)
+
+        utility = await explain(conn, f"VACUUM {table}", version)
+        assert utility.problem.startswith("VACUUM statements have no plan")
+        syntax = await explain(conn, "SELECT FROM WHERE", version)
+        assert "syntax error" in syntax.problem
+
+        # A table locked by another session: a short wait, then a clear message.
+        locker = sessions.open(dbname=dbname(fresh_db), autocommit=False)
+        locker.execute(
+            sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(table))
+        )
+        started = time.monotonic()
+        locked = await explain(conn, f"SELECT count(*) FROM {table}", version)
+        assert "locked by another session" in locked.problem
+        assert time.monotonic() - started < 3
+        locker.rollback()
+
+        # The monitoring connection is left as it was: autocommit, outside a transaction,
+        # with its own timeouts.
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        cur = await conn.execute(
+            "SELECT current_setting('statement_timeout') AS st, "
+            "current_setting('transaction_read_only') AS ro"
+        )
+        assert await cur.fetchone() == {"st": "5s", "ro": "off"}
+
+
+# Extension versions each server can create, and the pgtop variants they select.
+EXTENSION_VERSIONS = ["1.4", "1.8", "1.9", "1.10", "1.11", "1.12"]
+
+
+def test_every_extension_variant_is_exercised() -> None:
+    tested = {tuple(int(p) for p in v.split(".")) for v in EXTENSION_VERSIONS}
+    for query in queries.EXTENSION_REGISTRY.values():
+        for minimum, _ in query.variants:
+            assert any(v >= minimum and query.sql(v) == query.sql(minimum) for v in tested), (
+                query.name,
+                minimum,
+            )
+
+
+@pytest.mark.parametrize("extension_version", EXTENSION_VERSIONS)
+async def test_the_variant_follows_the_installed_extension(
+    pg_cluster: Cluster, sessions: Any, extension_version: str
+) -> None:
+    available = pg_cluster.psql(
+        "SELECT version FROM pg_available_extension_versions WHERE name = 'pg_stat_statements'"
+    ).split()
+    if extension_version not in available:
+        pytest.skip(f"this server cannot create pg_stat_statements {extension_version}")
+    name = f"pgtop_v{extension_version.replace('.', '_')}_{uuid.uuid4().hex[:6]}"
+    pg_cluster.psql(f'CREATE DATABASE "{name}"')
+    try:
+        pg_cluster.psql(
+            f"CREATE EXTENSION pg_stat_statements VERSION '{extension_version}'", dbname=name
+        )
+        work = sessions.open(dbname=name)
+        table = stage_table(work)
+        query = count_query(table)
+        run(work, query, 2)
+        async with monitor(pg_cluster.conninfo(name)) as (conn, caps):
+            assert caps.pgss_version == extension_version
+            collector = StatementsCollector(caps)
+            await collect(collector, conn)
+            run(work, query, 6)
+            snapshot = await collect(collector, conn)
+            key = await key_of(collector, conn, snapshot, count_text(table))
+            assert figures(Mode.NOW, snapshot)[key].calls == 6
+            s = snapshot.current.statements[key]
+            version = tuple(int(p) for p in extension_version.split("."))
+            c = s.counters
+            assert c.exec_ms > 0  # total_time before 1.8, total_exec_time after
+            assert (s.toplevel is None) == (version < (1, 9))
+            assert (c.plans is None) == (version < (1, 8))
+            assert (c.wal_records is None) == (version < (1, 8))
+            assert (c.jit_functions is None) == (version < (1, 10))
+            assert (c.temp_blk_read_ms is None) == (version < (1, 10))
+            assert (c.local_blk_read_ms is None) == (version < (1, 11))
+            assert (s.stats_since is None) == (version < (1, 11))
+            assert (c.wal_buffers_full is None) == (version < (1, 12))
+            assert (snapshot.current.stats_reset is None) == (version < (1, 9))
+    finally:
+        pg_cluster.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_once_report(
+    fresh_db: str, sessions: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = sessions.open(dbname=dbname(fresh_db))
+    table = stage_table(work)
+    run(work, count_query(table), 3)
+    async with monitor(fresh_db) as (conn, caps):
+        report = await statements_report(conn, caps)
+        times = [row["total_exec_ms"] for row in report.rows]
+        assert times == sorted(times, reverse=True)
+        staged = [row for row in report.rows if row["query"] == count_text(table)]
+        assert len(staged) == 1
+        row = staged[0]
+        assert row["calls"] == 3
+        assert row["query"].startswith("SELECT count(*) FROM")
+        for field in (
+            "queryid",
+            "query",
+            "calls",
+            "total_exec_ms",
+            "mean_exec_ms",
+            "rows",
+            "shared_blks_read",
+            "temp_blks_written",
+        ):
+            assert field in row
+        assert row["mean_exec_ms"] == pytest.approx(row["total_exec_ms"] / 3)
+
+        assert await print_once(conn, caps, "queries", "json") == 0
+        document = json.loads(capsys.readouterr().out)
+        assert document["tab"] == "queries"
+        assert any(table in r["query"] for r in document["rows"])
+        assert await print_once(conn, caps, "queries", "text") == 0
+        out = capsys.readouterr().out
+        assert out.splitlines()[0].split()[:4] == ["QUERYID", "USER", "DATABASE", "CALLS"]
+
+
+async def test_once_report_without_the_extension_says_why(bare_db: str) -> None:
+    async with monitor(bare_db) as (conn, caps):
+        with pytest.raises(StatementsUnavailableError, match="CREATE EXTENSION"):
+            await statements_report(conn, caps)
+
+
+def test_once_queries_exit_code_without_the_extension(
+    bare_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--once", "queries", bare_db]) == pg.EXIT_USAGE
+    assert "CREATE EXTENSION pg_stat_statements" in capsys.readouterr().err
