@@ -7,6 +7,7 @@ from collections.abc import Hashable, Iterable
 from datetime import datetime
 from typing import cast
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Static
@@ -262,14 +263,17 @@ class VacuumPane(CatalogPane):
         running.display = bool(data.running)
         running.styles.height = min(len(data.running), 4) + 1
         running_title.update(
-            f"vacuums running now: {len(data.running)}"
-            if data.running
-            else "no vacuum is running now"
+            Text(
+                f"vacuums running now: {len(data.running)}"
+                if data.running
+                else "no vacuum is running now"
+            )
         )
         holders.set_rows([holder_row(h, now, data.database) for h in data.holders])
         holders.display = bool(data.holders)
         holders.styles.height = min(len(data.holders), HOLDERS_SHOWN) + 1
-        horizon_title.update(horizon_summary(data))
+        # Slot names and prepared-transaction ids are server text: never markup.
+        horizon_title.update(Text(horizon_summary(data)))
 
     def status_parts(self, data: VacuumData) -> list[str]:
         due = sum(1 for table in data.tables if table.verdict.due)
