@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, Protocol
 
 import psycopg
@@ -15,6 +17,16 @@ Connection = psycopg.AsyncConnection[dict[str, Any]]
 
 LIST_QUERY_LIMIT = 2048
 """Characters of each query text fetched for lists; the detail view fetches the rest."""
+
+FULL_READ_SECONDS = 60.0
+"""Every row is read again at least this often, whatever the polls in between read."""
+
+CHANGES_MARGIN = timedelta(seconds=2)
+"""How far before the previous poll a change still counts as new: a backend can stamp its
+statement's start a little before it publishes it."""
+
+CHANGED_ROWS_LIMIT = 64
+"""Above this many changed rows, one full read of pg_stat_activity is cheaper."""
 
 
 def rates(
@@ -54,7 +66,13 @@ def backend_from_row(row: tuple[Any, ...]) -> Backend:
 
 
 class ActivityCollector:
-    """Polls pg_stat_activity and the server counters; remembers the last poll for rates."""
+    """Polls pg_stat_activity and the server counters; remembers the last poll for rates.
+
+    The first poll reads every row; the next ones read only the rows that changed
+    (``queries.ACTIVITY_CHANGES``) and keep the others, with a full read again every
+    ``FULL_READ_SECONDS``. A role that may not see other sessions' timestamps, which the
+    changes are found by, always reads every row.
+    """
 
     def __init__(
         self,
@@ -69,34 +87,64 @@ class ActivityCollector:
         self._rows: dict[int, tuple[tuple[Any, ...], Backend]] = {}
         """Last poll's raw rows and Backends by pid: an unchanged row keeps its Backend, so
         nothing downstream redoes work for it (idle sessions rarely change)."""
+        self._full_read_at = -FULL_READ_SECONDS
         version = capabilities.server_version_num
         self._counters_sql = queries.SERVER_COUNTERS.sql(version)
         self._activity_sql = queries.ACTIVITY.sql(version)
+        self._changes_sql = queries.ACTIVITY_CHANGES.sql(version)
+
+    def _statement(self) -> tuple[str, dict[str, Any], bool]:
+        """The next poll's activity statement, its parameters, and whether it reads all."""
+        params: dict[str, Any] = {
+            "own_pids": sorted(self.own_pids),
+            "query_limit": self.query_limit,
+        }
+        previous = self._previous
+        if (
+            previous is None
+            or not self.capabilities.sees_all_queries
+            or time.monotonic() - self._full_read_at >= FULL_READ_SECONDS
+        ):
+            return self._activity_sql, params, True
+        params["known"] = list(self._rows)
+        params["watched"] = [b.state not in (None, "idle") for _, b in self._rows.values()]
+        params["since"] = previous.collected_at - CHANGES_MARGIN
+        params["limit"] = CHANGED_ROWS_LIMIT
+        return self._changes_sql, params, False
 
     async def collect(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> ActivitySnapshot:
         """One poll: both statements go out together in one round trip."""
-        params = {"own_pids": sorted(self.own_pids), "query_limit": self.query_limit}
+        sql, params, full = self._statement()
         activity_cur = conn.cursor(row_factory=tuple_row)
         async with conn.pipeline():
             counters_cur = await conn.execute(self._counters_sql)
-            await activity_cur.execute(self._activity_sql, params)
+            await activity_cur.execute(sql, params)
         counters_row = await counters_cur.fetchone()
         assert counters_row is not None
         counters = ServerCounters(**counters_row)
-        previous, current = self._rows, {}
-        backends = []
+        previous = self._rows
+        current = {} if full else dict(previous)
         for row in await activity_cur.fetchall():
-            known = previous.get(row[0])
+            pid = row[0]
+            if not full:
+                row, gone = row[:-1], row[-1]
+                if gone:
+                    current.pop(pid, None)
+                    continue
+            known = previous.get(pid)
             backend = known[1] if known is not None and known[0] == row else backend_from_row(row)
-            current[row[0]] = (row, backend)
-            backends.append(backend)
+            current[pid] = (row, backend)
+        for pid in self.own_pids & current.keys():
+            del current[pid]
         self._rows = current
+        if full:
+            self._full_read_at = time.monotonic()
         tps, cache_hit = rates(self._previous, counters)
         self._previous = counters
         return ActivitySnapshot(
             capabilities=self.capabilities,
             counters=counters,
-            backends=tuple(backends),
+            backends=tuple(backend for _, backend in current.values()),
             own_pids=self.own_pids,
             tps=tps,
             cache_hit=cache_hit,
