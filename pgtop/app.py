@@ -100,6 +100,7 @@ class PgTopApp(App[int]):
         source: SnapshotSource | None = None,
         pane_collectors: Mapping[str, PaneCollectorFactory] | None = None,
         action_conn: object | None = None,
+        first_snapshot: ActivitySnapshot | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -111,6 +112,8 @@ class PgTopApp(App[int]):
         self.crash: BaseException | None = None
         """An unexpected error that ended the app; the CLI reports it once the terminal is back."""
         self._wake = asyncio.Event()
+        self._first_snapshot = first_snapshot
+        """Taken while the interface loaded: shown at once instead of a first poll."""
         self.set_reactive(PgTopApp.interval, settings.refresh)
         self.pane_factories: Mapping[str, PaneCollectorFactory] = (
             default_pane_collectors() if pane_collectors is None else pane_collectors
@@ -172,7 +175,8 @@ class PgTopApp(App[int]):
             delay = self.interval
             if not self.paused:
                 try:
-                    snapshot = await self.source.collect()
+                    snapshot = self._first_snapshot or await self.source.collect()
+                    self._first_snapshot = None
                 except PollError as exc:
                     self.post_message(PollFailed(str(exc), connection_lost=exc.connection_lost))
                     if exc.connection_lost:

@@ -206,6 +206,12 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
             demo = await asyncio.to_thread(Demo.start)
             settings = replace(settings, conninfo=demo.conninfo)
+        interactive = not settings.once and sys.stdout.isatty() and sys.stdin.isatty()
+        # The interface's modules load in a thread while this one connects and takes the
+        # first snapshot: the server's work and the imports overlap.
+        ui_loaded = (
+            asyncio.ensure_future(asyncio.to_thread(_load_interface)) if interactive else None
+        )
         conn, caps, settings = await open_monitor(settings, args)
         if settings.once:
             from pgtop.once import print_once
@@ -214,14 +220,15 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                 return await print_once(conn, caps, settings.once, settings.output_format)
             finally:
                 await conn.close()
-        if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        if ui_loaded is None:
             await conn.close()
             return fail(
                 "the interactive view needs a terminal; use --once TAB for a snapshot",
                 pg.EXIT_USAGE,
             )
-        from pgtop.app import PgTopApp
+        from pgtop.source import LiveSource, PollError
 
+        source = LiveSource(settings, conn, caps)
         action_conn = None
         if not settings.read_only:
             # Opened now, while there are free slots, so actions work when none are left.
@@ -231,7 +238,15 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                 action_conn = await open_action_connection(settings.conninfo, settings.password)
             except pg.ConnectError as exc:
                 print(f"pgtop: warning: no action connection yet ({exc})", file=sys.stderr)
-        app = PgTopApp(settings, conn=conn, capabilities=caps, action_conn=action_conn)
+            else:
+                source.also_own = lambda: (action_conn.info.backend_pid,)
+        first = None
+        with contextlib.suppress(PollError):  # the interface shows it, and retries
+            first = await source.collect()
+        await ui_loaded
+        from pgtop.app import PgTopApp
+
+        app = PgTopApp(settings, source=source, action_conn=action_conn, first_snapshot=first)
         await app.run_async()
         if app.crash is not None:
             path = write_crash_log(app.crash, (settings.password,))
@@ -242,6 +257,11 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         if demo is not None:
             await asyncio.to_thread(demo.stop)
+
+
+def _load_interface() -> None:
+    import pgtop.app
+    import pgtop.screens.main  # noqa: F401
 
 
 def _interrupt(signum: int, frame: object) -> None:

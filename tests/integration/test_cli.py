@@ -377,3 +377,69 @@ def test_interactive_view_without_a_terminal_says_so(dsn: str, tmp_path: Path) -
     line = assert_fails(run_pgtop(tmp_path, dsn), 2, tmp_path)
     assert "needs a terminal" in line
     assert "--once" in line
+
+
+def test_interactive_view_in_a_real_terminal(dsn: str, sessions: Any, tmp_path: Path) -> None:
+    """In a pseudo-terminal: the first screen shows a running session, ``q`` quits with 0,
+    and the terminal is handed back (alternate screen left, cursor shown)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    busy = sessions.open(application_name="pty-visible-session")
+    sessions.run_in_background(busy, "SELECT /* ptyvisible */ pg_sleep(60)")
+    sessions.wait_until(
+        "SELECT EXISTS (SELECT FROM pg_stat_activity"
+        " WHERE application_name = 'pty-visible-session' AND state = 'active')"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "TEXTUAL"))}
+    env.update(
+        PGTOP_CONFIG=str(tmp_path / "no-such-config.toml"),
+        PGTOP_LOG_DIR=str(tmp_path / "logs"),
+        TERM="xterm-256color",
+        LANG="C.UTF-8",
+    )
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
+    proc = subprocess.Popen(
+        ["setsid", "-c", sys.executable, "-m", "pgtop", "-w", dsn],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+    )
+    os.close(slave)
+    output = bytearray()
+
+    def read_until(done: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not done() and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # the program has exited and closed the terminal
+                    return
+                if not chunk:
+                    return
+                output.extend(chunk)
+
+    try:
+        read_until(lambda: b"ptyvisible" in output, 30)
+        assert b"ptyvisible" in output, bytes(output[-2000:])
+        os.write(master, b"q")
+        read_until(lambda: proc.poll() is not None, 15)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    text = bytes(output)
+    assert b"Traceback" not in text
+    # Leaving: the alternate screen is left and the cursor shown again, after the UI.
+    assert text.rfind(b"\x1b[?1049l") > text.find(b"ptyvisible")
+    assert b"\x1b[?25h" in text[text.rfind(b"\x1b[?1049l") - 200 :]
