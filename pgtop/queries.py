@@ -668,7 +668,8 @@ CATALOG_HEADER = _query(
 
 # Settings for one catalog read, in its own transaction: no JIT compilation and no parallel
 # workers (a monitor must not take background worker slots, and compiling costs more than
-# these scans of the catalogs save).
+# these scans of the catalogs save), and enough work_mem for the hash aggregates and joins
+# over every index not to spill to disk at 100,000 relations.
 CATALOG_READ = _query(
     "catalog_read",
     (
@@ -677,6 +678,7 @@ CATALOG_READ = _query(
         SELECT set_config('jit', 'off', true) AS jit,
                set_config('max_parallel_workers_per_gather', '0', true)
                    AS max_parallel_workers_per_gather,
+               set_config('work_mem', '64MB', true) AS work_mem,
                NULL::text AS stats_fetch_consistency
         """,
     ),
@@ -688,6 +690,7 @@ CATALOG_READ = _query(
         SELECT set_config('jit', 'off', true) AS jit,
                set_config('max_parallel_workers_per_gather', '0', true)
                    AS max_parallel_workers_per_gather,
+               set_config('work_mem', '64MB', true) AS work_mem,
                set_config('stats_fetch_consistency', 'none', true) AS stats_fetch_consistency
         """,
     ),
