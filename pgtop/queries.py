@@ -648,8 +648,7 @@ EXPLAIN_PREFIX = Query(
 # TABLE_SIZES and INDEX_SIZES, for the few rows on screen, never on a relation that
 # pg_locks shows locked (or queued for) ACCESS EXCLUSIVE, and under a short lock_timeout.
 
-# What every catalog tab shows in its status line. The database size is the sum of the
-# relpages estimates: pg_database_size() stats every file of the database.
+# What every catalog tab shows in its status line, but the database size (DATABASE_PAGES).
 CATALOG_HEADER = _query(
     "catalog_header",
     (
@@ -657,13 +656,20 @@ CATALOG_HEADER = _query(
         """
         SELECT now() AS collected_at, current_database() AS database,
                current_setting('block_size')::int AS block_size,
-               (SELECT coalesce(sum(relpages), 0)::bigint FROM pg_class) AS database_pages,
                (SELECT age(datfrozenxid) FROM pg_database
                 WHERE datname = current_database()) AS datfrozenxid_age,
                (SELECT stats_reset FROM pg_stat_database
                 WHERE datname = current_database()) AS stats_reset
         """,
     ),
+)
+
+# The database size of the status line: the sum of the relpages estimates of every
+# relation (pg_database_size() stats every file of the database). A scan of all of
+# pg_class: read now and then, not on every refresh (catalog.SCAN_EVERY).
+DATABASE_PAGES = _query(
+    "database_pages",
+    (130000, "SELECT coalesce(sum(relpages), 0)::bigint AS pages FROM pg_class"),
 )
 
 # Settings for one catalog read, in its own transaction: no JIT compilation and no parallel

@@ -28,6 +28,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "explain_setup": {"statement_timeout": "3000", "lock_timeout": "200"},
     "catalog_read": {},
     "catalog_header": {},
+    "database_pages": {},
     "tables": {},
     "size_lock_timeout": {"lock_timeout": "50ms"},
     "table_sizes": {"oids": [0, 1259]},
