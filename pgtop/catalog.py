@@ -55,9 +55,9 @@ WRAPAROUND_LIMIT = 2**31
 HORIZON_LIMIT = 20
 """Holders of the xmin horizon listed at most."""
 SCAN_EVERY = 6
-"""What costs a scan of a whole catalog and changes slowly (the database size) is read on
-one catalog refresh in this many (about once a minute at the default cadence), and reused
-on the others."""
+"""What costs a scan of a whole catalog and rarely changes (the database size, which
+indexes back a constraint) is read on one catalog refresh in this many (about once a
+minute at the default cadence), and reused on the others."""
 TABS = ("tables", "vacuum", "indexes")
 
 
@@ -1301,6 +1301,8 @@ class IndexesCollector(CatalogCollector):
         self._last: IndexesData | None = None
         self._last_read = 0.0
         self._rows: RowCache[IndexInfo] = RowCache()
+        self._constraints: Sometimes[frozenset[int]] = Sometimes()
+        """The indexes named by a constraint."""
 
     async def read(self, conn: Connection, own_pids: frozenset[int]) -> IndexesData:
         last = self._last
@@ -1313,10 +1315,23 @@ class IndexesCollector(CatalogCollector):
             data = await self._with_exact_sizes(conn, last)
             self._last = data
             return data
-        header, names, rows, locked, _ = await self._read(conn, queries.INDEXES)
+        database = conn.info.dbname
+        kept = self._constraints.reuse(database)
+        more: list[tuple[queries.Query, dict[str, Any]]] = []
+        if kept is None:
+            more.append((queries.CONSTRAINT_INDEXES, {}))
+        header, names, rows, locked, extra = await self._read(conn, queries.INDEXES, *more)
         block = header.block_size
+        if kept is None:
+            constraints = frozenset(row["oid"] for row in extra[0])
+            self._constraints.keep(database, constraints)
+        else:
+            constraints = kept
+        appeared = False
 
         def make(row: dict[str, Any], before: dict[str, Any] | None) -> IndexInfo:
+            nonlocal appeared
+            appeared = appeared or before is None
             return IndexInfo(
                 oid=row["oid"],
                 schema=row["schema"],
@@ -1334,16 +1349,22 @@ class IndexesCollector(CatalogCollector):
                 is_unique=row["is_unique"],
                 is_primary=row["is_primary"],
                 is_exclusion=row["is_exclusion"],
-                backs_constraint=row["backs_constraint"],
+                backs_constraint=row["oid"] in constraints,
                 is_valid=row["is_valid"],
                 is_ready=row["is_ready"],
                 signature=index_signature(row),
             )
 
         def reusable(index: IndexInfo) -> bool:
-            return index.locked == (index.oid in locked)
+            return index.locked == (index.oid in locked) and index.backs_constraint == (
+                index.oid in constraints
+            )
 
         indexes = self._rows.build(rows, names, make, scope=header.database, reusable=reusable)
+        if appeared and kept is not None:
+            # An index new since the last refresh is flagged by its own kind (unique,
+            # primary, exclusion) until the constraints are read again: next refresh.
+            self._constraints.expire()
         duplicates = find_duplicates(indexes)
         for position, index in enumerate(indexes):
             keep = duplicates.get(index.oid)

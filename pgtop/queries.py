@@ -1008,8 +1008,7 @@ VACUUM_PROGRESS = _query(
 # key_columns (indnkeyatts, indkey with the INCLUDE columns, operator classes, collations,
 # options: one text rather than five, for a cheaper transfer), expressions and predicate
 # as stored node trees (never deparsed: deparsing would look the relation up).
-# backs_constraint: named by pg_constraint.conindid (primary key, unique, exclusion, or the
-# referenced side of a foreign key); a hashed subplan, cheaper than a join here.
+# Which indexes back a constraint is read apart (CONSTRAINT_INDEXES), less often.
 INDEXES = _query(
     "indexes",
     (
@@ -1024,7 +1023,6 @@ INDEXES = _query(
                NULL::timestamptz AS last_idx_scan,
                x.indisunique AS is_unique, x.indisprimary AS is_primary,
                x.indisexclusion AS is_exclusion,
-               x.indexrelid IN (SELECT conindid FROM pg_constraint) AS backs_constraint,
                x.indisvalid AS is_valid, x.indisready AS is_ready,
                concat_ws(' / ', x.indnkeyatts, x.indkey, x.indclass, x.indcollation,
                          x.indoption) AS key_columns,
@@ -1052,7 +1050,6 @@ INDEXES = _query(
                NULL::timestamptz AS last_idx_scan,
                x.indisunique AS is_unique, x.indisprimary AS is_primary,
                x.indisexclusion AS is_exclusion,
-               x.indexrelid IN (SELECT conindid FROM pg_constraint) AS backs_constraint,
                x.indisvalid AS is_valid, x.indisready AS is_ready,
                concat_ws(' / ', x.indnkeyatts, x.indkey, x.indclass, x.indcollation,
                          x.indoption) AS key_columns,
@@ -1081,7 +1078,6 @@ INDEXES = _query(
                pg_stat_get_lastscan(x.indexrelid) AS last_idx_scan,
                x.indisunique AS is_unique, x.indisprimary AS is_primary,
                x.indisexclusion AS is_exclusion,
-               x.indexrelid IN (SELECT conindid FROM pg_constraint) AS backs_constraint,
                x.indisvalid AS is_valid, x.indisready AS is_ready,
                concat_ws(' / ', x.indnkeyatts, x.indkey, x.indclass, x.indcollation,
                          x.indoption) AS key_columns,
@@ -1095,6 +1091,20 @@ INDEXES = _query(
         WHERE t.relkind IN ('r', 'm') AND ic.relkind = 'i'
           AND n.nspname NOT IN ('pg_catalog', 'information_schema')
           AND n.nspname !~ '^pg_toast'
+        """,
+    ),
+)
+
+# The indexes named by a constraint (pg_constraint.conindid): primary key, unique,
+# exclusion, or the referenced side of a foreign key. A scan of all of pg_constraint, and
+# constraints rarely change: read now and then (catalog.SCAN_EVERY), not on every refresh.
+# Duplicates (an index referenced by several foreign keys) are left to the caller.
+CONSTRAINT_INDEXES = _query(
+    "constraint_indexes",
+    (
+        130000,
+        """
+        SELECT conindid::bigint AS oid FROM pg_constraint WHERE conindid <> 0
         """,
     ),
 )

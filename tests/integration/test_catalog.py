@@ -482,6 +482,38 @@ async def test_a_foreign_key_keeps_the_referenced_index_out_of_unused(
     assert not index.unused
 
 
+async def test_constraints_are_read_again_after_the_slower_cadence_or_for_new_indexes(
+    monitor: tuple[Connection, Capabilities], db: psycopg.Connection[Any]
+) -> None:
+    conn, caps = monitor
+    parent, child = name("parent"), name("child")
+    db.execute(f"CREATE TABLE {parent} (id int, code int)")
+    db.execute(f"CREATE UNIQUE INDEX {parent}_id ON {parent} (id)")
+    db.execute(f"CREATE TABLE {child} (parent_id int, parent_code int)")
+    collector = IndexesCollector(caps)
+
+    async def backs(index: str) -> bool:
+        data = await bounded(collector.read(conn, own(conn)))
+        return next(i for i in data.indexes if i.name == index).backs_constraint
+
+    assert not await backs(f"{parent}_id")
+    db.execute(f"ALTER TABLE {child} ADD FOREIGN KEY (parent_id) REFERENCES {parent} (id)")
+    for _ in range(SCAN_EVERY - 1):
+        assert not await backs(f"{parent}_id"), "constraints are not read on every refresh"
+    assert await backs(f"{parent}_id"), "read again after the slower cadence"
+
+    # A new index: shown by its own flags at once, and the constraints are read again on
+    # the next refresh rather than after a whole cycle.
+    db.execute(f"CREATE UNIQUE INDEX {parent}_code ON {parent} (code)")
+    db.execute(f"ALTER TABLE {child} ADD FOREIGN KEY (parent_code) REFERENCES {parent} (code)")
+    data = await bounded(collector.read(conn, own(conn)))
+    new = next(i for i in data.indexes if i.name == f"{parent}_code")
+    assert not new.backs_constraint
+    assert new.enforces_constraint, "unique"
+    assert not new.unused
+    assert await backs(f"{parent}_code")
+
+
 # -- the database size in the header --------------------------------------------------------
 
 

@@ -38,6 +38,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "xmin_holders": {"own_pids": [0], "query_limit": 100, "limit": 20},
     "vacuum_progress": {},
     "indexes": {},
+    "constraint_indexes": {},
     "index_sizes": {"oids": [0, 2662]},
     "databases": {},
 }
