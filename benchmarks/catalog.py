@@ -13,7 +13,9 @@ puts rows in a few of them. It then measures, with ``pg_stat_statements``, the s
 (sum of ``total_exec_time``) of:
 
 * one refresh of each catalog tab, as pgtop runs it (``TablesCollector``,
-  ``VacuumCollector``, ``IndexesCollector``: the median of ``--runs`` after one warm-up);
+  ``VacuumCollector``, ``IndexesCollector``: the median of ``--runs`` after one warm-up,
+  and the mean and the largest: one refresh in ``SCAN_EVERY`` also reads what the others
+  reuse, the database size and which indexes back a constraint);
 * the runbook query, ``pg_total_relation_size()`` of every table of ``public``;
 
 and then, with one table held ACCESS EXCLUSIVE by another session, that every tab's
@@ -38,6 +40,7 @@ import psycopg
 
 from pgtop import pg
 from pgtop.catalog import (
+    SCAN_EVERY,
     CatalogCollector,
     IndexesCollector,
     IndexesData,
@@ -67,7 +70,9 @@ BATCH = 500
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--relations", type=int, default=100_000, help="relations to create")
-    parser.add_argument("--runs", type=int, default=5, help="measured refreshes per tab")
+    parser.add_argument(
+        "--runs", type=int, default=2 * SCAN_EVERY, help="measured refreshes per tab"
+    )
     parser.add_argument("--bindir", type=Path, default=None, help="PostgreSQL bin directory")
     return parser.parse_args(argv)
 
@@ -155,11 +160,13 @@ async def measure(cluster: Cluster, runs: int) -> list[tuple[str, float, float, 
 
             first_server, first_wall = await server_ms(admin, work)
             samples = [await server_ms(admin, work) for _ in range(runs)]
-            server = statistics.median(s for s, _ in samples)
+            servers = [s for s, _ in samples]
+            server = statistics.median(servers)
             wall = statistics.median(w for _, w in samples)
-            verdict = "ok" if server < TARGET_MS else f"OVER {TARGET_MS:.0f} ms"
+            verdict = "ok" if max(servers) < TARGET_MS else f"OVER {TARGET_MS:.0f} ms"
             note = (
-                f"{verdict}; first refresh {first_server:.0f} ms server, {first_wall:.0f} ms wall"
+                f"{verdict}; mean {statistics.mean(servers):.0f}, max {max(servers):.0f} ms "
+                f"server; first refresh {first_server:.0f} ms server, {first_wall:.0f} ms wall"
             )
             results.append((label, server, wall, note))
 

@@ -54,6 +54,10 @@ WRAPAROUND_LIMIT = 2**31
 """Transaction IDs between the oldest unfrozen one and wraparound."""
 HORIZON_LIMIT = 20
 """Holders of the xmin horizon listed at most."""
+SCAN_EVERY = 6
+"""What costs a scan of a whole catalog and rarely changes (the database size, which
+indexes back a constraint) is read on one catalog refresh in this many (about once a
+minute at the default cadence), and reused on the others."""
 TABS = ("tables", "vacuum", "indexes")
 
 
@@ -75,11 +79,24 @@ class CatalogHeader:
     block_size: int
     database_bytes: int
     """Sum of the relpages estimates of every relation: cheap, and close to
-    pg_database_size() once relations have been vacuumed or analyzed."""
+    pg_database_size() once relations have been vacuumed or analyzed. Read on one refresh
+    in ``SCAN_EVERY``; in between, the Tables tab counts its own rows again and adds what
+    the last read found outside them (see ``DatabasePages``)."""
     datfrozenxid_age: int | None
     """Age of the database's oldest unfrozen transaction ID."""
     stats_reset: datetime | None
     """When this database's statistics were last reset (scan counts start there)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabasePages:
+    """The database size, in pages, as the last read of every relation's relpages found it."""
+
+    total: int
+    """Pages of every relation."""
+    outside: int | None
+    """Of these, the pages not counted in the Tables tab's rows (system catalogs,
+    sequences...), when that read was the Tables tab's; None otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -696,6 +713,17 @@ def top_by(rows: Iterable[tuple[int, int]], count: int) -> list[int]:
     return [key for key, _ in heapq.nsmallest(count, rows, key=lambda kv: (-kv[1], kv[0]))]
 
 
+def tables_pages(names: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """Pages of every relation that rows of the TABLES query count: the tables, their
+    TOAST tables and indexes.
+
+    >>> tables_pages(["oid", "heap_pages", "toast_pages", "index_pages"], [(1, 5, 2, 1)])
+    8
+    """
+    heap, toast, index = (names.index(n) for n in ("heap_pages", "toast_pages", "index_pages"))
+    return sum(row[heap] + row[toast] + row[index] for row in rows)
+
+
 def with_database(conninfo: str, database: str) -> str:
     """``conninfo`` (keywords or URI) pointing at another database.
 
@@ -708,12 +736,12 @@ def with_database(conninfo: str, database: str) -> str:
 # -- reading the server ----------------------------------------------------------------------
 
 
-def _header(row: Mapping[str, Any]) -> CatalogHeader:
+def _header(row: Mapping[str, Any], database_pages: int) -> CatalogHeader:
     return CatalogHeader(
         database=row["database"],
         collected_at=row["collected_at"],
         block_size=row["block_size"],
-        database_bytes=row["database_pages"] * row["block_size"],
+        database_bytes=database_pages * row["block_size"],
         datfrozenxid_age=row["datfrozenxid_age"],
         stats_reset=row["stats_reset"],
     )
@@ -854,6 +882,42 @@ class RowCache(Generic[Item]):
             self._rows[key] = (cached[0], item)
 
 
+class Sometimes(Generic[Item]):
+    """A value read on one refresh in ``every`` and reused on the others.
+
+    For what costs a scan of a whole catalog and rarely changes. It is read at once for
+    another database (``key``), or on the next refresh after ``expire()``.
+    """
+
+    def __init__(self, every: int = SCAN_EVERY) -> None:
+        self.every = every
+        self._key: object = None
+        self._value: Item | None = None
+        self._reused = 0
+
+    def reuse(self, key: object) -> Item | None:
+        """The value kept for ``key``, counting this refresh as one that reuses it; None
+        when it is to be read on this refresh."""
+        if self._value is None or self._key != key or self._reused + 1 >= self.every:
+            return None
+        self._reused += 1
+        return self._value
+
+    def keep(self, key: object, value: Item) -> None:
+        """The value just read for ``key``."""
+        self._key, self._value, self._reused = key, value, 0
+
+    def update(self, key: object, value: Item) -> None:
+        """The value worked out again from a refresh that did not read it: the next read
+        comes when it would have."""
+        if self._value is not None and self._key == key:
+            self._value = value
+
+    def expire(self) -> None:
+        """Read it on the next refresh."""
+        self._value = None
+
+
 def _names(cur: psycopg.AsyncCursor[Any]) -> list[str]:
     assert cur.description is not None
     return [column.name for column in cur.description]
@@ -875,6 +939,8 @@ class CatalogTarget:
         """The Activity refresh interval (the panes keep it current)."""
         self.focus: dict[str, tuple[int, ...]] = {}
         """Per tab, the oids of the rows on screen: they get exact sizes."""
+        self.pages: Sometimes[DatabasePages] = Sometimes()
+        """The database size, shared by the three tabs."""
         self._sizes_only: set[str] = set()
         self._conninfo = ""
         self._password: str | None = None
@@ -971,14 +1037,31 @@ class CatalogCollector:
         raise NotImplementedError
 
     async def _read(
-        self, conn: Connection, main: queries.Query, *more: tuple[queries.Query, dict[str, Any]]
+        self,
+        conn: Connection,
+        main: queries.Query,
+        *more: tuple[queries.Query, dict[str, Any]],
+        rows_pages: Callable[[Sequence[str], Sequence[tuple[Any, ...]]], int] | None = None,
     ) -> tuple[CatalogHeader, list[str], list[tuple[Any, ...]], set[int], list[list[Any]]]:
         """One round trip, in one transaction without JIT or parallel workers: the header,
-        ``main`` (as tuples), the relations locked ACCESS EXCLUSIVE, and ``more``."""
+        ``main`` (as tuples), the relations locked ACCESS EXCLUSIVE, and ``more``.
+
+        The database size is read on one refresh in ``SCAN_EVERY`` (the target's
+        ``pages``). ``rows_pages``, for a tab whose rows are sized from relpages: the
+        pages its rows count; then the size is read again only if the last read was not
+        this tab's, and worked out from the rows in between.
+        """
         version = self._version
+        database = conn.info.dbname
+        kept = self.target.pages.reuse(database)
+        if kept is not None and rows_pages is not None and kept.outside is None:
+            kept = None
         async with conn.pipeline(), conn.transaction():
             await conn.execute(queries.CATALOG_READ.sql(version))
             header_cur = await conn.execute(queries.CATALOG_HEADER.sql(version))
+            pages_cur = None
+            if kept is None:
+                pages_cur = await conn.execute(queries.DATABASE_PAGES.sql(version))
             main_cur = conn.cursor(row_factory=psycopg.rows.tuple_row)
             await main_cur.execute(main.sql(version))
             locked_cur = await conn.execute(queries.LOCKED_RELATIONS.sql(version))
@@ -986,9 +1069,23 @@ class CatalogCollector:
         header_row = await header_cur.fetchone()
         assert header_row is not None
         rows = await main_cur.fetchall()
+        names = _names(main_cur)
         locked = {row["oid"] for row in await locked_cur.fetchall()}
         extra = [await cur.fetchall() for cur in more_curs]
-        return _header(header_row), _names(main_cur), rows, locked, extra
+        own = rows_pages(names, rows) if rows_pages is not None else None
+        if pages_cur is not None:
+            pages_row = await pages_cur.fetchone()
+            assert pages_row is not None
+            total = pages_row["pages"]
+            outside = max(total - own, 0) if own is not None else None
+            self.target.pages.keep(database, DatabasePages(total, outside))
+        else:
+            assert kept is not None
+            total = kept.total
+            if own is not None and kept.outside is not None:
+                total = kept.outside + own
+                self.target.pages.update(database, DatabasePages(total, kept.outside))
+        return _header(header_row, total), names, rows, locked, extra
 
 
 class TablesCollector(CatalogCollector):
@@ -1022,7 +1119,9 @@ class TablesCollector(CatalogCollector):
             data = await self._with_exact_sizes(conn, last)
             self._last = data
             return data
-        header, names, rows, locked, _ = await self._read(conn, queries.TABLES)
+        header, names, rows, locked, _ = await self._read(
+            conn, queries.TABLES, rows_pages=tables_pages
+        )
         tables = self._tables(header, names, rows, locked)
         data = await self._with_exact_sizes(conn, TablesData(header, tables))
         self._last, self._last_read = data, time.monotonic()
@@ -1202,6 +1301,8 @@ class IndexesCollector(CatalogCollector):
         self._last: IndexesData | None = None
         self._last_read = 0.0
         self._rows: RowCache[IndexInfo] = RowCache()
+        self._constraints: Sometimes[frozenset[int]] = Sometimes()
+        """The indexes named by a constraint."""
 
     async def read(self, conn: Connection, own_pids: frozenset[int]) -> IndexesData:
         last = self._last
@@ -1214,10 +1315,23 @@ class IndexesCollector(CatalogCollector):
             data = await self._with_exact_sizes(conn, last)
             self._last = data
             return data
-        header, names, rows, locked, _ = await self._read(conn, queries.INDEXES)
+        database = conn.info.dbname
+        kept = self._constraints.reuse(database)
+        more: list[tuple[queries.Query, dict[str, Any]]] = []
+        if kept is None:
+            more.append((queries.CONSTRAINT_INDEXES, {}))
+        header, names, rows, locked, extra = await self._read(conn, queries.INDEXES, *more)
         block = header.block_size
+        if kept is None:
+            constraints = frozenset(row["oid"] for row in extra[0])
+            self._constraints.keep(database, constraints)
+        else:
+            constraints = kept
+        appeared = False
 
         def make(row: dict[str, Any], before: dict[str, Any] | None) -> IndexInfo:
+            nonlocal appeared
+            appeared = appeared or before is None
             return IndexInfo(
                 oid=row["oid"],
                 schema=row["schema"],
@@ -1235,16 +1349,22 @@ class IndexesCollector(CatalogCollector):
                 is_unique=row["is_unique"],
                 is_primary=row["is_primary"],
                 is_exclusion=row["is_exclusion"],
-                backs_constraint=row["backs_constraint"],
+                backs_constraint=row["oid"] in constraints,
                 is_valid=row["is_valid"],
                 is_ready=row["is_ready"],
                 signature=index_signature(row),
             )
 
         def reusable(index: IndexInfo) -> bool:
-            return index.locked == (index.oid in locked)
+            return index.locked == (index.oid in locked) and index.backs_constraint == (
+                index.oid in constraints
+            )
 
         indexes = self._rows.build(rows, names, make, scope=header.database, reusable=reusable)
+        if appeared and kept is not None:
+            # An index new since the last refresh is flagged by its own kind (unique,
+            # primary, exclusion) until the constraints are read again: next refresh.
+            self._constraints.expire()
         duplicates = find_duplicates(indexes)
         for position, index in enumerate(indexes):
             keep = duplicates.get(index.oid)

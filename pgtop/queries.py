@@ -713,8 +713,7 @@ EXPLAIN_PREFIX = Query(
 # TABLE_SIZES and INDEX_SIZES, for the few rows on screen, never on a relation that
 # pg_locks shows locked (or queued for) ACCESS EXCLUSIVE, and under a short lock_timeout.
 
-# What every catalog tab shows in its status line. The database size is the sum of the
-# relpages estimates: pg_database_size() stats every file of the database.
+# What every catalog tab shows in its status line, but the database size (DATABASE_PAGES).
 CATALOG_HEADER = _query(
     "catalog_header",
     (
@@ -722,7 +721,6 @@ CATALOG_HEADER = _query(
         """
         SELECT now() AS collected_at, current_database() AS database,
                current_setting('block_size')::int AS block_size,
-               (SELECT coalesce(sum(relpages), 0)::bigint FROM pg_class) AS database_pages,
                (SELECT age(datfrozenxid) FROM pg_database
                 WHERE datname = current_database()) AS datfrozenxid_age,
                (SELECT stats_reset FROM pg_stat_database
@@ -731,9 +729,18 @@ CATALOG_HEADER = _query(
     ),
 )
 
+# The database size of the status line: the sum of the relpages estimates of every
+# relation (pg_database_size() stats every file of the database). A scan of all of
+# pg_class: read now and then, not on every refresh (catalog.SCAN_EVERY).
+DATABASE_PAGES = _query(
+    "database_pages",
+    (130000, "SELECT coalesce(sum(relpages), 0)::bigint AS pages FROM pg_class"),
+)
+
 # Settings for one catalog read, in its own transaction: no JIT compilation and no parallel
 # workers (a monitor must not take background worker slots, and compiling costs more than
-# these scans of the catalogs save).
+# these scans of the catalogs save), and enough work_mem for the hash aggregates and joins
+# over every index not to spill to disk at 100,000 relations.
 CATALOG_READ = _query(
     "catalog_read",
     (
@@ -742,6 +749,7 @@ CATALOG_READ = _query(
         SELECT set_config('jit', 'off', true) AS jit,
                set_config('max_parallel_workers_per_gather', '0', true)
                    AS max_parallel_workers_per_gather,
+               set_config('work_mem', '64MB', true) AS work_mem,
                NULL::text AS stats_fetch_consistency
         """,
     ),
@@ -753,6 +761,7 @@ CATALOG_READ = _query(
         SELECT set_config('jit', 'off', true) AS jit,
                set_config('max_parallel_workers_per_gather', '0', true)
                    AS max_parallel_workers_per_gather,
+               set_config('work_mem', '64MB', true) AS work_mem,
                set_config('stats_fetch_consistency', 'none', true) AS stats_fetch_consistency
         """,
     ),
@@ -1064,8 +1073,7 @@ VACUUM_PROGRESS = _query(
 # key_columns (indnkeyatts, indkey with the INCLUDE columns, operator classes, collations,
 # options: one text rather than five, for a cheaper transfer), expressions and predicate
 # as stored node trees (never deparsed: deparsing would look the relation up).
-# backs_constraint: named by pg_constraint.conindid (primary key, unique, exclusion, or the
-# referenced side of a foreign key); a hashed subplan, cheaper than a join here.
+# Which indexes back a constraint is read apart (CONSTRAINT_INDEXES), less often.
 INDEXES = _query(
     "indexes",
     (
@@ -1080,7 +1088,6 @@ INDEXES = _query(
                NULL::timestamptz AS last_idx_scan,
                x.indisunique AS is_unique, x.indisprimary AS is_primary,
                x.indisexclusion AS is_exclusion,
-               x.indexrelid IN (SELECT conindid FROM pg_constraint) AS backs_constraint,
                x.indisvalid AS is_valid, x.indisready AS is_ready,
                concat_ws(' / ', x.indnkeyatts, x.indkey, x.indclass, x.indcollation,
                          x.indoption) AS key_columns,
@@ -1108,7 +1115,6 @@ INDEXES = _query(
                NULL::timestamptz AS last_idx_scan,
                x.indisunique AS is_unique, x.indisprimary AS is_primary,
                x.indisexclusion AS is_exclusion,
-               x.indexrelid IN (SELECT conindid FROM pg_constraint) AS backs_constraint,
                x.indisvalid AS is_valid, x.indisready AS is_ready,
                concat_ws(' / ', x.indnkeyatts, x.indkey, x.indclass, x.indcollation,
                          x.indoption) AS key_columns,
@@ -1137,7 +1143,6 @@ INDEXES = _query(
                pg_stat_get_lastscan(x.indexrelid) AS last_idx_scan,
                x.indisunique AS is_unique, x.indisprimary AS is_primary,
                x.indisexclusion AS is_exclusion,
-               x.indexrelid IN (SELECT conindid FROM pg_constraint) AS backs_constraint,
                x.indisvalid AS is_valid, x.indisready AS is_ready,
                concat_ws(' / ', x.indnkeyatts, x.indkey, x.indclass, x.indcollation,
                          x.indoption) AS key_columns,
@@ -1151,6 +1156,20 @@ INDEXES = _query(
         WHERE t.relkind IN ('r', 'm') AND ic.relkind = 'i'
           AND n.nspname NOT IN ('pg_catalog', 'information_schema')
           AND n.nspname !~ '^pg_toast'
+        """,
+    ),
+)
+
+# The indexes named by a constraint (pg_constraint.conindid): primary key, unique,
+# exclusion, or the referenced side of a foreign key. A scan of all of pg_constraint, and
+# constraints rarely change: read now and then (catalog.SCAN_EVERY), not on every refresh.
+# Duplicates (an index referenced by several foreign keys) are left to the caller.
+CONSTRAINT_INDEXES = _query(
+    "constraint_indexes",
+    (
+        130000,
+        """
+        SELECT conindid::bigint AS oid FROM pg_constraint WHERE conindid <> 0
         """,
     ),
 )

@@ -21,6 +21,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from pgtop import pg, queries
 from pgtop.catalog import (
+    SCAN_EVERY,
     CatalogTarget,
     IndexesCollector,
     IndexesData,
@@ -479,6 +480,110 @@ async def test_a_foreign_key_keeps_the_referenced_index_out_of_unused(
     index = next(i for i in data.indexes if i.name == f"{parent}_id")
     assert index.backs_constraint
     assert not index.unused
+
+
+async def test_constraints_are_read_again_after_the_slower_cadence_or_for_new_indexes(
+    monitor: tuple[Connection, Capabilities], db: psycopg.Connection[Any]
+) -> None:
+    conn, caps = monitor
+    parent, child = name("parent"), name("child")
+    db.execute(f"CREATE TABLE {parent} (id int, code int)")
+    db.execute(f"CREATE UNIQUE INDEX {parent}_id ON {parent} (id)")
+    db.execute(f"CREATE TABLE {child} (parent_id int, parent_code int)")
+    collector = IndexesCollector(caps)
+
+    async def backs(index: str) -> bool:
+        data = await bounded(collector.read(conn, own(conn)))
+        return next(i for i in data.indexes if i.name == index).backs_constraint
+
+    assert not await backs(f"{parent}_id")
+    db.execute(f"ALTER TABLE {child} ADD FOREIGN KEY (parent_id) REFERENCES {parent} (id)")
+    for _ in range(SCAN_EVERY - 1):
+        assert not await backs(f"{parent}_id"), "constraints are not read on every refresh"
+    assert await backs(f"{parent}_id"), "read again after the slower cadence"
+
+    # A new index: shown by its own flags at once, and the constraints are read again on
+    # the next refresh rather than after a whole cycle.
+    db.execute(f"CREATE UNIQUE INDEX {parent}_code ON {parent} (code)")
+    db.execute(f"ALTER TABLE {child} ADD FOREIGN KEY (parent_code) REFERENCES {parent} (code)")
+    data = await bounded(collector.read(conn, own(conn)))
+    new = next(i for i in data.indexes if i.name == f"{parent}_code")
+    assert not new.backs_constraint
+    assert new.enforces_constraint, "unique"
+    assert not new.unused
+    assert await backs(f"{parent}_code")
+
+
+# -- the database size in the header --------------------------------------------------------
+
+
+def database_bytes(db: psycopg.Connection[Any]) -> int:
+    row = db.execute(
+        "SELECT sum(relpages)::bigint * current_setting('block_size')::int FROM pg_class"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_the_database_size_counts_every_relation_and_follows_the_tables_rows(
+    monitor: tuple[Connection, Capabilities], db: psycopg.Connection[Any]
+) -> None:
+    conn, caps = monitor
+    grows = name("grows")
+    db.execute(
+        f"CREATE TABLE {grows} (id int PRIMARY KEY, body text) "
+        "WITH (autovacuum_enabled = off, toast.autovacuum_enabled = off)"
+    )
+    db.execute(f"ANALYZE {grows}")
+    target = CatalogTarget()
+    tables = TablesCollector(caps, target, default_exact=0)
+
+    def rows_bytes(data: TablesData) -> int:
+        assert all(t.size_is_estimate for t in data.tables)
+        return sum(t.total_bytes for t in data.tables)
+
+    # The first read sums every relation (autovacuum may change a catalog's relpages
+    # meanwhile: read again, with nothing kept, until both agree).
+    async def first_read() -> tuple[TablesData, int]:
+        target.pages.expire()
+        data = await bounded(tables.read(conn, own(conn)))
+        return data, database_bytes(db)
+
+    first, _ = await until(first_read, lambda r: r[0].header.database_bytes == r[1], "the sum")
+    outside = first.header.database_bytes - rows_bytes(first)
+    assert outside > 0, "the system catalogs are counted too"
+
+    # Between two reads of every relation, the Tables tab counts its own rows again.
+    db.execute(f"INSERT INTO {grows} SELECT g, repeat('x', 500) FROM generate_series(1, 2000) g")
+    db.execute(f"ANALYZE {grows}")
+    second = await bounded(tables.read(conn, own(conn)))
+    assert second.header.database_bytes > first.header.database_bytes
+    assert second.header.database_bytes == outside + rows_bytes(second)
+
+    # The other tabs share the figure until the next read.
+    vacuum = await bounded(VacuumCollector(caps, target).read(conn, own(conn)))
+    indexes = await bounded(IndexesCollector(caps, target).read(conn, own(conn)))
+    assert vacuum.header.database_bytes == second.header.database_bytes
+    assert indexes.header.database_bytes == second.header.database_bytes
+
+
+async def test_the_database_size_is_read_again_after_the_slower_cadence(
+    monitor: tuple[Connection, Capabilities], db: psycopg.Connection[Any]
+) -> None:
+    conn, caps = monitor
+    grows = name("grows")
+    db.execute(f"CREATE TABLE {grows} (id int) WITH (autovacuum_enabled = off)")
+    collector = VacuumCollector(caps)
+    first = await bounded(collector.read(conn, own(conn)))
+    db.execute(f"INSERT INTO {grows} SELECT generate_series(1, 20000)")
+    db.execute(f"ANALYZE {grows}")
+    for _ in range(SCAN_EVERY - 1):
+        kept = await bounded(collector.read(conn, own(conn)))
+        assert kept.header.database_bytes == first.header.database_bytes
+    read = await bounded(collector.read(conn, own(conn)))
+    grown = next(t for t in read.tables if t.name == grows).relpages * read.header.block_size
+    assert grown > 0
+    assert read.header.database_bytes >= first.header.database_bytes + grown
 
 
 # -- the database switch, and --once ---------------------------------------------------------

@@ -36,6 +36,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "explain_setup": {"statement_timeout": "3000", "lock_timeout": "200"},
     "catalog_read": {},
     "catalog_header": {},
+    "database_pages": {},
     "tables": {},
     "size_lock_timeout": {"lock_timeout": "50ms"},
     "table_sizes": {"oids": [0, 1259]},
@@ -45,6 +46,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "xmin_holders": {"own_pids": [0], "query_limit": 100, "limit": 20},
     "vacuum_progress": {},
     "indexes": {},
+    "constraint_indexes": {},
     "index_sizes": {"oids": [0, 2662]},
     "databases": {},
 }

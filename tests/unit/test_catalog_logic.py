@@ -17,6 +17,7 @@ from pgtop.catalog import (
     AutovacuumSettings,
     HorizonHolder,
     IndexInfo,
+    Sometimes,
     VacuumProgress,
     autovacuum_due,
     find_duplicates,
@@ -410,6 +411,24 @@ def test_rates_need_a_previous_read_and_a_counter_that_did_not_go_back() -> None
 
 def test_largest_estimates_are_sized_first() -> None:
     assert top_by([(1, 10), (2, 30), (3, 20), (4, 30)], 3) == [2, 4, 3]
+
+
+def test_a_slow_read_is_reused_on_the_refreshes_between_two_reads() -> None:
+    kept: Sometimes[str] = Sometimes(every=3)
+    assert kept.reuse("app") is None, "nothing read yet"
+    kept.keep("app", "first")
+    assert [kept.reuse("app"), kept.reuse("app"), kept.reuse("app")] == ["first", "first", None]
+    kept.keep("app", "second")
+    assert kept.reuse("app") == "second"
+    kept.update("app", "worked out")
+    assert kept.reuse("app") == "worked out"
+    assert kept.reuse("app") is None, "working the value out again does not delay the read"
+    kept.keep("app", "third")
+    assert kept.reuse("shop") is None, "another database is read at once"
+    kept.keep("app", "fourth")
+    kept.update("shop", "not this one")
+    kept.expire()
+    assert kept.reuse("app") is None, "expired: read on the next refresh"
 
 
 def test_another_database_keeps_the_rest_of_the_connection_string() -> None:
