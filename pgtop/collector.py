@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import psycopg
@@ -18,12 +18,20 @@ Connection = psycopg.AsyncConnection[dict[str, Any]]
 LIST_QUERY_LIMIT = 2048
 """Characters of each query text fetched for lists; the detail view fetches the rest."""
 
-FULL_READ_SECONDS = 60.0
+FULL_READ_SECONDS = 120.0
 """Every row is read again at least this often, whatever the polls in between read."""
 
+SCAN_SECONDS = 2.0
+"""Every backend is checked for changes (new, gone, a new statement) at least this often;
+the polls in between read only the active ones."""
+
 CHANGES_MARGIN = timedelta(seconds=2)
-"""How far before the previous poll a change still counts as new: a backend can stamp its
+"""How far before the previous scan a change still counts as new: a backend can stamp its
 statement's start a little before it publishes it."""
+
+QUIET_STATES = (None, "idle", "idle in transaction", "idle in transaction (aborted)")
+"""States that change only with a new statement (or the session's end): rows in them are
+read again when a scan finds one; rows in any other state are read on every poll."""
 
 CHANGED_ROWS_LIMIT = 64
 """Above this many changed rows, one full read of pg_stat_activity is cheaper."""
@@ -68,10 +76,11 @@ def backend_from_row(row: tuple[Any, ...]) -> Backend:
 class ActivityCollector:
     """Polls pg_stat_activity and the server counters; remembers the last poll for rates.
 
-    The first poll reads every row; the next ones read only the rows that changed
-    (``queries.ACTIVITY_CHANGES``) and keep the others, with a full read again every
-    ``FULL_READ_SECONDS``. A role that may not see other sessions' timestamps, which the
-    changes are found by, always reads every row.
+    The first poll reads every row, and so does one every ``FULL_READ_SECONDS``. In
+    between, a poll reads the rows of the backends that are not quiet (active: their wait
+    events change at any moment), and every ``SCAN_SECONDS`` also those that changed
+    (``queries.ACTIVITY_CHANGES``); the other rows are kept. A role that may not see
+    other sessions' timestamps, which the changes are found by, always reads every row.
     """
 
     def __init__(
@@ -88,45 +97,54 @@ class ActivityCollector:
         """Last poll's raw rows and Backends by pid: an unchanged row keeps its Backend, so
         nothing downstream redoes work for it (idle sessions rarely change)."""
         self._full_read_at = -FULL_READ_SECONDS
+        self._scanned: tuple[float, datetime] | None = None
+        """When the last full read or scan ran (monotonic clock, and the server's)."""
         version = capabilities.server_version_num
         self._counters_sql = queries.SERVER_COUNTERS.sql(version)
         self._activity_sql = queries.ACTIVITY.sql(version)
         self._changes_sql = queries.ACTIVITY_CHANGES.sql(version)
+        self._watched_sql = queries.ACTIVITY_WATCHED.sql(version)
 
-    def _statement(self) -> tuple[str, dict[str, Any], bool]:
-        """The next poll's activity statement, its parameters, and whether it reads all."""
-        params: dict[str, Any] = {
-            "own_pids": sorted(self.own_pids),
-            "query_limit": self.query_limit,
-        }
-        previous = self._previous
+    def _statement(self, now: float) -> tuple[str | None, dict[str, Any], str]:
+        """The next poll's activity statement (None: nothing to read), its parameters, and
+        its kind: ``full``, ``scan`` or ``watched``."""
+        params: dict[str, Any] = {"query_limit": self.query_limit}
+        scanned = self._scanned
         if (
-            previous is None
+            scanned is None
             or not self.capabilities.sees_all_queries
-            or time.monotonic() - self._full_read_at >= FULL_READ_SECONDS
+            or now - self._full_read_at >= FULL_READ_SECONDS
         ):
-            return self._activity_sql, params, True
+            params["own_pids"] = sorted(self.own_pids)
+            return self._activity_sql, params, "full"
+        params["watched"] = [
+            pid for pid, (_, b) in self._rows.items() if b.state not in QUIET_STATES
+        ]
+        if now - scanned[0] < SCAN_SECONDS:
+            return (self._watched_sql if params["watched"] else None), params, "watched"
+        params["own_pids"] = sorted(self.own_pids)
         params["known"] = list(self._rows)
-        params["watched"] = [b.state not in (None, "idle") for _, b in self._rows.values()]
-        params["since"] = previous.collected_at - CHANGES_MARGIN
+        params["since"] = scanned[1] - CHANGES_MARGIN
         params["limit"] = CHANGED_ROWS_LIMIT
-        return self._changes_sql, params, False
+        return self._changes_sql, params, "scan"
 
     async def collect(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> ActivitySnapshot:
         """One poll: both statements go out together in one round trip."""
-        sql, params, full = self._statement()
+        now = time.monotonic()
+        sql, params, kind = self._statement(now)
         activity_cur = conn.cursor(row_factory=tuple_row)
         async with conn.pipeline():
             counters_cur = await conn.execute(self._counters_sql)
-            await activity_cur.execute(sql, params)
+            if sql is not None:
+                await activity_cur.execute(sql, params)
         counters_row = await counters_cur.fetchone()
         assert counters_row is not None
         counters = ServerCounters(**counters_row)
         previous = self._rows
-        current = {} if full else dict(previous)
-        for row in await activity_cur.fetchall():
+        current = {} if kind == "full" else dict(previous)
+        for row in await activity_cur.fetchall() if sql is not None else ():
             pid = row[0]
-            if not full:
+            if kind != "full":
                 row, gone = row[:-1], row[-1]
                 if gone:
                     current.pop(pid, None)
@@ -137,8 +155,10 @@ class ActivityCollector:
         for pid in self.own_pids & current.keys():
             del current[pid]
         self._rows = current
-        if full:
-            self._full_read_at = time.monotonic()
+        if kind == "full":
+            self._full_read_at = now
+        if kind != "watched":
+            self._scanned = (now, counters.collected_at)
         tps, cache_hit = rates(self._previous, counters)
         self._previous = counters
         return ActivitySnapshot(

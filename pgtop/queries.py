@@ -121,9 +121,9 @@ SERVER_COUNTERS = _query(
 # whole lock table), so it is called only for backends waiting on a heavyweight lock;
 # the CASE evaluates it for those rows alone. The query text is clipped server-side to
 # %(query_limit)s characters so that huge texts never cross the wire on every poll.
-# pg_stat_get_activity() is what pg_stat_activity reads, joined here to the names.
-_ACTIVITY_COLUMNS = """
-               a.pid, d.datname AS database, u.rolname AS "user",
+# pg_stat_get_activity() is what pg_stat_activity reads, joined here to the names. The
+# first column, the pid, is each statement's own.
+_ACTIVITY_COLUMNS = """, d.datname AS database, u.rolname AS "user",
                coalesce(a.application_name, '') AS application_name,
                host(a.client_addr) AS client_addr, a.client_hostname, a.client_port,
                coalesce(a.backend_type, '') AS backend_type, a.state,
@@ -139,11 +139,15 @@ _NAMES = """
         LEFT JOIN pg_database d ON d.oid = a.datid
         LEFT JOIN pg_roles u ON u.oid = a.usesysid"""
 _ACTIVITY = (
-    "\n        SELECT"
+    """
+        SELECT a.pid"""
     + _ACTIVITY_COLUMNS
-    + "\n        FROM pg_stat_get_activity(NULL) a"
+    + """
+        FROM pg_stat_get_activity(NULL) a"""
     + _NAMES
-    + "\n        WHERE a.pid <> ALL(%(own_pids)s::int[])\n"
+    + """
+        WHERE a.pid <> ALL(%(own_pids)s::int[])
+        """
 )
 ACTIVITY = _query(
     "activity",
@@ -151,20 +155,38 @@ ACTIVITY = _query(
     (140000, _ACTIVITY.format(query_id="a.query_id")),  # query_id appeared in 14.
 )
 
-# The rows of ACTIVITY that changed since the previous poll, and the pids that left.
-# pg_stat_get_activity() looks up every backend's PGPROC by a linear search, so reading
-# every row costs the square of the number of backends (20 ms at 5,000). The per-backend
-# accessors below cost nothing of the kind: they find, in one pass, the backends that are
-# new (not in %(known)s), gone, or that started since %(since)s (a new backend on a reused
-# pid), or a statement since, or a transaction since (a fast-path call starts no
-# statement), to which the caller adds those it %(watched)s: every state but idle, whose
-# wait events and state change within a statement. Only those are read, one by one
-# while they are at most %(limit)s, else in one full read. One statement, so one view of
-# the backends. Each row ends with ``gone``: true for a pid that left (its other columns
-# NULL).
+# pg_stat_get_activity() finds each backend's PGPROC by a linear search, so reading every
+# row costs the square of the number of backends (20 ms at 5,000). The two statements
+# below read ACTIVITY's rows one by one, for a few pids. Each row ends with ``gone``:
+# true for a pid that is no longer there (its other columns NULL).
+
+# The rows of the pids a poll %(watched)s: those in a state that changes without a new
+# statement (active: wait events, end of the statement).
+_ACTIVITY_WATCHED = (
+    """
+        SELECT w.pid"""
+    + _ACTIVITY_COLUMNS
+    + """, a.pid IS NULL AS gone
+        FROM unnest(%(watched)s::int[]) AS w(pid)
+        LEFT JOIN LATERAL pg_stat_get_activity(w.pid) a ON true"""
+    + _NAMES
+    + "\n"
+)
+ACTIVITY_WATCHED = _query(
+    "activity_watched",
+    (130000, _ACTIVITY_WATCHED.format(query_id="NULL::bigint")),
+    (140000, _ACTIVITY_WATCHED.format(query_id="a.query_id")),
+)
+
+# The rows that changed since the last scan, and the pids that left. The per-backend
+# accessors find, in one pass, the backends that are new (not in %(known)s), gone, or
+# that started since %(since)s (a new backend on a reused pid), or a statement since, or a
+# transaction since (a fast-path call starts no statement); the caller adds the pids it
+# %(watched)s. Only those are read, one by one while they are at most %(limit)s, else in
+# one full read. One statement, so one view of the backends.
 _ACTIVITY_CHANGES = (
     """
-        WITH present AS MATERIALIZED (
+        WITH present AS (
             SELECT pg_stat_get_backend_pid(b) AS pid,
                    pg_stat_get_backend_start(b) AS backend_start,
                    pg_stat_get_backend_xact_start(b) AS xact_start,
@@ -173,9 +195,8 @@ _ACTIVITY_CHANGES = (
         ), changed AS MATERIALIZED (
             SELECT coalesce(p.pid, k.pid) AS pid, p.pid IS NULL AS gone
             FROM present p
-            FULL JOIN unnest(%(known)s::int[], %(watched)s::bool[]) AS k(pid, watched)
-                ON k.pid = p.pid
-            WHERE (k.pid IS NULL OR p.pid IS NULL OR k.watched
+            FULL JOIN unnest(%(known)s::int[]) AS k(pid) ON k.pid = p.pid
+            WHERE (k.pid IS NULL OR p.pid IS NULL OR p.pid = ANY(%(watched)s::int[])
                    OR p.backend_start >= %(since)s OR p.query_start >= %(since)s
                    OR p.xact_start >= %(since)s)
               AND coalesce(p.pid, k.pid) <> ALL(%(own_pids)s::int[])
@@ -189,7 +210,7 @@ _ACTIVITY_CHANGES = (
             WHERE NOT (SELECT few FROM few)
               AND a.pid IN (SELECT pid FROM changed WHERE NOT gone)
         )
-        SELECT"""
+        SELECT a.pid"""
     + _ACTIVITY_COLUMNS
     + """, false AS gone
         FROM activity a"""

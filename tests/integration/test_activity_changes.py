@@ -15,6 +15,7 @@ from pgtop.collector import ActivityCollector
 from pgtop.model import ActivitySnapshot, Backend
 
 CHANGES_MARKER = "pg_stat_get_backend_idset"
+WATCHED_MARKER = "AS w(pid)"
 
 
 def _app(snapshot: ActivitySnapshot, name: str) -> Backend:
@@ -22,12 +23,14 @@ def _app(snapshot: ActivitySnapshot, name: str) -> Backend:
     return backend
 
 
-def _changes_calls(fresh_db: str) -> int:
-    """Calls of the changed-rows statement so far, as pg_stat_statements counts them."""
+def _changes_calls(fresh_db: str, marker: str = CHANGES_MARKER) -> int:
+    """Calls so far of the statement that reads changed rows (or of another one), as
+    pg_stat_statements counts them."""
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE %s",
-            (f"%{CHANGES_MARKER}%",),
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
+            " WHERE query LIKE %s AND query LIKE '%%pg_stat_get_activity%%'",
+            (f"%{marker}%",),
         ).fetchone()
     assert row is not None
     return int(row[0])
@@ -40,6 +43,7 @@ async def test_changed_rows_poll_agrees_with_a_full_read(
     monkeypatch.setattr(collector_module, "CHANGED_ROWS_LIMIT", limit)
     # No margin: what was staged before the first poll must not count as a change.
     monkeypatch.setattr(collector_module, "CHANGES_MARGIN", timedelta(0))
+    monkeypatch.setattr(collector_module, "SCAN_SECONDS", 0.0)  # every poll scans
     tag = uuid.uuid4().hex[:8]
     names = {
         key: f"{key}-{tag}"
@@ -149,3 +153,44 @@ async def test_a_role_that_cannot_see_timestamps_reads_every_row(
         await conn.close()
         sessions.admin.execute(f"DROP ROLE {role}")
     assert not [b for b in second.backends if b.application_name == f"other-{role}"]
+
+
+async def test_polls_between_scans_read_only_the_active_sessions(
+    dsn: str, fresh_db: str, sessions: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(collector_module, "SCAN_SECONDS", 3600.0)
+    tag = uuid.uuid4().hex[:8]
+    sleeper = sessions.open(application_name=f"sleeper-{tag}")
+    ender = sessions.open(application_name=f"ender-{tag}")
+    idle = sessions.open(application_name=f"idle-{tag}")
+    idle.execute("SELECT 1")
+    job = sessions.run_in_background(sleeper, "SELECT pg_sleep(60)")
+    sessions.run_in_background(ender, "SELECT pg_sleep(60)")
+    sessions.wait_until(
+        "SELECT count(*) = 2 FROM pg_stat_activity WHERE application_name = ANY(%s)"
+        " AND wait_event = 'PgSleep'",
+        ([f"sleeper-{tag}", f"ender-{tag}"],),
+    )
+    conn = await pg.connect(dsn)
+    try:
+        caps = await pg.probe(conn)
+        polls = ActivityCollector(caps, frozenset({conn.info.backend_pid}))
+        first = await polls.collect(conn)
+        ender_pid = _app(first, f"ender-{tag}").pid
+        sessions.admin.execute("SELECT pg_cancel_backend(%s)", (_app(first, f"sleeper-{tag}").pid,))
+        job.wait(10)
+        sessions.admin.execute("SELECT pg_terminate_backend(%s)", (ender_pid,))
+        sessions.wait_until(
+            "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = %s)", (ender_pid,)
+        )
+        scans, watched = _changes_calls(fresh_db), _changes_calls(fresh_db, WATCHED_MARKER)
+        second = await polls.collect(conn)
+        assert _changes_calls(fresh_db) == scans
+        assert _changes_calls(fresh_db, WATCHED_MARKER) == watched + 1
+    finally:
+        await conn.close()
+    # The active sessions are read again: one went idle, one is gone...
+    assert _app(second, f"sleeper-{tag}").state == "idle"
+    assert ender_pid not in {b.pid for b in second.backends}
+    # ...and the idle one is the very record of the first poll.
+    assert _app(second, f"idle-{tag}") is _app(first, f"idle-{tag}")

@@ -15,11 +15,12 @@ PARAMS: dict[str, dict[str, Any]] = {
     "probe": {},
     "server_counters": {},
     "activity": {"own_pids": [0], "query_limit": 100},
+    "activity_watched": {"query_limit": 100, "watched": [0, 1]},
     "activity_changes": {
         "own_pids": [0],
         "query_limit": 100,
         "known": [0, 1],
-        "watched": [True, False],
+        "watched": [1],
         "since": datetime.now(timezone.utc),
         "limit": 1,
     },
