@@ -95,8 +95,6 @@ class PgTopApp(App[int]):
         self,
         settings: Settings,
         *,
-        conn: object | None = None,
-        capabilities: object | None = None,
         source: SnapshotSource | None = None,
         pane_collectors: Mapping[str, PaneCollectorFactory] | None = None,
         action_conn: object | None = None,
@@ -104,11 +102,7 @@ class PgTopApp(App[int]):
     ) -> None:
         super().__init__()
         self.settings = settings
-        self.source: SnapshotSource = source or LiveSource(
-            settings,
-            conn,  # type: ignore[arg-type]
-            capabilities,  # type: ignore[arg-type]
-        )
+        self.source: SnapshotSource = source or LiveSource(settings)
         self.crash: BaseException | None = None
         """An unexpected error that ended the app; the CLI reports it once the terminal is back."""
         self._wake = asyncio.Event()

@@ -96,7 +96,8 @@ class ActivityCollector:
         self._rows: dict[int, tuple[tuple[Any, ...], Backend]] = {}
         """Last poll's raw rows and Backends by pid: an unchanged row keeps its Backend, so
         nothing downstream redoes work for it (idle sessions rarely change)."""
-        self._full_read_at = -FULL_READ_SECONDS
+        self._full_read_at = 0.0
+        """When the last full read ran (monotonic clock); the first poll is one anyway."""
         self._scanned: tuple[float, datetime] | None = None
         """When the last full read or scan ran (monotonic clock, and the server's)."""
         version = capabilities.server_version_num
