@@ -10,7 +10,9 @@ never for a relation that ``pg_locks`` shows locked or queued for ACCESS EXCLUSI
 under a 50 ms ``lock_timeout`` in case a lock arrives in between; a row that could not be
 sized keeps its estimate and says so (``size_is_estimate``).
 
-These views are per database, and refresh slowly (``CatalogTarget.interval``). The three
+These views are per database, and refresh slowly (``CatalogTarget.interval``); a refresh
+reads the rows on screen and the relations created since, and the whole list (the costly
+part: the statistics of every relation) only now and then (``LIST_EVERY``). The three
 collectors share one ``CatalogTarget``: which database they read (a connection of their own
 when it is not the monitoring connection's), the refresh cadence, and the rows each tab
 has on screen. Everything that decides something (autovacuum thresholds, duplicate
@@ -23,7 +25,7 @@ import contextlib
 import heapq
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -58,6 +60,11 @@ SCAN_EVERY = 6
 """What costs a scan of a whole catalog and rarely changes (the database size, which
 indexes back a constraint) is read on one catalog refresh in this many (about once a
 minute at the default cadence), and reused on the others."""
+LIST_EVERY = SCAN_EVERY
+"""A tab reads its whole list (every relation, with the statistics of each: at 100,000
+relations the costly part of a refresh) when the last whole read is this many catalog
+intervals old (about once a minute at the default cadence), or when asked (F5). The
+refreshes in between read the rows on screen and the relations created since."""
 TABS = ("tables", "vacuum", "indexes")
 
 
@@ -86,6 +93,10 @@ class CatalogHeader:
     """Age of the database's oldest unfrozen transaction ID."""
     stats_reset: datetime | None
     """When this database's statistics were last reset (scan counts start there)."""
+    listed_at: datetime | None = None
+    """Server clock when the whole list was last read, if before ``collected_at``: in
+    between, a refresh reads the rows on screen and the relations created since, and
+    every other row is as that read found it (see ``LIST_EVERY``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -724,6 +735,15 @@ def tables_pages(names: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
     return sum(row[heap] + row[toast] + row[index] for row in rows)
 
 
+Relation = TypeVar("Relation", TableInfo, VacuumTable, IndexInfo)
+
+
+def relocked(item: Relation, locked: Container[int]) -> Relation:
+    """``item`` with its ``locked`` flag as ``locked`` has it: the same object if right."""
+    is_locked = item.oid in locked
+    return item if item.locked == is_locked else replace(item, locked=is_locked)
+
+
 def with_database(conninfo: str, database: str) -> str:
     """``conninfo`` (keywords or URI) pointing at another database.
 
@@ -736,7 +756,9 @@ def with_database(conninfo: str, database: str) -> str:
 # -- reading the server ----------------------------------------------------------------------
 
 
-def _header(row: Mapping[str, Any], database_pages: int) -> CatalogHeader:
+def _header(
+    row: Mapping[str, Any], database_pages: int, listed_at: datetime | None
+) -> CatalogHeader:
     return CatalogHeader(
         database=row["database"],
         collected_at=row["collected_at"],
@@ -744,6 +766,7 @@ def _header(row: Mapping[str, Any], database_pages: int) -> CatalogHeader:
         database_bytes=database_pages * row["block_size"],
         datfrozenxid_age=row["datfrozenxid_age"],
         stats_reset=row["stats_reset"],
+        listed_at=listed_at if listed_at != row["collected_at"] else None,
     )
 
 
@@ -843,7 +866,9 @@ class RowCache(Generic[Item]):
         make: Callable[[dict[str, Any], dict[str, Any] | None], Item],
         *,
         scope: object = None,
+        read: Container[object] | None = None,
         reusable: Callable[[Item], bool] | None = None,
+        adjust: Callable[[Item], Item] | None = None,
     ) -> list[Item]:
         """One object per row (keyed by its first column), reused when the row is unchanged.
 
@@ -852,7 +877,11 @@ class RowCache(Generic[Item]):
             names: column names.
             make: builds an object from the row and the previous row of the same key.
             scope: when it differs from the last call's, nothing is reused.
-            reusable: whether an unchanged row's object may still be reused.
+            read: the keys whose rows were read now (None: all); any other row is one kept
+                from an earlier read (``merged``), and so is its object.
+            reusable: whether a row read again unchanged may keep its object.
+            adjust: brings a kept object up to date with what its row does not say (locks
+                read apart...): the same object when nothing changed.
         """
         old = self._rows if scope == self.scope else {}
         self.scope = scope
@@ -861,12 +890,11 @@ class RowCache(Generic[Item]):
         for row in rows:
             key = row[0]
             cached = old.get(key)
-            if (
-                cached is not None
-                and cached[0] == row
-                and (reusable is None or reusable(cached[1]))
+            if cached is not None and (
+                (read is not None and key not in read)
+                or (cached[0] == row and (reusable is None or reusable(cached[1])))
             ):
-                item = cached[1]
+                item = cached[1] if adjust is None else adjust(cached[1])
             else:
                 previous = dict(zip(names, cached[0], strict=True)) if cached is not None else None
                 item = make(dict(zip(names, row, strict=True)), previous)
@@ -874,6 +902,22 @@ class RowCache(Generic[Item]):
             items.append(item)
         self._rows = fresh
         return items
+
+    def merged(
+        self, rows: Iterable[tuple[Any, ...]], gone: Iterable[object]
+    ) -> list[tuple[Any, ...]]:
+        """The rows kept, with ``rows`` in place of (or besides) those of the same key and
+        without the keys in ``gone``."""
+        merged = {key: row for key, (row, _) in self._rows.items()}
+        for key in gone:
+            merged.pop(key, None)
+        for row in rows:
+            merged[row[0]] = row
+        return list(merged.values())
+
+    def keys(self) -> Iterable[Any]:
+        """The keys of the rows kept."""
+        return self._rows.keys()
 
     def update(self, key: object, item: Item) -> None:
         """Replace the object kept for ``key`` (its row stays)."""
@@ -918,6 +962,23 @@ class Sometimes(Generic[Item]):
         self._value = None
 
 
+@dataclass(frozen=True, slots=True)
+class CatalogRead:
+    """What one catalog collection read."""
+
+    header: CatalogHeader
+    names: list[str]
+    """The list's columns."""
+    rows: list[tuple[Any, ...]]
+    """Every row of the list: read now, or kept from an earlier read."""
+    read: set[int] | None
+    """The keys of the rows read now; None when the whole list was."""
+    locked: set[int]
+    """Relations locked, or queued for, ACCESS EXCLUSIVE."""
+    extra: list[list[Any]]
+    """The rows of the other queries asked for."""
+
+
 def _names(cur: psycopg.AsyncCursor[Any]) -> list[str]:
     assert cur.description is not None
     return [column.name for column in cur.description]
@@ -941,7 +1002,7 @@ class CatalogTarget:
         """Per tab, the oids of the rows on screen: they get exact sizes."""
         self.pages: Sometimes[DatabasePages] = Sometimes()
         """The database size, shared by the three tabs."""
-        self._sizes_only: set[str] = set()
+        self._requests: set[tuple[str, str]] = set()
         self._conninfo = ""
         self._password: str | None = None
         self._conn: Connection | None = None
@@ -965,13 +1026,15 @@ class CatalogTarget:
             return self.database
         return capabilities.database if capabilities is not None else None
 
-    def request_sizes(self, tab: str) -> None:
-        """Ask ``tab``'s next collection for exact sizes of the rows on screen only."""
-        self._sizes_only.add(tab)
+    def request(self, tab: str, what: str) -> None:
+        """Ask ``tab``'s next collection for ``"sizes"`` (exact sizes of the rows on screen,
+        nothing else) or the ``"list"`` (a read of the whole list)."""
+        self._requests.add((tab, what))
 
-    def take_sizes_request(self, tab: str) -> bool:
-        if tab in self._sizes_only:
-            self._sizes_only.discard(tab)
+    def take_request(self, tab: str, what: str) -> bool:
+        """Whether ``request(tab, what)`` was made since the last time this was asked."""
+        if (tab, what) in self._requests:
+            self._requests.discard((tab, what))
             return True
         return False
 
@@ -1015,6 +1078,8 @@ class CatalogCollector:
         self.target = target or CatalogTarget()
         self._interval: float | None = None
         self._version = capabilities.server_version_num
+        self._listed: tuple[str, float, datetime] | None = None
+        """The database, monotonic and server time of the last read of the whole list."""
 
     @property
     def interval(self) -> float:
@@ -1036,15 +1101,27 @@ class CatalogCollector:
     async def read(self, conn: Connection, own_pids: frozenset[int]) -> object:
         raise NotImplementedError
 
+    def _whole_list_due(self, database: str) -> bool:
+        listed = self._listed
+        requested = self.target.take_request(self.tab, "list")
+        if requested or listed is None or listed[0] != database:
+            return True
+        return time.monotonic() - listed[1] >= LIST_EVERY * self.interval
+
     async def _read(
         self,
         conn: Connection,
-        main: queries.Query,
+        lists: tuple[queries.Query, queries.Query],
+        cache: RowCache[Any],
         *more: tuple[queries.Query, dict[str, Any]],
         rows_pages: Callable[[Sequence[str], Sequence[tuple[Any, ...]]], int] | None = None,
-    ) -> tuple[CatalogHeader, list[str], list[tuple[Any, ...]], set[int], list[list[Any]]]:
+    ) -> CatalogRead:
         """One round trip, in one transaction without JIT or parallel workers: the header,
-        ``main`` (as tuples), the relations locked ACCESS EXCLUSIVE, and ``more``.
+        the list (as tuples), the relations locked ACCESS EXCLUSIVE, and ``more``.
+
+        ``lists``: the query of the whole list, and its variant for the rows on screen and
+        the relations created since, run in between (``LIST_EVERY``); its rows are merged
+        with those ``cache`` keeps.
 
         The database size is read on one refresh in ``SCAN_EVERY`` (the target's
         ``pages``). ``rows_pages``, for a tab whose rows are sized from relpages: the
@@ -1053,6 +1130,11 @@ class CatalogCollector:
         """
         version = self._version
         database = conn.info.dbname
+        whole = self._whole_list_due(database)
+        some: list[int] = []
+        if not whole:
+            some = list(self.target.focus.get(self.tab, ())[:MAX_EXACT])
+            after = max(cache.keys(), default=0)
         kept = self.target.pages.reuse(database)
         if kept is not None and rows_pages is not None and kept.outside is None:
             kept = None
@@ -1063,7 +1145,10 @@ class CatalogCollector:
             if kept is None:
                 pages_cur = await conn.execute(queries.DATABASE_PAGES.sql(version))
             main_cur = conn.cursor(row_factory=psycopg.rows.tuple_row)
-            await main_cur.execute(main.sql(version))
+            if whole:
+                await main_cur.execute(lists[0].sql(version))
+            else:
+                await main_cur.execute(lists[1].sql(version), {"oids": some, "after": after})
             locked_cur = await conn.execute(queries.LOCKED_RELATIONS.sql(version))
             more_curs = [await conn.execute(query.sql(version), params) for query, params in more]
         header_row = await header_cur.fetchone()
@@ -1072,6 +1157,13 @@ class CatalogCollector:
         names = _names(main_cur)
         locked = {row["oid"] for row in await locked_cur.fetchall()}
         extra = [await cur.fetchall() for cur in more_curs]
+        read: set[int] | None = None
+        if whole:
+            self._listed = (database, time.monotonic(), header_row["collected_at"])
+        else:
+            read = {row[0] for row in rows}
+            rows = cache.merged(rows, (key for key in some if key not in read))
+        listed_at = self._listed[2] if self._listed is not None else None
         own = rows_pages(names, rows) if rows_pages is not None else None
         if pages_cur is not None:
             pages_row = await pages_cur.fetchone()
@@ -1085,7 +1177,8 @@ class CatalogCollector:
             if own is not None and kept.outside is not None:
                 total = kept.outside + own
                 self.target.pages.update(database, DatabasePages(total, kept.outside))
-        return _header(header_row, total), names, rows, locked, extra
+        header = _header(header_row, total, listed_at)
+        return CatalogRead(header, names, rows, read, locked, extra)
 
 
 class TablesCollector(CatalogCollector):
@@ -1106,12 +1199,13 @@ class TablesCollector(CatalogCollector):
         self._last: TablesData | None = None
         self._last_read = 0.0
         self._rows: RowCache[TableInfo] = RowCache()
-        self._previous_at: datetime | None = None
+        self._read_at: dict[int, datetime] = {}
+        """When each row was last read (rows are read at different times: ``LIST_EVERY``)."""
 
     async def read(self, conn: Connection, own_pids: frozenset[int]) -> TablesData:
         last = self._last
         if (
-            self.target.take_sizes_request(self.tab)
+            self.target.take_request(self.tab, "sizes")
             and last is not None
             and last.database == conn.info.dbname
             and time.monotonic() - self._last_read < self.interval
@@ -1119,33 +1213,30 @@ class TablesCollector(CatalogCollector):
             data = await self._with_exact_sizes(conn, last)
             self._last = data
             return data
-        header, names, rows, locked, _ = await self._read(
-            conn, queries.TABLES, rows_pages=tables_pages
+        got = await self._read(
+            conn, (queries.TABLES, queries.TABLES_SOME), self._rows, rows_pages=tables_pages
         )
-        tables = self._tables(header, names, rows, locked)
-        data = await self._with_exact_sizes(conn, TablesData(header, tables))
+        data = await self._with_exact_sizes(conn, TablesData(got.header, self._tables(got)))
         self._last, self._last_read = data, time.monotonic()
         return data
 
-    def _tables(
-        self,
-        header: CatalogHeader,
-        names: Sequence[str],
-        rows: Sequence[tuple[Any, ...]],
-        locked: set[int],
-    ) -> tuple[TableInfo, ...]:
+    def _tables(self, got: CatalogRead) -> tuple[TableInfo, ...]:
+        header, locked = got.header, got.locked
         block = header.block_size
-        same_database = self._rows.scope == header.database
-        previous_at = self._previous_at if same_database else None
-        elapsed = (header.collected_at - previous_at).total_seconds() if previous_at else None
-        self._previous_at = header.collected_at
+        now = header.collected_at
+        read_at = self._read_at if self._rows.scope == header.database else {}
+
+        def elapsed(oid: int) -> float | None:
+            then = read_at.get(oid)
+            return (now - then).total_seconds() if then is not None else None
 
         def make(row: dict[str, Any], before: dict[str, Any] | None) -> TableInfo:
             oid = row["oid"]
             reltuples = row["reltuples"]
+            seconds = elapsed(oid)
 
             def rate(column: str) -> float | None:
-                return per_second(before[column] if before else None, row[column], elapsed)
+                return per_second(before[column] if before else None, row[column], seconds)
 
             return TableInfo(
                 oid=oid,
@@ -1168,13 +1259,26 @@ class TablesCollector(CatalogCollector):
             )
 
         def reusable(table: TableInfo) -> bool:
-            # An unchanged row keeps its object if its rates were already 0 (or unknown
-            # with no previous read to compare with) and its lock state did not change.
+            # A row read again unchanged keeps its object if its rates were already 0 (or
+            # unknown with no previous read to compare with).
             rates = (table.ins_per_s, table.upd_per_s, table.del_per_s)
-            quiet = rates == (0.0, 0.0, 0.0) or (elapsed is None and rates == (None,) * 3)
-            return quiet and table.locked == (table.oid in locked)
+            return rates == (0.0, 0.0, 0.0) or (rates == (None,) * 3 and elapsed(table.oid) is None)
 
-        return tuple(self._rows.build(rows, names, make, scope=header.database, reusable=reusable))
+        tables = self._rows.build(
+            got.rows,
+            got.names,
+            make,
+            scope=header.database,
+            read=got.read,
+            reusable=reusable,
+            adjust=lambda table: relocked(table, locked),
+        )
+        if got.read is None:
+            self._read_at = dict.fromkeys((table.oid for table in tables), now)
+        else:
+            self._read_at = read_at
+            read_at.update(dict.fromkeys(got.read, now))
+        return tuple(tables)
 
     def _exact_oids(self, tables: Sequence[TableInfo]) -> list[int]:
         known = {table.oid for table in tables}
@@ -1221,23 +1325,28 @@ class VacuumCollector(CatalogCollector):
             "query_limit": 200,
             "limit": HORIZON_LIMIT,
         }
-        header, names, rows, locked, (settings_rows, holder_rows, progress_rows) = await self._read(
+        got = await self._read(
             conn,
-            queries.VACUUM_TABLES,
+            (queries.VACUUM_TABLES, queries.VACUUM_TABLES_SOME),
+            self._rows,
             (queries.AUTOVACUUM_SETTINGS, {}),
             (queries.XMIN_HOLDERS, holder_params),
             (queries.VACUUM_PROGRESS, {}),
         )
+        header, locked = got.header, got.locked
+        settings_rows, holder_rows, progress_rows = got.extra
         settings = AutovacuumSettings(**settings_rows[0])
 
         def make(row: dict[str, Any], before: dict[str, Any] | None) -> VacuumTable:
             return vacuum_table(row, settings, locked)
 
-        def reusable(table: VacuumTable) -> bool:
-            return table.locked == (table.oid in locked)
-
         tables = self._rows.build(
-            rows, names, make, scope=(header.database, settings), reusable=reusable
+            got.rows,
+            got.names,
+            make,
+            scope=(header.database, settings),
+            read=got.read,
+            adjust=lambda table: relocked(table, locked),
         )
         holders = horizon_order((HorizonHolder(**row) for row in holder_rows), header.database)
         running = tuple(VacuumProgress(**row) for row in progress_rows)
@@ -1307,7 +1416,7 @@ class IndexesCollector(CatalogCollector):
     async def read(self, conn: Connection, own_pids: frozenset[int]) -> IndexesData:
         last = self._last
         if (
-            self.target.take_sizes_request(self.tab)
+            self.target.take_request(self.tab, "sizes")
             and last is not None
             and last.database == conn.info.dbname
             and time.monotonic() - self._last_read < self.interval
@@ -1320,10 +1429,11 @@ class IndexesCollector(CatalogCollector):
         more: list[tuple[queries.Query, dict[str, Any]]] = []
         if kept is None:
             more.append((queries.CONSTRAINT_INDEXES, {}))
-        header, names, rows, locked, extra = await self._read(conn, queries.INDEXES, *more)
+        got = await self._read(conn, (queries.INDEXES, queries.INDEXES_SOME), self._rows, *more)
+        header, locked = got.header, got.locked
         block = header.block_size
         if kept is None:
-            constraints = frozenset(row["oid"] for row in extra[0])
+            constraints = frozenset(row["oid"] for row in got.extra[0])
             self._constraints.keep(database, constraints)
         else:
             constraints = kept
@@ -1355,12 +1465,21 @@ class IndexesCollector(CatalogCollector):
                 signature=index_signature(row),
             )
 
-        def reusable(index: IndexInfo) -> bool:
-            return index.locked == (index.oid in locked) and index.backs_constraint == (
-                index.oid in constraints
+        def adjust(index: IndexInfo) -> IndexInfo:
+            index = relocked(index, locked)
+            backs = index.oid in constraints
+            return (
+                index if index.backs_constraint == backs else replace(index, backs_constraint=backs)
             )
 
-        indexes = self._rows.build(rows, names, make, scope=header.database, reusable=reusable)
+        indexes = self._rows.build(
+            got.rows,
+            got.names,
+            make,
+            scope=header.database,
+            read=got.read,
+            adjust=adjust,
+        )
         if appeared and kept is not None:
             # An index new since the last refresh is flagged by its own kind (unique,
             # primary, exclusion) until the constraints are read again: next refresh.

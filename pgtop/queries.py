@@ -9,6 +9,7 @@ Values are always bound parameters; identifiers in utility statements are built 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MIN_SERVER_VERSION = 130000
@@ -46,6 +47,24 @@ def _query(name: str, *variants: tuple[int, str]) -> Query:
     query = Query(name, tuple(sorted(variants)))
     REGISTRY[name] = query
     return query
+
+
+_BLANK_LINE = re.compile(r"\n[ ]+(?=\n)")
+
+
+def _listing(name: str, oid: str, *variants: tuple[int, str], **part: str) -> tuple[Query, Query]:
+    """A catalog tab's list query, and its variant for the refreshes between two full reads.
+
+    The variant reads the relations given (``%(oids)s``: those on screen) and any whose oid
+    is above ``%(after)s`` (the largest listed: relations created since). ``{only}`` in
+    the text is where that condition on ``oid`` goes; any other ``{name}`` takes ``part``'s
+    text in the variant and nothing in the full query.
+    """
+    some = f"AND ({oid} = ANY(%(oids)s::oid[]) OR {oid} > %(after)s::oid)"
+    empty = dict.fromkeys(part, "")
+    full = [(v, _BLANK_LINE.sub("", sql.format(only="", **empty))) for v, sql in variants]
+    partial = [(v, sql.format(only=some, **part)) for v, sql in variants]
+    return _query(name, *full), _query(f"{name}_some", *partial)
 
 
 # Session settings for the monitoring connection: every statement it runs is bounded.
@@ -792,8 +811,9 @@ CATALOG_READ = _query(
 # relpages estimates (table, TOAST table and its index, indexes), which need no lock.
 # Indexes are aggregated once, by the table that owns them: a TOAST table's index counts
 # as TOAST of the table that owns the TOAST table.
-TABLES = _query(
+TABLES, TABLES_SOME = _listing(
     "tables",
+    "c.oid",
     (
         130000,
         """
@@ -806,6 +826,7 @@ TABLES = _query(
             WHERE c.relkind IN ('r', 'm')
               AND n.nspname NOT IN ('pg_catalog', 'information_schema')
               AND n.nspname !~ '^pg_toast'
+              {only}
         ), idx AS (
             SELECT coalesce(o.oid, x.indrelid) AS owner,
                    sum(ic.relpages) FILTER (WHERE o.oid IS NULL) AS pages,
@@ -814,6 +835,7 @@ TABLES = _query(
             FROM pg_index x
             JOIN pg_class ic ON ic.oid = x.indexrelid
             LEFT JOIN tabs o ON o.reltoastrelid = x.indrelid
+            {owned}
             GROUP BY 1
         )
         SELECT c.oid::bigint AS oid, c.nspname AS schema, c.relname AS name,
@@ -834,6 +856,8 @@ TABLES = _query(
         LEFT JOIN idx i ON i.owner = c.oid
         """,
     ),
+    # Only the indexes of the tables read (and of their TOAST tables).
+    owned="WHERE x.indrelid IN (SELECT oid FROM tabs UNION ALL SELECT reltoastrelid FROM tabs)",
 )
 
 # Set inside the transaction of an exact-size read: a lock that pg_locks did not show yet
@@ -924,8 +948,9 @@ AUTOVACUUM_SETTINGS = _query(
 
 # Vacuum state per table. The transaction-ID age is the older of the table's and its
 # TOAST table's (either forces an anti-wraparound vacuum).
-VACUUM_TABLES = _query(
+VACUUM_TABLES, VACUUM_TABLES_SOME = _listing(
     "vacuum_tables",
+    "c.oid",
     (
         130000,
         """
@@ -953,6 +978,7 @@ VACUUM_TABLES = _query(
         WHERE c.relkind IN ('r', 'm')
           AND n.nspname NOT IN ('pg_catalog', 'information_schema')
           AND n.nspname !~ '^pg_toast'
+          {only}
         """,
     ),
     (
@@ -984,6 +1010,7 @@ VACUUM_TABLES = _query(
         WHERE c.relkind IN ('r', 'm')
           AND n.nspname NOT IN ('pg_catalog', 'information_schema')
           AND n.nspname !~ '^pg_toast'
+          {only}
         """,
     ),
 )
@@ -1095,8 +1122,9 @@ VACUUM_PROGRESS = _query(
 # options: one text rather than five, for a cheaper transfer), expressions and predicate
 # as stored node trees (never deparsed: deparsing would look the relation up).
 # Which indexes back a constraint is read apart (CONSTRAINT_INDEXES), less often.
-INDEXES = _query(
+INDEXES, INDEXES_SOME = _listing(
     "indexes",
+    "x.indexrelid",
     (
         130000,
         """
@@ -1121,6 +1149,7 @@ INDEXES = _query(
         WHERE t.relkind IN ('r', 'm') AND ic.relkind = 'i'
           AND n.nspname NOT IN ('pg_catalog', 'information_schema')
           AND n.nspname !~ '^pg_toast'
+          {only}
         """,
     ),
     (
@@ -1149,6 +1178,7 @@ INDEXES = _query(
         WHERE t.relkind IN ('r', 'm') AND ic.relkind = 'i'
           AND n.nspname NOT IN ('pg_catalog', 'information_schema')
           AND n.nspname !~ '^pg_toast'
+          {only}
         """,
     ),
     (
@@ -1177,6 +1207,7 @@ INDEXES = _query(
         WHERE t.relkind IN ('r', 'm') AND ic.relkind = 'i'
           AND n.nspname NOT IN ('pg_catalog', 'information_schema')
           AND n.nspname !~ '^pg_toast'
+          {only}
         """,
     ),
 )

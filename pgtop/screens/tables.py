@@ -294,7 +294,13 @@ class CatalogPane(RelationActions, TabPane):
             age = 0.0
             if self._now is not None:
                 age = max(0.0, (self._now - data.collected_at).total_seconds())
-            parts.append(f"data {duration(age)} old (F5)")
+            fresh = f"data {duration(age)} old"
+            listed = header.listed_at
+            if listed is not None and self._now is not None:
+                # Rows off screen are as the last read of the whole list found them.
+                listed_age = max(0.0, (self._now - listed).total_seconds())
+                fresh += f", list {duration(listed_age)} old"
+            parts.append(f"{fresh} (F5)")
             parts.extend(self.status_parts(data))
             if table.sort_column:
                 label = next(c.label for c in self.COLUMNS if c.key == table.sort_column)
@@ -317,12 +323,15 @@ class CatalogPane(RelationActions, TabPane):
         return [row.key for row in table.visible_rows[top : top + height]]
 
     def _note_view(self) -> None:
-        """Tell the collector which rows are on screen; ask for their sizes if needed."""
+        """Tell the collector which rows are on screen (read on every refresh); ask for
+        their sizes if needed."""
         target = self.target
-        if target is None or not self.SIZES or self._data is None:
+        if target is None or self._data is None:
             return
         keys = self.keys_in_view()
         target.focus[self.TAB] = tuple(key for key in keys if isinstance(key, int))
+        if not self.SIZES:
+            return
         missing = [key for key in keys if key not in self._asked and self.needs_size(key)]
         if not missing:
             return
@@ -338,7 +347,7 @@ class CatalogPane(RelationActions, TabPane):
         keys = self.keys_in_view()
         target.focus[self.TAB] = tuple(key for key in keys if isinstance(key, int))
         self._asked.update(keys)
-        target.request_sizes(self.TAB)
+        target.request(self.TAB, "sizes")
         self.pgtop.refresh_pane(self.TAB)
 
     @on(KeyedTable.CursorMoved)
@@ -372,6 +381,9 @@ class CatalogPane(RelationActions, TabPane):
     # -- actions -----------------------------------------------------------------------------
 
     def action_refresh_data(self) -> None:
+        target = self.target
+        if target is not None:
+            target.request(self.TAB, "list")
         self.pgtop.refresh_pane(self.TAB)
         self.notify(f"refreshing {self.TAB}", timeout=2, markup=False)
 
@@ -475,7 +487,9 @@ class CatalogPane(RelationActions, TabPane):
             f"Filter {self.TAB}", f"{title}: text in any column", self.action_start_filter
         )
         yield SystemCommand(
-            f"Refresh {self.TAB}", f"{title}: read again now", self.action_refresh_data
+            f"Refresh {self.TAB}",
+            f"{title}: read the whole list again now",
+            self.action_refresh_data,
         )
         if self.target is not None:
             yield SystemCommand(

@@ -169,6 +169,43 @@ async def test_f5_reads_again_at_once(fresh_db: str, staged: dict[str, Any]) -> 
         await shows(pilot, late)
 
 
+async def test_between_reads_of_the_whole_list_the_status_says_how_old_it_is(
+    fresh_db: str, staged: dict[str, Any]
+) -> None:
+    db = staged["db"]
+    many = [f"many_{n:03}_{uuid.uuid4().hex[:4]}" for n in range(60)]
+    for table in many:
+        db.execute(f"CREATE TABLE {table} (id int)")
+    app = make_app(fresh_db, **catalog_collectors(interval=3))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None, "the first poll")
+        await pilot.press("4")
+        await shows(pilot, "of 63 tables")
+        pane = app.screen.query_one(TablesPane)
+        table = app.screen.query_one("#tables-table", KeyedTable)
+        in_view = set(pane.keys_in_view())
+        off_screen = next(
+            row.cells[1] for row in table.rows if row.key not in in_view and row.cells[1] in many
+        )
+        db.execute(f"DROP TABLE {off_screen}")
+        created = f"created_{uuid.uuid4().hex[:6]}"
+        db.execute(f"CREATE TABLE {created} (id int)")
+        before = app.pane_data["tables"]
+        await wait_for(pilot, lambda: app.pane_data["tables"] is not before, "a refresh")
+        await shows(pilot, "of 64 tables", "old, list ")
+        assert any(row.cells[1] == off_screen for row in table.rows), "kept until the list"
+        assert any(row.cells[1] == created for row in table.rows), "new: listed at once"
+
+        await pilot.press("f5")
+        await wait_for(
+            pilot,
+            lambda: not any(row.cells[1] == off_screen for row in table.rows),
+            "the dropped table gone after F5",
+        )
+        text = await shows(pilot, "of 63 tables")
+        assert ", list " not in text
+
+
 async def test_the_database_switcher_reads_another_database(
     dsn: str, fresh_db: str, staged: dict[str, Any]
 ) -> None:

@@ -187,7 +187,7 @@ async def test_only_the_rows_asked_for_are_sized_exactly(
 
     # The cursor moves to the wide table: only sizes are read again, on the same rows.
     target.focus["tables"] = (oid_of(db, tables["wide"]),)
-    target.request_sizes("tables")
+    target.request("tables", "sizes")
     resized = await bounded(collector.read(conn, own(conn)))
     assert resized.collected_at == data.collected_at, "no full read for a size request"
     by_name = {t.name: t for t in resized.tables}
@@ -514,6 +514,116 @@ async def test_constraints_are_read_again_after_the_slower_cadence_or_for_new_in
     assert await backs(f"{parent}_code")
 
 
+# -- between two reads of the whole list ------------------------------------------------------
+
+
+def _counter(tab: str, data: Any, table: str) -> int | None:
+    """The counter each tab shows that the staged writes move, for ``table``'s row (its
+    primary key's in Indexes); None when the row is not listed."""
+    if tab == "indexes":
+        found = [i.idx_scan for i in data.indexes if i.table == table and i.is_primary]
+    elif tab == "tables":
+        found = [t.n_tup_ins for t in data.tables if t.name == table]
+    else:
+        found = [t.n_ins_since_vacuum for t in data.tables if t.name == table]
+    return found[0] if found else None
+
+
+def _server_counter(db: psycopg.Connection[Any], tab: str, table: str) -> int:
+    if tab == "indexes":
+        sql = "SELECT idx_scan FROM pg_stat_user_indexes WHERE relid = %s::regclass"
+    elif tab == "tables":
+        sql = "SELECT n_tup_ins FROM pg_stat_user_tables WHERE relid = %s::regclass"
+    else:
+        sql = "SELECT n_ins_since_vacuum FROM pg_stat_user_tables WHERE relid = %s::regclass"
+    row = db.execute(sql, [table]).fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.parametrize("tab", ["tables", "vacuum", "indexes"])
+async def test_between_whole_reads_the_rows_on_screen_and_new_relations_are_read(
+    monitor: tuple[Connection, Capabilities], db: psycopg.Connection[Any], tab: str
+) -> None:
+    conn, caps = monitor
+    kinds = {"tables": TablesCollector, "vacuum": VacuumCollector, "indexes": IndexesCollector}
+    collector: Any = kinds[tab](caps)
+    seen, unseen, dropped_seen, dropped_unseen, created = (
+        name(prefix) for prefix in ("seen", "unseen", "dropseen", "dropunseen", "created")
+    )
+    for table in (seen, unseen, dropped_seen, dropped_unseen):
+        db.execute(f"CREATE TABLE {table} (id int PRIMARY KEY) WITH (autovacuum_enabled = off)")
+    first = await bounded(collector.read(conn, own(conn)))
+    assert first.header.listed_at is None, "a read of the whole list"
+    assert _counter(tab, first, seen) == _counter(tab, first, unseen) == 0
+
+    def relation(table: str) -> int:
+        return oid_of(db, f"{table}_pkey" if tab == "indexes" else table)
+
+    collector.target.focus[tab] = (relation(seen), relation(dropped_seen))
+    flush_stats(db)
+    with db.transaction():
+        for table in (seen, unseen):
+            db.execute(f"INSERT INTO {table} SELECT generate_series(1, 50)")
+            db.execute("SET LOCAL enable_seqscan = off")
+            db.execute(f"SELECT id FROM {table} WHERE id = 7")
+    db.execute(f"DROP TABLE {dropped_seen}, {dropped_unseen}")
+    db.execute(f"CREATE TABLE {created} (id int PRIMARY KEY)")
+
+    async def server_counts() -> dict[str, int]:
+        return {table: _server_counter(db, tab, table) for table in (seen, unseen)}
+
+    moved = await until(server_counts, lambda c: all(c.values()), "the server to count them")
+
+    partial = await bounded(collector.read(conn, own(conn)))
+    assert partial.header.listed_at == first.header.collected_at
+    assert _counter(tab, partial, seen) == moved[seen], "a row on screen is read anew"
+    assert _counter(tab, partial, unseen) == 0, "a row off screen waits for the whole list"
+    assert _counter(tab, partial, dropped_seen) is None, "dropped, on screen: gone"
+    assert _counter(tab, partial, dropped_unseen) == 0, "dropped, off screen: still listed"
+    assert _counter(tab, partial, created) == 0, "created since: listed at once"
+
+    collector.target.request(tab, "list")
+    whole = await bounded(collector.read(conn, own(conn)))
+    assert whole.header.listed_at is None
+    assert _counter(tab, whole, unseen) == moved[unseen]
+    assert _counter(tab, whole, dropped_unseen) is None
+    assert _counter(tab, whole, created) == 0
+
+
+async def test_write_rates_are_per_row_and_kept_while_the_row_is_not_read(
+    monitor: tuple[Connection, Capabilities], db: psycopg.Connection[Any]
+) -> None:
+    conn, caps = monitor
+    busy = name("busy")
+    db.execute(f"CREATE TABLE {busy} (id int)")
+    collector = TablesCollector(caps, default_exact=0)
+
+    def rate(data: TablesData) -> float | None:
+        return next(t.ins_per_s for t in data.tables if t.name == busy)
+
+    first = await bounded(collector.read(conn, own(conn)))
+    assert rate(first) is None, "no earlier read to compare with"
+    collector.target.focus["tables"] = (oid_of(db, busy),)
+    flush_stats(db)
+    db.execute(f"INSERT INTO {busy} SELECT generate_series(1, 600)")
+
+    async def counted() -> int:
+        return _server_counter(db, "tables", busy)
+
+    await until(counted, lambda n: n == 600, "the server to count the rows")
+    measured = await bounded(collector.read(conn, own(conn)))
+    elapsed = (measured.collected_at - first.collected_at).total_seconds()
+    assert rate(measured) == pytest.approx(600 / elapsed), "since its last read"
+
+    collector.target.focus["tables"] = ()
+    off_screen = await bounded(collector.read(conn, own(conn)))
+    assert rate(off_screen) == rate(measured), "not read: the rate last measured"
+
+    collector.target.request("tables", "list")
+    quiet = await bounded(collector.read(conn, own(conn)))
+    assert rate(quiet) == 0.0, "read again, nothing written since"
+
+
 # -- the database size in the header --------------------------------------------------------
 
 
@@ -556,6 +666,7 @@ async def test_the_database_size_counts_every_relation_and_follows_the_tables_ro
     # Between two reads of every relation, the Tables tab counts its own rows again.
     db.execute(f"INSERT INTO {grows} SELECT g, repeat('x', 500) FROM generate_series(1, 2000) g")
     db.execute(f"ANALYZE {grows}")
+    target.request("tables", "list")
     second = await bounded(tables.read(conn, own(conn)))
     assert second.header.database_bytes > first.header.database_bytes
     assert second.header.database_bytes == outside + rows_bytes(second)
@@ -574,6 +685,7 @@ async def test_the_database_size_is_read_again_after_the_slower_cadence(
     grows = name("grows")
     db.execute(f"CREATE TABLE {grows} (id int) WITH (autovacuum_enabled = off)")
     collector = VacuumCollector(caps)
+    collector.target.focus["vacuum"] = (oid_of(db, grows),)
     first = await bounded(collector.read(conn, own(conn)))
     db.execute(f"INSERT INTO {grows} SELECT generate_series(1, 20000)")
     db.execute(f"ANALYZE {grows}")
