@@ -132,7 +132,7 @@ SORT_MARKER = re.compile(r"sort ([a-z ]+?) [▲▼] \(< > r\)")
 LOCKS_MARKER = re.compile(r"waiting on")
 ACTIVITY_MARKER = re.compile(r"sessions · ")
 IDLE_SHOWN_MARKER = re.compile(r"idle shown \(i\)")
-CATALOG_HEADER_MARK = "current_setting('block_size')"
+CATALOG_HEADER_MARK = "AS block_size"
 """In the text of the statement every catalog collection runs once (queries.CATALOG_HEADER)."""
 ESCAPES = re.compile(
     rb"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI

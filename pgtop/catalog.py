@@ -63,8 +63,11 @@ minute at the default cadence), and reused on the others."""
 LIST_EVERY = SCAN_EVERY
 """A tab reads its whole list (every relation, with the statistics of each: at 100,000
 relations the costly part of a refresh) when the last whole read is this many catalog
-intervals old (about once a minute at the default cadence), or when asked (F5). The
-refreshes in between read the rows on screen and the relations created since."""
+intervals old (about once a minute at the default cadence) or ``LIST_MAX_AGE``, or when
+asked (F5). The refreshes in between read the rows on screen and the relations created
+since."""
+LIST_MAX_AGE = 300.0
+"""Seconds: the whole list is never older than this, however slow the refresh."""
 TABS = ("tables", "vacuum", "indexes")
 
 
@@ -1106,7 +1109,7 @@ class CatalogCollector:
         requested = self.target.take_request(self.tab, "list")
         if requested or listed is None or listed[0] != database:
             return True
-        return time.monotonic() - listed[1] >= LIST_EVERY * self.interval
+        return time.monotonic() - listed[1] >= min(LIST_EVERY * self.interval, LIST_MAX_AGE)
 
     async def _read(
         self,

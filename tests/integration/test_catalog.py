@@ -19,8 +19,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from pgtop import pg, queries
+from pgtop import catalog, pg, queries
 from pgtop.catalog import (
+    LIST_EVERY,
     SCAN_EVERY,
     CatalogTarget,
     IndexesCollector,
@@ -588,6 +589,27 @@ async def test_between_whole_reads_the_rows_on_screen_and_new_relations_are_read
     assert _counter(tab, whole, unseen) == moved[unseen]
     assert _counter(tab, whole, dropped_unseen) is None
     assert _counter(tab, whole, created) == 0
+
+
+@pytest.mark.parametrize(("interval", "max_age"), [(0.2, 3600.0), (3600.0, 1.0)])
+async def test_the_whole_list_is_read_again_after_six_intervals_or_the_longest_age(
+    monitor: tuple[Connection, Capabilities],
+    monkeypatch: pytest.MonkeyPatch,
+    interval: float,
+    max_age: float,
+) -> None:
+    conn, caps = monitor
+    monkeypatch.setattr(catalog, "LIST_MAX_AGE", max_age)
+    collector = VacuumCollector(caps)
+    collector.interval = interval
+    age = min(LIST_EVERY * interval, max_age)
+    first = await bounded(collector.read(conn, own(conn)))
+    assert first.header.listed_at is None
+    between = await bounded(collector.read(conn, own(conn)))
+    assert between.header.listed_at == first.collected_at
+    await asyncio.sleep(age + 0.05)
+    again = await bounded(collector.read(conn, own(conn)))
+    assert again.header.listed_at is None, "the whole list again"
 
 
 async def test_write_rates_are_per_row_and_kept_while_the_row_is_not_read(
