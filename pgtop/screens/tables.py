@@ -140,6 +140,8 @@ class CatalogPane(RelationActions, TabPane):
         self._asked: set[Hashable] = set()
         self._sizes_timer: Timer | None = None
         self._cache: dict[Hashable, tuple[object, Row]] = {}
+        self._parts: tuple[object, list[str]] = (None, [])
+        """The data last described by ``status_parts``, and what they said."""
 
     @property
     def pgtop(self) -> PgTopApp:
@@ -301,7 +303,11 @@ class CatalogPane(RelationActions, TabPane):
                 listed_age = max(0.0, (self._now - listed).total_seconds())
                 fresh += f", list {duration(listed_age)} old"
             parts.append(f"{fresh} (F5)")
-            parts.extend(self.status_parts(data))
+            # The status line changes with every Activity refresh (the age of the data);
+            # what the tab says of its rows, counted over all of them, only with new data.
+            if self._parts[0] is not data:
+                self._parts = (data, self.status_parts(data))
+            parts.extend(self._parts[1])
             if table.sort_column:
                 label = next(c.label for c in self.COLUMNS if c.key == table.sort_column)
                 arrow = "▼" if table.sort_reverse else "▲"
