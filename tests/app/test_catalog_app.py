@@ -206,6 +206,29 @@ async def test_between_reads_of_the_whole_list_the_status_says_how_old_it_is(
         assert ", list " not in text
 
 
+async def test_the_vacuum_tab_reads_its_rows_on_screen_between_whole_reads(
+    fresh_db: str, staged: dict[str, Any]
+) -> None:
+    db = staged["db"]
+    churn = f"churn_{uuid.uuid4().hex[:6]}"
+    db.execute(f"CREATE TABLE {churn} (id int) WITH (autovacuum_enabled = off)")
+    db.execute(f"INSERT INTO {churn} SELECT generate_series(1, 500)")
+    app = make_app(fresh_db, **catalog_collectors(interval=3))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None, "the first poll")
+        await pilot.press("5")
+        await shows(pilot, churn)
+        if db.info.server_version >= 150000:
+            db.execute("SELECT pg_stat_force_next_flush()")
+        db.execute(f"DELETE FROM {churn} WHERE id <= 321")
+        await wait_for(
+            pilot,
+            lambda: any(churn in r and " 321 " in f" {r} " for r in rows(app, "#vacuum-table")),
+            "321 dead rows",
+        )
+        assert ", list " in screen_text(app), "read between two reads of the whole list"
+
+
 async def test_the_database_switcher_reads_another_database(
     dsn: str, fresh_db: str, staged: dict[str, Any]
 ) -> None:
