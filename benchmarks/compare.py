@@ -698,19 +698,9 @@ class Bench:
                 idle_shown = self.show_idle(term)
             time.sleep(SETTLE)
             spy = self.start_profiler(term.pid, profile) if profile else None
-            before, cpu0, bytes0, t0 = (
-                statements(self.admin, monitor.role),
-                tree_cpu(term.pid),
-                term.written(),
-                time.monotonic(),
-            )
+            before, cpu0, bytes0, t0 = self.reading(monitor, term)
             time.sleep(a.duration)
-            after, cpu1, bytes1, t1 = (
-                statements(self.admin, monitor.role),
-                tree_cpu(term.pid),
-                term.written(),
-                time.monotonic(),
-            )
+            after, cpu1, bytes1, t1 = self.reading(monitor, term)
             window = t1 - t0
             run.window_s = window
             run.cpu_percent = 100 * (cpu1 - cpu0) / window
@@ -765,6 +755,17 @@ class Bench:
 
     # -- the catalog tabs --------------------------------------------------------------------
 
+    def reading(self, monitor: Monitor, term: Terminal) -> tuple[Statements, float, int, float]:
+        """The monitor's statements, its process tree's CPU seconds, the bytes it wrote, and
+        the time: the two ends of a measurement window."""
+        assert self.admin is not None
+        return (
+            statements(self.admin, monitor.role),
+            tree_cpu(term.pid),
+            term.written(),
+            time.monotonic(),
+        )
+
     def catalog_run(self, monitor: Monitor, number: int, profile: Path | None = None) -> CatalogRun:
         a = self.args
         assert self.admin is not None
@@ -775,20 +776,10 @@ class Bench:
             activity = {q for q, *_ in statement_delta(start, statements(self.admin, monitor.role))}
             spy = self.start_profiler(term.pid, profile) if profile else None
             for key, tab in ((b"4", "tables"), (b"5", "vacuum"), (b"6", "indexes")):
-                before, cpu0, bytes0, t0 = (
-                    statements(self.admin, monitor.role),
-                    tree_cpu(term.pid),
-                    term.written(),
-                    time.monotonic(),
-                )
+                before, cpu0, bytes0, t0 = self.reading(monitor, term)
                 term.send(key)
                 time.sleep(a.catalog_window)
-                after, cpu1, bytes1, t1 = (
-                    statements(self.admin, monitor.role),
-                    tree_cpu(term.pid),
-                    term.written(),
-                    time.monotonic(),
-                )
+                after, cpu1, bytes1, t1 = self.reading(monitor, term)
                 delta = statement_delta(before, after, exclude=activity)
                 # Every collection reads the catalog header once. (Exact sizes for the rows
                 # on screen are read more often.)
