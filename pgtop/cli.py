@@ -205,7 +205,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             from pgtop.demo import Demo
 
             demo = await asyncio.to_thread(Demo.start)
-            settings = replace(settings, conninfo=demo.conninfo)
+            settings = replace(settings, conninfo=demo.conninfo, password=demo.password)
         interactive = not settings.once and sys.stdout.isatty() and sys.stdin.isatty()
         # The interface's modules load in a thread while this one connects and takes the
         # first snapshot: the server's work and the imports overlap.

@@ -1,8 +1,9 @@
 """Throwaway PostgreSQL clusters for ``pgtop --demo`` and the test suite.
 
 A cluster lives in a private temporary directory (data directory, server log
-and Unix socket) and listens on a free TCP port on 127.0.0.1 with ``trust``
-authentication. It is configured for monitoring demos: ``pg_stat_statements``
+and Unix socket). A test cluster listens on a free TCP port on 127.0.0.1 with
+``trust`` authentication; a private one (the demo's) listens on its Unix socket
+only and asks for a random password. It is configured for monitoring demos: ``pg_stat_statements``
 is preloaded and durability is switched off, so it must never hold data that
 matters.
 
@@ -23,6 +24,7 @@ import hashlib
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -212,6 +214,7 @@ def _run(
     *,
     workdir: Path,
     timeout: float,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a server program, dropping root privileges if needed.
 
@@ -219,6 +222,7 @@ def _run(
         cmd: Program and arguments.
         workdir: Working directory (also HOME when running as another user).
         timeout: Seconds before the program is killed.
+        stdin: Text for the program's standard input (none by default).
 
     Returns:
         The completed process with combined stdout/stderr in ``stdout``.
@@ -239,7 +243,8 @@ def _run(
             cmd,
             cwd=workdir,
             env=env,
-            stdin=subprocess.DEVNULL,
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -426,7 +431,10 @@ class Cluster:
         datadir: Data directory.
         port: TCP port the server listens on.
         host: Address the server listens on.
-        superuser: Name of the bootstrap superuser (trust authentication).
+        superuser: Name of the bootstrap superuser.
+        password: The superuser's password for a private cluster (see
+            :func:`start_cluster`); None with trust authentication. Kept in
+            memory only: never in a connection string or a file.
         workdir: Directory removed by :meth:`destroy`. :func:`start_cluster`
             sets it to the private temporary directory holding ``datadir``;
             when None, :meth:`destroy` only stops the server.
@@ -438,6 +446,7 @@ class Cluster:
     host: str = "127.0.0.1"
     superuser: str = "postgres"
     workdir: Path | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
     _version_num: int | None = field(default=None, init=False, repr=False, compare=False)
     _destroyed: bool = field(default=False, init=False, repr=False, compare=False)
 
@@ -569,7 +578,9 @@ class Cluster:
         as_text = AdaptersMap()
         as_text.register_loader(0, TextLoader)  # fallback for every type: raw text
         lines: list[str] = []
-        with psycopg.connect(self.conninfo(dbname), autocommit=True, context=as_text) as conn:
+        with psycopg.connect(
+            self.conninfo(dbname), password=self.password, autocommit=True, context=as_text
+        ) as conn:
             cur = conn.execute(sql.encode())  # bytes: run as-is, no placeholders
             while True:
                 if cur.description:
@@ -639,11 +650,40 @@ def _port_was_taken(logfile: Path) -> bool:
         return False
 
 
+def _require_password(cluster: Cluster) -> None:
+    """Give the superuser a random password and require it from every connection.
+
+    Until then the server trusts its Unix socket, which only this account can reach (a
+    private directory, no TCP). The password is sent already hashed and lives in memory
+    only (``Cluster.password``); pg_hba.conf names no password.
+    """
+    import psycopg
+    from psycopg import sql
+
+    password = secrets.token_urlsafe(24)
+    with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
+        hashed = conn.pgconn.encrypt_password(
+            password.encode(), cluster.superuser.encode(), b"scram-sha-256"
+        )
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(cluster.superuser), sql.Literal(hashed.decode())
+            )
+        )
+        (cluster.datadir / "pg_hba.conf").write_text(
+            "# Written by pgtop: a password for every connection, Unix socket only.\n"
+            "local all all scram-sha-256\n"
+        )
+        conn.execute("SELECT pg_catalog.pg_reload_conf()")
+    cluster.password = password
+
+
 def start_cluster(
     bindir: Path | None = None,
     *,
     settings: dict[str, str] | None = None,
     name: str = "pgtop",
+    private: bool = False,
 ) -> Cluster:
     """Create and start a throwaway cluster in a new temporary directory.
 
@@ -655,6 +695,10 @@ def start_cluster(
         settings: Extra server settings as raw, unquoted strings (they are
             quoted when written); they override the defaults.
         name: Prefix for the temporary directory.
+        private: Reachable by its owner only: no TCP listener, a Unix socket in
+            the private temporary directory, and a random superuser password
+            (``Cluster.password``) that every connection must give. Without
+            it, the cluster trusts every connection to 127.0.0.1: for tests.
 
     Returns:
         The running cluster.
@@ -671,6 +715,8 @@ def start_cluster(
 
     workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     cluster = Cluster(bindir=bindir, datadir=workdir / "data", port=0, workdir=workdir)
+    if private:
+        cluster.host = str(workdir)
     try:
         if account is not None:
             os.chown(workdir, account.pw_uid, account.pw_gid)
@@ -692,6 +738,9 @@ def start_cluster(
 
         values = dict(_DEFAULT_SETTINGS)
         values["unix_socket_directories"] = str(workdir)
+        if private:
+            values["listen_addresses"] = ""
+            values["unix_socket_permissions"] = "0700"
         values.update(settings or {})
         fixed_port = values.get("port")
         for attempt in range(2):
@@ -705,6 +754,8 @@ def start_cluster(
                 if attempt or fixed_port or not _port_was_taken(cluster.logfile):
                     raise
                 cluster.logfile.unlink(missing_ok=True)
+        if private:
+            _require_password(cluster)
         return cluster
     except BaseException:
         cluster.destroy()

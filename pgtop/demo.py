@@ -66,6 +66,7 @@ class Demo:
 
     cluster: Cluster
     conninfo: str
+    """Where the demo's database is (no password: see ``password``)."""
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
@@ -74,10 +75,16 @@ class Demo:
         """Start the server, load the schema and the workload. Prints progress to stderr."""
         bindir = find_bindir()
         print("pgtop: starting a throwaway PostgreSQL for the demo…", file=sys.stderr)
-        cluster = start_cluster(bindir, name="pgtop-demo", settings={"max_connections": "60"})
+        # Private: only this account can reach it (no TCP, a random password), since its
+        # superuser could run programs on this machine.
+        cluster = start_cluster(
+            bindir, name="pgtop-demo", settings={"max_connections": "60"}, private=True
+        )
         try:
             cluster.psql(f"CREATE DATABASE {DEMO_DB}")
-            with psycopg.connect(cluster.conninfo(DEMO_DB), autocommit=True) as conn:
+            with psycopg.connect(
+                cluster.conninfo(DEMO_DB), password=cluster.password, autocommit=True
+            ) as conn:
                 conn.execute(SCHEMA)
             demo = cls(cluster, cluster.conninfo(DEMO_DB))
             demo._start_workload()
@@ -86,6 +93,11 @@ class Demo:
             cluster.destroy()
             raise
         return demo
+
+    @property
+    def password(self) -> str | None:
+        """The demo superuser's password, in memory only."""
+        return self.cluster.password
 
     def stop(self) -> None:
         """Stop the workload, then the server, and delete its data."""
@@ -101,7 +113,10 @@ class Demo:
             while not self.stop_event.is_set():
                 try:
                     with psycopg.connect(
-                        self.conninfo, autocommit=True, application_name=name
+                        self.conninfo,
+                        password=self.password,
+                        autocommit=True,
+                        application_name=name,
                     ) as conn:
                         body(conn)
                 except psycopg.Error:
@@ -184,7 +199,7 @@ class Demo:
     def _wait_for_incident(self, timeout: float = 10.0) -> None:
         """Return once the blocking chain has formed, so the first screen shows it."""
         deadline = time.monotonic() + timeout
-        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+        with psycopg.connect(self.conninfo, password=self.password, autocommit=True) as conn:
             while time.monotonic() < deadline:
                 row = conn.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
