@@ -26,6 +26,7 @@ from psycopg import sql
 from pgtop import pg, queries
 from pgtop.config import append_private, log_dir
 from pgtop.model import Backend, Capabilities
+from pgtop.text import name_text
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 SessionAction = Literal["cancel", "terminate"]
@@ -81,6 +82,8 @@ class RelationTarget:
     table_name: str | None = None
     database: str | None = None
     """The database it lives in (None: the one pgtop is connected to)."""
+    owner: str | None = None
+    """Its owner (an index's is its table's), read when the dialog opens."""
 
     @property
     def qualified(self) -> str:
@@ -121,8 +124,8 @@ class Outcome:
     ok: bool
     message: str
     """One line for the user."""
-    leftover_index: RelationTarget | None = None
-    """An invalid index left behind by a failed REINDEX CONCURRENTLY."""
+    leftovers: tuple[RelationTarget, ...] = ()
+    """The invalid indexes a failed REINDEX CONCURRENTLY left behind."""
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -209,10 +212,47 @@ def _relation(target: RelationTarget) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(target.schema), sql.Identifier(target.name))
 
 
-def plan_relation(action: RelationAction, target: RelationTarget, *, standby: bool) -> Plan:
-    """ANALYZE, VACUUM (ANALYZE) or REINDEX of one relation, named by identifiers."""
+def maintenance_runs_as_caller(server_version_num: int) -> bool:
+    """True on the releases where ANALYZE, VACUUM and REINDEX evaluate a table's index
+    expressions with the rights of whoever runs them, not the table owner's: 13.0-13.6 and
+    14.0-14.2 (CVE-2022-1552). There, the owner of a table can make a superuser who
+    maintains it run their code.
+
+    >>> [maintenance_runs_as_caller(v) for v in (130006, 130007, 140002, 140003, 150000)]
+    [True, False, True, False, False]
+    """
+    return 130000 <= server_version_num < 130007 or 140000 <= server_version_num < 140003
+
+
+def plan_relation(
+    action: RelationAction,
+    target: RelationTarget,
+    *,
+    standby: bool,
+    server_version_num: int = 0,
+    role: str | None = None,
+) -> Plan:
+    """ANALYZE, VACUUM (ANALYZE) or REINDEX of one relation, named by identifiers.
+
+    Args:
+        standby: the server is a standby (no maintenance there).
+        server_version_num: the server's version, to refuse what it makes unsafe.
+        role: the role pgtop acts as.
+    """
     if standby:
         raise RefusedError("the server is a standby: maintenance runs on the primary")
+    if (
+        action != "drop_invalid_index"
+        and maintenance_runs_as_caller(server_version_num)
+        and target.owner is not None
+        and target.owner != role
+    ):
+        raise RefusedError(
+            f"this server runs maintenance with the rights of its caller, so the owner of "
+            f"{name_text(target.qualified, 100)} ({name_text(target.owner, 60)}) could make "
+            f"it run their code as {name_text(role, 60)} (CVE-2022-1552): update PostgreSQL "
+            "(13.7, 14.3 or newer) or run it as the owner"
+        )
     name = _relation(target)
     if action == "analyze":
         if target.kind != "table":
@@ -311,10 +351,11 @@ async def signal_session(
     return Outcome(True, f"signal sent, but {target.pid} is still running after {follow_up:g} s")
 
 
-async def _current_identity(conn: Connection, oid: int) -> tuple[str, str] | None:
+async def current_identity(conn: Connection, oid: int) -> tuple[str, str, str] | None:
+    """A relation's schema, name and owner now; None when it is gone."""
     cur = await conn.execute(queries.RELATION_IDENTITY.sql(conn.info.server_version), {"oid": oid})
     row = await cur.fetchone()
-    return (row["schema"], row["name"]) if row else None
+    return (row["schema"], row["name"], row["owner"]) if row else None
 
 
 async def lock_holders(
@@ -335,17 +376,40 @@ async def lock_holders(
     )
 
 
+def _reindexes_concurrently(plan: Plan) -> bool:
+    return plan.action == "reindex" and "CONCURRENTLY" in plan.sql_text
+
+
 async def run_maintenance(
     conn: Connection, plan: Plan, lock_timeout: float, own_pids: frozenset[int] = frozenset()
 ) -> Outcome:
     """Run a utility statement on the action connection, bounded by ``lock_timeout``."""
     target = plan.target
     assert isinstance(target, RelationTarget)
-    identity = await _current_identity(conn, target.oid)
-    if identity != (target.schema, target.name):
+    identity = await current_identity(conn, target.oid)
+    if identity is None or identity[:2] != (target.schema, target.name):
         return Outcome(
             False, f"nothing done: {target.qualified} was dropped or renamed since it was selected"
         )
+    version = conn.info.server_version
+    if plan.action == "drop_invalid_index":
+        cur = await conn.execute(
+            queries.LEFTOVER_STILL_INVALID.sql(version),
+            {"oid": target.oid, "schema": target.schema, "name": target.name},
+        )
+        row = await cur.fetchone()
+        if not (row and row["still"]):
+            return Outcome(
+                False,
+                f"nothing done: {target.qualified} is valid now, or an index is being built "
+                "on its table, or another session uses it",
+            )
+    before: dict[str, Any] | None = None
+    if _reindexes_concurrently(plan):
+        cur = await conn.execute(
+            queries.REINDEX_BEFORE.sql(version), {"table_oid": target.table_oid or target.oid}
+        )
+        before = await cur.fetchone()
     await conn.execute(
         "SELECT set_config('lock_timeout', %s, false)", (f"{int(lock_timeout * 1000)}ms",)
     )
@@ -358,46 +422,55 @@ async def run_maintenance(
             False,
             f"gave up: no lock on {target.qualified} within {lock_timeout:g} s; held by {holders}",
         )
-        return await _with_leftover(conn, plan, outcome)
+        return await _with_leftovers(conn, target, before, outcome)
     except psycopg.errors.QueryCanceled:
-        return await _with_leftover(conn, plan, Outcome(False, "cancelled"))
+        return await _with_leftovers(conn, target, before, Outcome(False, "cancelled"))
     except psycopg.errors.InsufficientPrivilege as exc:
         return Outcome(False, f"the server refused: {pg.first_line(exc)}")
     except psycopg.Error as exc:
-        return await _with_leftover(conn, plan, Outcome(False, f"failed: {pg.first_line(exc)}"))
+        failed = Outcome(False, f"failed: {pg.first_line(exc)}")
+        return await _with_leftovers(conn, target, before, failed)
     return Outcome(True, f"done in {time.monotonic() - started:.1f} s: {plan.sql_text}")
 
 
-async def _with_leftover(conn: Connection, plan: Plan, outcome: Outcome) -> Outcome:
-    """After a failed REINDEX CONCURRENTLY, look for the invalid index it leaves behind."""
-    if conn.broken or "REINDEX" not in plan.sql_text or "CONCURRENTLY" not in plan.sql_text:
+async def _with_leftovers(
+    conn: Connection, target: RelationTarget, before: dict[str, Any] | None, outcome: Outcome
+) -> Outcome:
+    """After a failed REINDEX CONCURRENTLY, find the invalid indexes it left behind: only
+    its own (see ``queries.REINDEX_LEFTOVERS``), never an index another session builds."""
+    if before is None or conn.broken:
         return outcome
-    target = plan.target
-    assert isinstance(target, RelationTarget)
-    table = target.table_oid or target.oid
-    try:
-        cur = await conn.execute(
-            queries.INVALID_INDEXES.sql(conn.info.server_version), {"table_oid": table}
-        )
-        rows = await cur.fetchall()
-    except psycopg.Error:
-        return outcome
+    cur = await conn.execute(
+        queries.REINDEX_LEFTOVERS.sql(conn.info.server_version),
+        {
+            "tables": before["tables"],
+            "before": before["indexes"],
+            "xid_before": before["xid"],
+        },
+    )
+    rows = await cur.fetchall()
     if not rows:
         return outcome
-    row = rows[0]
-    leftover = RelationTarget(
-        oid=row["oid"],
-        schema=row["schema"],
-        name=row["name"],
-        kind="index",
-        table_oid=table,
-        table_name=target.table_name or target.name,
+    leftovers = tuple(
+        RelationTarget(
+            oid=row["oid"],
+            schema=row["schema"],
+            name=row["name"],
+            kind="index",
+            table_oid=row["table_oid"],
+            table_name=target.table_name or target.qualified,
+            database=target.database,
+            owner=target.owner,
+        )
+        for row in rows
     )
+    names = ", ".join(leftover.qualified for leftover in leftovers)
+    what = "index" if len(leftovers) == 1 else "indexes"
     message = (
-        f"{outcome.message}; it left the invalid index {leftover.qualified} behind: "
-        "remove it with DROP INDEX CONCURRENTLY (offered next)"
+        f"{outcome.message}; it left the invalid {what} {names} behind: remove "
+        f"{'it' if len(leftovers) == 1 else 'them'} with DROP INDEX CONCURRENTLY (offered next)"
     )
-    return Outcome(False, message, leftover_index=leftover)
+    return Outcome(False, message, leftovers=leftovers)
 
 
 # -- the action log ----------------------------------------------------------------------------

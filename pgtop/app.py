@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from typing import ClassVar
@@ -13,6 +14,7 @@ from typing import ClassVar
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 
@@ -24,6 +26,7 @@ from pgtop.actions import (
     RelationTarget,
     SessionAction,
     action_progress,
+    current_identity,
     log_action,
     plan_relation,
     plan_session,
@@ -36,7 +39,7 @@ from pgtop.messages import PaneDataCollected, PaneDataFailed, PollFailed, Snapsh
 from pgtop.model import ActivitySnapshot, Backend, Capabilities
 from pgtop.pg import ConnectError
 from pgtop.source import LiveSource, PollError, SnapshotSource
-from pgtop.text import one_line
+from pgtop.text import name_text, one_line
 
 INTERVALS = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 """Refresh intervals that ``+`` and ``-`` step through."""
@@ -158,7 +161,7 @@ class PgTopApp(App[int]):
         try:
             await self.actions.connect()
         except ConnectError as exc:
-            self.notify(f"actions will connect when used: {exc}", severity="warning", markup=False)
+            self.say(f"actions will connect when used: {exc}", severity="warning")
 
     # -- polling -----------------------------------------------------------------------------
 
@@ -280,7 +283,7 @@ class PgTopApp(App[int]):
 
     def action_change_interval(self, step: int) -> None:
         self.interval = next_interval(self.interval, step)
-        self.notify(f"refreshing every {self.interval:g}s", timeout=2, markup=False)
+        self.say(f"refreshing every {self.interval:g}s", timeout=2)
         self.refresh_now()
 
     def action_toggle_keys(self) -> None:
@@ -327,8 +330,26 @@ class PgTopApp(App[int]):
         """ANALYZE, VACUUM or REINDEX exactly this relation after confirmation."""
         self._relation_action(action, target)
 
+    def say(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+    ) -> None:
+        """A notification whose text may hold server text: shown literally, on one line,
+        with every character that would not show as itself made visible."""
+        self.notify(
+            one_line(message, 600),
+            title=one_line(title, 80),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
+
     def _refuse(self, what: str, reason: str) -> None:
-        self.notify(f"{what}: {reason}", title="Not available", severity="warning", markup=False)
+        self.say(f"{what}: {reason}", title="Not available", severity="warning")
 
     @work(group="action", exit_on_error=False, description="confirm and signal a session")
     async def _session_action(self, action: SessionAction, backend: Backend) -> None:
@@ -360,7 +381,7 @@ class PgTopApp(App[int]):
 
     @work(group="action", exit_on_error=False, description="confirm and run maintenance")
     async def _relation_action(self, action: RelationAction, target: RelationTarget) -> None:
-        what = f"{action} {one_line(target.qualified, 100)}"
+        what = f"{action} {name_text(target.qualified, 100)}"
         reason = self.action_unavailable()
         if reason is not None:
             self._refuse(what, reason)
@@ -370,14 +391,33 @@ class PgTopApp(App[int]):
         if target.database is not None and target.database != here:
             self._refuse(
                 what,
-                f"it is in database {one_line(target.database, 60)} and pgtop's actions run "
-                f"in {one_line(here, 60)}: start pgtop with -d on that database to act there",
+                f"it is in database {name_text(target.database, 60)} and pgtop's actions run "
+                f"in {name_text(here, 60)}: start pgtop with -d on that database to act there",
             )
             return
         try:
-            plan = plan_relation(action, target, standby=self.snapshot.counters.in_recovery)
-        except RefusedError as exc:
+            identity = await self.source.run(lambda conn: current_identity(conn, target.oid))
+        except PollError as exc:
             self._refuse(what, str(exc))
+            return
+        if identity is None or identity[:2] != (target.schema, target.name):
+            self._refuse(what, "it was dropped or renamed since the list was read")
+            return
+        await self._plan_and_run(action, replace(target, owner=identity[2]))
+
+    async def _plan_and_run(self, action: RelationAction, target: RelationTarget) -> None:
+        assert self.snapshot is not None
+        caps = self.snapshot.capabilities
+        try:
+            plan = plan_relation(
+                action,
+                target,
+                standby=self.snapshot.counters.in_recovery,
+                server_version_num=caps.server_version_num,
+                role=caps.user,
+            )
+        except RefusedError as exc:
+            self._refuse(f"{action} {name_text(target.qualified, 100)}", str(exc))
             return
         await self._confirm_and_run(plan)
 
@@ -405,18 +445,15 @@ class PgTopApp(App[int]):
             watcher.cancel()
             self.action_status = ""
         log_action(server, role, plan, outcome)
-        self.notify(
+        self.say(
             outcome.message,
             title=plan.action.replace("_", " "),
             severity="information" if outcome.ok else "error",
             timeout=12,
-            markup=False,
         )
         self.refresh_now()
-        if outcome.leftover_index is not None:
-            standby = bool(self.snapshot and self.snapshot.counters.in_recovery)
-            drop = plan_relation("drop_invalid_index", outcome.leftover_index, standby=standby)
-            await self._confirm_and_run(drop)
+        for leftover in outcome.leftovers:
+            await self._plan_and_run("drop_invalid_index", leftover)
 
     async def _watch_progress(self, plan: Plan) -> None:
         """Show the server's progress report of the running action."""
@@ -439,7 +476,7 @@ class PgTopApp(App[int]):
     @work(group="action-cancel", exit_on_error=False, description="cancel the running action")
     async def _cancel_running_action(self) -> None:
         if self.actions is not None and await self.actions.cancel_running():
-            self.notify("asked the server to cancel the running action", markup=False)
+            self.say("asked the server to cancel the running action")
 
     def action_show_action_log(self) -> None:
         from pgtop.screens.action_log import ActionLogScreen

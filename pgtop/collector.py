@@ -18,6 +18,10 @@ Connection = psycopg.AsyncConnection[dict[str, Any]]
 LIST_QUERY_LIMIT = 2048
 """Characters of each query text fetched for lists; the detail view fetches the rest."""
 
+WHOLE_TEXT_LIMIT = 100_000
+"""Characters of a query or statement text read at most, for a detail and ``--once``: a
+pg_stat_statements text can reach 1 GB, and any role can make one."""
+
 FULL_READ_SECONDS = 120.0
 """Every row is read again at least this often, whatever the polls in between read."""
 
@@ -87,7 +91,7 @@ class ActivityCollector:
         self,
         capabilities: Capabilities,
         own_pids: frozenset[int],
-        query_limit: int | None = LIST_QUERY_LIMIT,
+        query_limit: int = LIST_QUERY_LIMIT,
     ) -> None:
         self.capabilities = capabilities
         self.own_pids = own_pids
@@ -175,9 +179,14 @@ class ActivityCollector:
 async def backend_detail(
     conn: psycopg.AsyncConnection[dict[str, Any]], backend: Backend
 ) -> tuple[str | None, list[dict[str, Any]]]:
-    """The full query text (None when the session has ended) and the locks of one backend."""
+    """The query text (None when the session has ended; ``WHOLE_TEXT_LIMIT`` characters and
+    one more when it is longer) and the locks of one backend."""
     version = conn.info.server_version
-    params = {"pid": backend.pid, "backend_start": backend.backend_start}
+    params = {
+        "pid": backend.pid,
+        "backend_start": backend.backend_start,
+        "limit": WHOLE_TEXT_LIMIT + 1,
+    }
     async with conn.pipeline():
         query_cur = await conn.execute(queries.BACKEND_QUERY.sql(version), params)
         locks_cur = await conn.execute(queries.BACKEND_LOCKS.sql(version), params)

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from pgtop import queries
-from pgtop.collector import ActivityCollector
+from pgtop.collector import WHOLE_TEXT_LIMIT, ActivityCollector
 from pgtop.model import ActivitySnapshot, Backend, Capabilities
-from pgtop.text import duration, one_line
+from pgtop.text import duration, name_text, one_line
 
 if TYPE_CHECKING:
     from pgtop.once import Report
@@ -110,7 +110,7 @@ def lock_target(wait: LockWait) -> str:
     >>> lock_target(w)
     'row (0,3) of accounts'
     """
-    relation = one_line(wait.relation, 200) or "?"
+    relation = name_text(wait.relation, 200) or "?"
     kind = wait.locktype
     if kind == "relation":
         return relation
@@ -557,14 +557,18 @@ def edge_rows(data: LocksData, forest: Forest | None = None) -> list[dict[str, A
                 "blocked_application_name": blocked.application_name if blocked else None,
                 "blocked_state": blocked.state if blocked else None,
                 "blocked_xact_start": blocked.xact_start if blocked else None,
-                "blocked_query": blocked.query if blocked else None,
+                "blocked_query": blocked.query[:WHOLE_TEXT_LIMIT] if blocked else None,
+                "blocked_query_truncated": bool(blocked and len(blocked.query) > WHOLE_TEXT_LIMIT),
                 "blocking_prepared": blocking_pid == PREPARED_PID,
                 "blocking_user": blocking.user if blocking else None,
                 "blocking_application_name": blocking.application_name if blocking else None,
                 "blocking_state": blocking.state if blocking else None,
                 "blocking_wait_event_type": blocking.wait_event_type if blocking else None,
                 "blocking_xact_start": blocking.xact_start if blocking else None,
-                "blocking_query": blocking.query if blocking else None,
+                "blocking_query": blocking.query[:WHOLE_TEXT_LIMIT] if blocking else None,
+                "blocking_query_truncated": bool(
+                    blocking and len(blocking.query) > WHOLE_TEXT_LIMIT
+                ),
             }
         )
     return rows
@@ -575,7 +579,7 @@ async def locks_report(conn: Connection, caps: Capabilities) -> Report:
     from pgtop.once import Report
 
     activity = await ActivityCollector(
-        caps, frozenset({conn.info.backend_pid}), query_limit=None
+        caps, frozenset({conn.info.backend_pid}), query_limit=WHOLE_TEXT_LIMIT + 1
     ).collect(conn)
     data = await LocksCollector(caps).collect(conn, activity)
     rows = edge_rows(data)

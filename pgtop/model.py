@@ -34,6 +34,9 @@ class Capabilities:
     """superuser_reserved_connections plus reserved_connections (16+)."""
     started_at: datetime
     """When the postmaster started."""
+    pgss_schema: str | None = None
+    """The schema pg_stat_statements was created in: its objects are named through it, never
+    looked up through a search_path."""
 
     @property
     def major(self) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 
 from pgtop.catalog import indexes_report, tables_report, vacuum_report
-from pgtop.collector import ActivityCollector
+from pgtop.collector import WHOLE_TEXT_LIMIT, ActivityCollector
 from pgtop.locks import locks_report
 from pgtop.model import Capabilities
 from pgtop.statements import statements_report
@@ -52,7 +52,9 @@ def _plain(field: str, limit: int = 40) -> Callable[[dict[str, Any]], str]:
 async def activity_report(
     conn: psycopg.AsyncConnection[dict[str, Any]], caps: Capabilities
 ) -> Report:
-    collector = ActivityCollector(caps, frozenset({conn.info.backend_pid}), query_limit=None)
+    collector = ActivityCollector(
+        caps, frozenset({conn.info.backend_pid}), query_limit=WHOLE_TEXT_LIMIT + 1
+    )
     snapshot = await collector.collect(conn)
     now = snapshot.collected_at
     rows = []
@@ -73,7 +75,8 @@ async def activity_report(
                 "query_start": b.query_start,
                 "blocked_by": list(b.blocked_by),
                 "query_hidden": b.query_hidden,
-                "query": b.query,
+                "query": b.query[:WHOLE_TEXT_LIMIT],
+                "query_truncated": len(b.query) > WHOLE_TEXT_LIMIT,
             }
         )
     rows.sort(key=lambda r: (r["backend_type"] != "client backend", r["pid"]))

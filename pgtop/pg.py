@@ -23,6 +23,7 @@ APPLICATION_NAME = "pgtop"
 DEFAULT_CONNECT_TIMEOUT = 5
 STATEMENT_TIMEOUT_MS = 5000
 LOCK_TIMEOUT_MS = 500
+IDLE_IN_TRANSACTION_MS = 60_000
 
 
 class ConnectError(Exception):
@@ -66,16 +67,61 @@ def build_conninfo(
     Raises:
         ConnectError: the string is not a valid conninfo or URI.
     """
+    authority = _URI_AUTHORITY.match(dsn or "")
+    if authority is not None and authority.group(1).count("@") > 1:
+        # libpq takes the last "@" as the end of the user and password: the rest of a
+        # password would become the host name and be echoed by every error.
+        raise ConnectError(
+            'invalid connection string: more than one "@" before the host; write an "@" '
+            "in a user name or password as %40",
+            EXIT_USAGE,
+        )
     try:
         params: dict[str, Any] = pq_conninfo.conninfo_to_dict(dsn or "")
     except psycopg.ProgrammingError as exc:
-        # libpq quotes the whole URI in some messages: never echo its password.
-        message = redact_text(first_line(exc))
+        message = mask_fragments(first_line(exc))
         raise ConnectError(f"invalid connection string: {message}", EXIT_USAGE) from None
     for key, value in (("host", host), ("port", port), ("user", user), ("dbname", dbname)):
         if value is not None:
             params[key] = value
     return pq_conninfo.make_conninfo(**params)
+
+
+_URI_AUTHORITY = re.compile(r"postgres(?:ql)?://([^/?#]*)", re.IGNORECASE)
+_QUOTED = re.compile(r'"([^"]*)"')
+
+
+def mask_fragments(message: str) -> str:
+    """A libpq message about a connection string, with every quoted piece of the string
+    masked but keyword names: libpq quotes the part it could not read, which can be (part
+    of) a password, e.g. ``invalid percent-encoded token: "Secret%zz"`` or, for an unquoted
+    ``password=a b``, ``missing "=" after "b"``.
+
+    >>> mask_fragments('missing "=" after "b" in connection info string')
+    'missing "=" after "***" in connection info string'
+    >>> mask_fragments('invalid integer value "x" for connection option "port"')
+    'invalid integer value "***" for connection option "port"'
+    """
+
+    def mask(match: re.Match[str]) -> str:
+        fragment = match.group(1)
+        return match.group(0) if fragment == "=" or fragment in _keywords() else '"***"'
+
+    return _QUOTED.sub(mask, message)
+
+
+_KEYWORDS: frozenset[str] | None = None
+
+
+def _keywords() -> frozenset[str]:
+    global _KEYWORDS
+    if _KEYWORDS is None:
+        from psycopg import pq
+
+        _KEYWORDS = frozenset(option.keyword.decode() for option in pq.Conninfo.get_defaults()) - {
+            "password"
+        }
+    return _KEYWORDS
 
 
 def connection_kwargs(conninfo: str) -> dict[str, Any]:
@@ -135,14 +181,15 @@ def first_line(exc: BaseException) -> str:
 _SERVER_GONE_STATES = {"57P01", "57P02", "57P03", "08006", "08003", "08000", "08001"}
 
 
-def classify(exc: BaseException, where: str) -> ConnectError:
+def classify(exc: BaseException, where: str, secrets: Sequence[str | None] = ()) -> ConnectError:
     """Turn a connection failure into one line and an exit code.
 
     Args:
         exc: what psycopg raised.
         where: a password-free description of the target, e.g. ``host:port``.
+        secrets: passwords that must not appear in the message.
     """
-    message = first_line(exc)
+    message = redact_text(first_line(exc), secrets)
     full = str(exc)
     sqlstate = getattr(exc, "sqlstate", None)
     lower = full.lower()
@@ -227,12 +274,86 @@ class _LenientText(Loader):
         return bytes(data).decode("utf-8", errors="replace")
 
 
+# Settings every pgtop connection relies on, sent in the startup packet. A value sent there
+# by the client outranks what a database owner sets with ALTER DATABASE ... SET or a role
+# with ALTER ROLE ... SET, and it is in force before pgtop's first statement:
+# - search_path: names resolve to pg_catalog (then pgtop's own temporary objects), never to
+#   an object another user created under a catalog name in a schema of theirs;
+# - role: pgtop acts as the role it logged in as (a database setting ``role = 'app'`` would
+#   make it act as ``app``);
+# - DateStyle and IntervalStyle: the only ones psycopg can read;
+# - no read-only default, no idle-session timeout, read committed.
+FIXED_SETTINGS: dict[str, str] = {
+    "search_path": "pg_catalog,pg_temp",
+    "role": "none",
+    "DateStyle": "ISO,MDY",
+    "IntervalStyle": "postgres",
+    "standard_conforming_strings": "on",
+    "default_transaction_read_only": "off",
+    "default_transaction_isolation": "read committed",
+    "idle_session_timeout": "0",
+}
+
+
+def _option(name: str, value: str) -> str:
+    """One ``-c name=value`` for libpq's ``options``, spaces and backslashes escaped."""
+    escaped = value.replace("\\", "\\\\").replace(" ", "\\ ")
+    return f"-c {name}={escaped}"
+
+
+def startup_options(conninfo: str, settings: dict[str, str]) -> str:
+    """libpq ``options`` for a connection: the user's own, then pgtop's (which win).
+
+    libpq takes ``options`` from the connection string, else from a service file, else
+    from PGOPTIONS; pgtop's value replaces all three, so the user's is carried over.
+    """
+    given = pq_conninfo.conninfo_to_dict(conninfo)
+    own = " ".join(_option(name, value) for name, value in settings.items())
+    user = str(given["options"]) if "options" in given else None
+    if user is None:
+        service = given.get("service") or os.environ.get("PGSERVICE")
+        user = service_options(str(service)) if service else None
+    if user is None:
+        user = os.environ.get("PGOPTIONS")
+    return f"{user} {own}" if user else own
+
+
+def service_options(service: str) -> str | None:
+    """The ``options`` a service of pg_service.conf gives, as libpq would find it."""
+    import configparser
+
+    candidates = []
+    if os.environ.get("PGSERVICEFILE"):
+        candidates.append(os.environ["PGSERVICEFILE"])
+    else:
+        candidates.append(os.path.expanduser("~/.pg_service.conf"))
+    if os.environ.get("PGSYSCONFDIR"):
+        candidates.append(os.path.join(os.environ["PGSYSCONFDIR"], "pg_service.conf"))
+    for path in candidates:
+        parser = configparser.RawConfigParser(strict=False, delimiters=("=",))
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                parser.read_file(handle)
+        except (OSError, configparser.Error):
+            continue
+        if parser.has_section(service):
+            return parser.get(service, "options", fallback=None)
+    return None
+
+
+def _secrets(conninfo: str, password: str | None) -> tuple[str | None, ...]:
+    """The passwords a connection attempt may have used: never to be echoed."""
+    given = pq_conninfo.conninfo_to_dict(conninfo).get("password")
+    return (password, None if given is None else str(given), os.environ.get("PGPASSWORD"))
+
+
 async def connect(
     conninfo: str,
     password: str | None = None,
     *,
     statement_timeout_ms: int | None = STATEMENT_TIMEOUT_MS,
     lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+    idle_in_transaction_ms: int = IDLE_IN_TRANSACTION_MS,
 ) -> psycopg.AsyncConnection[dict[str, Any]]:
     """Open an autocommit connection with pgtop's defaults and bounded statements.
 
@@ -242,25 +363,35 @@ async def connect(
     kwargs = connection_kwargs(conninfo)
     if password is not None:
         kwargs["password"] = password
+    settings = {
+        **FIXED_SETTINGS,
+        "statement_timeout": str(statement_timeout_ms or 0),
+        "lock_timeout": str(lock_timeout_ms),
+        "idle_in_transaction_session_timeout": str(idle_in_transaction_ms),
+    }
+    kwargs["options"] = startup_options(conninfo, settings)
     try:
         conn = await psycopg.AsyncConnection.connect(
             conninfo, autocommit=True, row_factory=psycopg.rows.dict_row, **kwargs
         )
     except psycopg.Error as exc:
-        raise classify(exc, target(conninfo)) from None
+        raise classify(exc, target(conninfo), _secrets(conninfo, password)) from None
     for name in ("text", "varchar", "name", "bpchar"):
         conn.adapters.register_loader(name, _LenientText)
     try:
-        await conn.execute(
-            queries.SESSION_SETUP.sql(conn.info.server_version),
-            {
-                "statement_timeout": str(statement_timeout_ms or 0),
-                "lock_timeout": str(lock_timeout_ms),
-            },
-        )
+        cur = await conn.execute(queries.SESSION_SETUP.sql(conn.info.server_version))
+        row = await cur.fetchone()
     except psycopg.Error as exc:
         await conn.close()
-        raise classify(exc, target(conninfo)) from None
+        raise classify(exc, target(conninfo), _secrets(conninfo, password)) from None
+    if row is None or row["acting"] != row["login"]:
+        await conn.close()
+        acting = row["acting"] if row else "?"
+        raise ConnectError(
+            f"{target(conninfo)}: pgtop logged in as {row['login'] if row else '?'} but the "
+            f"server makes it act as {acting}; refusing to act as another role",
+            EXIT_AUTH,
+        )
     return conn
 
 

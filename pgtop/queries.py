@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from psycopg.sql import Identifier
+
 MIN_SERVER_VERSION = 130000
 """Oldest supported server: PostgreSQL 13."""
 
@@ -67,16 +69,24 @@ def _listing(name: str, oid: str, *variants: tuple[int, str], **part: str) -> tu
     return _query(name, *full), _query(f"{name}_some", *partial)
 
 
-# Session settings for the monitoring connection: every statement it runs is bounded.
+# The first statement of every connection; its settings came in the startup packet
+# (pg.FIXED_SETTINGS). It checks that pgtop acts as the role it logged in as, and from 17
+# switches off transaction_timeout, which a database owner may set and the startup packet
+# of an older server could not name. Every name is qualified: it is also safe where the
+# fixed search_path did not apply.
+_SESSION_SETUP = """
+        SELECT session_user::pg_catalog.text AS login,
+               current_user::pg_catalog.text AS acting{more}
+        """
 SESSION_SETUP = _query(
     "session_setup",
+    (130000, _SESSION_SETUP.format(more=", NULL::pg_catalog.text AS transaction_timeout")),
     (
-        130000,
-        """
-        SELECT set_config('statement_timeout', %(statement_timeout)s, false),
-               set_config('lock_timeout', %(lock_timeout)s, false),
-               set_config('idle_in_transaction_session_timeout', '60s', false)
-        """,
+        170000,
+        _SESSION_SETUP.format(
+            more=""",
+               pg_catalog.set_config('transaction_timeout', '0', false) AS transaction_timeout"""
+        ),
     ),
 )
 
@@ -100,6 +110,9 @@ _PROBE = """
                     END AS pgss_preloaded,
                (SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements')
                    AS pgss_version,
+               (SELECT n.nspname FROM pg_extension e
+                JOIN pg_namespace n ON n.oid = e.extnamespace
+                WHERE e.extname = 'pg_stat_statements') AS pgss_schema,
                current_setting('max_connections')::int AS max_connections,
                {reserved} AS reserved_connections,
                pg_postmaster_start_time() AS started_at
@@ -152,8 +165,7 @@ _ACTIVITY_COLUMNS = """, d.datname AS database, u.rolname AS "user",
                a.leader_pid, {query_id} AS query_id,
                CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END
                    AS blocked_by,
-               CASE WHEN %(query_limit)s::int IS NULL THEN coalesce(a.query, '')
-                    ELSE left(coalesce(a.query, ''), %(query_limit)s::int) END AS query"""
+               left(coalesce(a.query, ''), %(query_limit)s::int) AS query"""
 _NAMES = """
         LEFT JOIN pg_database d ON d.oid = a.datid
         LEFT JOIN pg_roles u ON u.oid = a.usesysid"""
@@ -254,7 +266,7 @@ BACKEND_QUERY = _query(
     (
         130000,
         """
-        SELECT coalesce(query, '') AS query
+        SELECT left(coalesce(query, ''), %(limit)s::int) AS query
         FROM pg_stat_activity
         WHERE pid = %(pid)s AND backend_start = %(backend_start)s
         """,
@@ -349,13 +361,15 @@ SESSION_GONE = _query(
     ),
 )
 
-# A relation's current name, read back by OID before a utility statement is built.
+# A relation's current name and owner, read back by OID before a utility statement is
+# built (and before the confirm dialog, which names the owner).
 RELATION_IDENTITY = _query(
     "relation_identity",
     (
         130000,
         """
-        SELECT n.nspname AS schema, c.relname AS name
+        SELECT n.nspname AS schema, c.relname AS name,
+               pg_get_userbyid(c.relowner)::text AS owner
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.oid = %(oid)s
         """,
@@ -391,18 +405,73 @@ LOCK_HOLDERS = _query(
     ),
 )
 
-# Invalid indexes of a table: what a failed or cancelled REINDEX CONCURRENTLY leaves.
-INVALID_INDEXES = _query(
-    "invalid_indexes",
+# Before a REINDEX CONCURRENTLY: the indexes of the table and of its TOAST table (which
+# REINDEX TABLE rebuilds too), and the transaction counter, so that what the REINDEX leaves
+# behind can be told from what others create meanwhile.
+REINDEX_BEFORE = _query(
+    "reindex_before",
     (
         130000,
         """
-        SELECT c.oid::bigint AS oid, n.nspname AS schema, c.relname AS name
+        SELECT coalesce(array_agg(i.indexrelid::bigint), '{}') AS indexes,
+               (SELECT array_agg(oid::bigint) FROM pg_class
+                WHERE oid = %(table_oid)s::oid OR oid = (
+                    SELECT reltoastrelid FROM pg_class WHERE oid = %(table_oid)s::oid)
+               ) AS tables,
+               pg_current_xact_id()::text::bigint AS xid
+        FROM pg_index i
+        WHERE i.indrelid IN (SELECT reltoastrelid FROM pg_class WHERE oid = %(table_oid)s::oid
+                             UNION ALL SELECT %(table_oid)s::oid)
+        """,
+    ),
+)
+
+# What a failed or cancelled REINDEX CONCURRENTLY left behind, and only that: invalid
+# indexes of the tables it rebuilt named like its new (``_ccnew``) or replaced (``_ccold``)
+# indexes, new or renamed by a transaction of its time span (%(xid_before)s to now, 32-bit
+# transaction IDs compared modulo 2^32), that nobody is building now.
+REINDEX_LEFTOVERS = _query(
+    "reindex_leftovers",
+    (
+        130000,
+        """
+        SELECT c.oid::bigint AS oid, n.nspname AS schema, c.relname AS name,
+               i.indrelid::bigint AS table_oid
         FROM pg_index i
         JOIN pg_class c ON c.oid = i.indexrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE i.indrelid = %(table_oid)s AND NOT i.indisvalid
-        ORDER BY c.oid DESC
+        WHERE i.indrelid = ANY(%(tables)s::oid[]) AND NOT i.indisvalid
+          AND ((c.relname ~ '_ccnew[0-9]*$' AND c.oid <> ALL(%(before)s::oid[]))
+               OR (c.relname ~ '_ccold[0-9]*$' AND c.oid = ANY(%(before)s::oid[])))
+          AND ((c.xmin::text::bigint - %(xid_before)s %% 4294967296 + 4294967296)
+               %% 4294967296)
+              <= pg_current_xact_id()::text::bigint - %(xid_before)s
+          AND NOT EXISTS (SELECT FROM pg_stat_progress_create_index p
+                          WHERE p.index_relid = c.oid
+                             OR (p.relid = i.indrelid AND p.pid <> pg_backend_pid()))
+        ORDER BY c.oid
+        """,
+    ),
+)
+
+# Just before dropping a leftover index: it is still that index, still invalid, and no
+# session is building an index on its table or holds a lock on it.
+LEFTOVER_STILL_INVALID = _query(
+    "leftover_still_invalid",
+    (
+        130000,
+        """
+        SELECT EXISTS (
+            SELECT FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE i.indexrelid = %(oid)s AND NOT i.indisvalid
+              AND n.nspname = %(schema)s AND c.relname = %(name)s
+              AND NOT EXISTS (SELECT FROM pg_stat_progress_create_index p
+                              WHERE p.index_relid = i.indexrelid OR p.relid = i.indrelid)
+              AND NOT EXISTS (SELECT FROM pg_locks l
+                              WHERE l.locktype = 'relation' AND l.relation = i.indexrelid
+                                AND l.pid <> pg_backend_pid())
+        ) AS still
         """,
     ),
 )
@@ -452,8 +521,10 @@ class ExtensionQuery:
     extension: str
     variants: tuple[tuple[tuple[int, int], str], ...]
 
-    def sql(self, extension_version: tuple[int, ...]) -> str:
-        """The newest variant for ``extension_version`` (e.g. ``(1, 10)``)."""
+    def sql(self, extension_version: tuple[int, ...], schema: str) -> str:
+        """The newest variant for ``extension_version`` (e.g. ``(1, 10)``), its objects
+        named through ``schema``, the schema the extension was created in: a name resolved
+        through a search_path could reach another user's object of the same name."""
         chosen: str | None = None
         for minimum, text in self.variants:
             if tuple(extension_version) >= minimum:
@@ -461,7 +532,7 @@ class ExtensionQuery:
         if chosen is None:
             oldest = ".".join(map(str, self.variants[0][0]))
             raise UnsupportedServerError(f"{self.name} needs {self.extension} {oldest} or newer")
-        return chosen
+        return chosen.format(schema=Identifier(schema).as_string(None))
 
 
 EXTENSION_REGISTRY: dict[str, ExtensionQuery] = {}
@@ -510,7 +581,7 @@ STATEMENT_COUNTERS = _extension_query(
                s.min_time AS min_exec_ms, s.max_time AS max_exec_ms,
                s.mean_time AS mean_exec_ms, s.stddev_time AS stddev_exec_ms,
                NULL::timestamptz AS stats_since, NULL::timestamptz AS minmax_stats_since
-        FROM pg_stat_statements(false) s
+        FROM {schema}.pg_stat_statements(false) s
         LEFT JOIN pg_roles r ON r.oid = s.userid
         LEFT JOIN pg_database d ON d.oid = s.dbid
         """,
@@ -540,7 +611,7 @@ STATEMENT_COUNTERS = _extension_query(
                s.min_exec_time AS min_exec_ms, s.max_exec_time AS max_exec_ms,
                s.mean_exec_time AS mean_exec_ms, s.stddev_exec_time AS stddev_exec_ms,
                NULL::timestamptz AS stats_since, NULL::timestamptz AS minmax_stats_since
-        FROM pg_stat_statements(false) s
+        FROM {schema}.pg_stat_statements(false) s
         LEFT JOIN pg_roles r ON r.oid = s.userid
         LEFT JOIN pg_database d ON d.oid = s.dbid
         """,
@@ -570,7 +641,7 @@ STATEMENT_COUNTERS = _extension_query(
                s.min_exec_time AS min_exec_ms, s.max_exec_time AS max_exec_ms,
                s.mean_exec_time AS mean_exec_ms, s.stddev_exec_time AS stddev_exec_ms,
                NULL::timestamptz AS stats_since, NULL::timestamptz AS minmax_stats_since
-        FROM pg_stat_statements(false) s
+        FROM {schema}.pg_stat_statements(false) s
         LEFT JOIN pg_roles r ON r.oid = s.userid
         LEFT JOIN pg_database d ON d.oid = s.dbid
         """,
@@ -600,7 +671,7 @@ STATEMENT_COUNTERS = _extension_query(
                s.min_exec_time AS min_exec_ms, s.max_exec_time AS max_exec_ms,
                s.mean_exec_time AS mean_exec_ms, s.stddev_exec_time AS stddev_exec_ms,
                NULL::timestamptz AS stats_since, NULL::timestamptz AS minmax_stats_since
-        FROM pg_stat_statements(false) s
+        FROM {schema}.pg_stat_statements(false) s
         LEFT JOIN pg_roles r ON r.oid = s.userid
         LEFT JOIN pg_database d ON d.oid = s.dbid
         """,
@@ -632,7 +703,7 @@ STATEMENT_COUNTERS = _extension_query(
                s.min_exec_time AS min_exec_ms, s.max_exec_time AS max_exec_ms,
                s.mean_exec_time AS mean_exec_ms, s.stddev_exec_time AS stddev_exec_ms,
                s.stats_since, s.minmax_stats_since
-        FROM pg_stat_statements(false) s
+        FROM {schema}.pg_stat_statements(false) s
         LEFT JOIN pg_roles r ON r.oid = s.userid
         LEFT JOIN pg_database d ON d.oid = s.dbid
         """,
@@ -662,7 +733,7 @@ STATEMENT_COUNTERS = _extension_query(
                s.min_exec_time AS min_exec_ms, s.max_exec_time AS max_exec_ms,
                s.mean_exec_time AS mean_exec_ms, s.stddev_exec_time AS stddev_exec_ms,
                s.stats_since, s.minmax_stats_since
-        FROM pg_stat_statements(false) s
+        FROM {schema}.pg_stat_statements(false) s
         LEFT JOIN pg_roles r ON r.oid = s.userid
         LEFT JOIN pg_database d ON d.oid = s.dbid
         """,
@@ -686,7 +757,7 @@ STATEMENTS_INFO = _extension_query(
         (1, 9),
         """
         SELECT clock_timestamp() AS collected_at, i.dealloc, i.stats_reset
-        FROM pg_stat_statements_info i
+        FROM {schema}.pg_stat_statements_info i
         """,
     ),
 )
@@ -700,10 +771,8 @@ STATEMENT_TEXTS = _extension_query(
     (
         (1, 3),
         """
-        SELECT DISTINCT ON (s.queryid) s.queryid,
-               CASE WHEN %(text_limit)s::int IS NULL THEN s.query
-                    ELSE left(s.query, %(text_limit)s::int) END AS query
-        FROM pg_stat_statements(true) s
+        SELECT DISTINCT ON (s.queryid) s.queryid, left(s.query, %(text_limit)s::int) AS query
+        FROM {schema}.pg_stat_statements(true) s
         WHERE s.queryid = ANY(%(queryids)s::bigint[])
         """,
     ),
@@ -715,7 +784,9 @@ STATEMENTS_EXTENSION = _query(
     (
         130000,
         """
-        SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'
+        SELECT e.extversion, n.nspname AS schema
+        FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+        WHERE e.extname = 'pg_stat_statements'
         """,
     ),
 )
@@ -731,7 +802,8 @@ EXPLAIN_SETUP = _query(
         """
         SELECT set_config('transaction_read_only', 'on', true),
                set_config('statement_timeout', %(statement_timeout)s, true),
-               set_config('lock_timeout', %(lock_timeout)s, true)
+               set_config('lock_timeout', %(lock_timeout)s, true),
+               set_config('search_path', 'pg_catalog, "$user", public', true)
         """,
     ),
 )

@@ -33,7 +33,7 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from pgtop import queries
-from pgtop.collector import Connection
+from pgtop.collector import WHOLE_TEXT_LIMIT, Connection
 from pgtop.model import ActivitySnapshot, Capabilities
 from pgtop.text import duration, one_line
 
@@ -281,6 +281,8 @@ class StatementsSnapshot:
     sees_all: bool
     """The role sees every role's queryids and texts (pg_read_all_stats)."""
     text_source: TextSource | None = field(default=None, compare=False, repr=False)
+    extension_schema: str = "public"
+    """The schema the extension lives in: its objects are named through it."""
 
     @property
     def collected_at(self) -> datetime:
@@ -659,6 +661,7 @@ class StatementsCollector:
         self.recheck_every = RECHECK_SECONDS
         self.text_limit = text_limit
         self._version = capabilities.pgss_version
+        self._schema = capabilities.pgss_schema or "public"
         self._unavailable = availability(capabilities)
         self._checked_at = time.monotonic()
         self._previous: Reading | None = None
@@ -705,6 +708,7 @@ class StatementsCollector:
             user=caps.user,
             sees_all=caps.sees_all_queries,
             text_source=self,
+            extension_schema=self._schema,
         )
 
     async def _check_again(self, conn: Connection) -> bool:
@@ -721,6 +725,7 @@ class StatementsCollector:
             return False
         version = str(row["extversion"])
         self._version = version
+        self._schema = str(row["schema"])
         if version_tuple(version) < OLDEST_EXTENSION:
             self._unavailable = too_old(self.capabilities.database, version)
             return False
@@ -738,9 +743,9 @@ class StatementsCollector:
         database = self.capabilities.database
         try:
             async with conn.pipeline():
-                info_cur = await conn.execute(queries.STATEMENTS_INFO.sql(version))
+                info_cur = await conn.execute(queries.STATEMENTS_INFO.sql(version, self._schema))
                 counters_cur = conn.cursor(row_factory=tuple_row)
-                await counters_cur.execute(queries.STATEMENT_COUNTERS.sql(version))
+                await counters_cur.execute(queries.STATEMENT_COUNTERS.sql(version, self._schema))
             info = await info_cur.fetchone()
             rows = await counters_cur.fetchall()
         except psycopg.errors.ObjectNotInPrerequisiteState:
@@ -778,7 +783,7 @@ class StatementsCollector:
         """Fetch the texts of ``queryids`` not cached yet; returns every cached text."""
         missing = sorted({q for q in queryids if q not in self._texts})
         if missing and self._version is not None and self._unavailable is None:
-            texts = await fetch_texts(conn, self._version, missing, self.text_limit)
+            texts = await fetch_texts(conn, self._version, self._schema, missing, self.text_limit)
             # A queryid without a text (evicted meanwhile) is remembered as empty, so it is
             # not asked for again and again.
             for queryid in missing:
@@ -791,18 +796,28 @@ class StatementsCollector:
 
 
 async def fetch_texts(
-    conn: Connection, extension_version: str, queryids: Iterable[int], limit: int | None
+    conn: Connection,
+    extension_version: str,
+    schema: str,
+    queryids: Iterable[int],
+    limit: int,
 ) -> dict[int, str]:
-    """Texts of some statements by queryid, clipped to ``limit`` characters (None: whole)."""
-    sql = queries.STATEMENT_TEXTS.sql(version_tuple(extension_version))
+    """Texts of some statements by queryid, clipped to ``limit`` characters."""
+    sql = queries.STATEMENT_TEXTS.sql(version_tuple(extension_version), schema)
     cur = await conn.execute(sql, {"queryids": list(queryids), "text_limit": limit})
     return {row["queryid"]: row["query"] or "" for row in await cur.fetchall()}
 
 
-async def statement_text(conn: Connection, extension_version: str, queryid: int) -> str | None:
-    """The whole text of one statement; None when the entry is gone."""
-    texts = await fetch_texts(conn, extension_version, [queryid], None)
-    return texts.get(queryid)
+async def statement_text(
+    conn: Connection, extension_version: str, schema: str, queryid: int
+) -> tuple[str, bool] | None:
+    """The text of one statement, at most ``WHOLE_TEXT_LIMIT`` characters, and whether it
+    was cut there; None when the entry is gone."""
+    texts = await fetch_texts(conn, extension_version, schema, [queryid], WHOLE_TEXT_LIMIT + 1)
+    text = texts.get(queryid)
+    if text is None:
+        return None
+    return text[:WHOLE_TEXT_LIMIT], len(text) > WHOLE_TEXT_LIMIT
 
 
 # -- plans -------------------------------------------------------------------------------------
@@ -956,11 +971,13 @@ async def explain(conn: Connection, query_text: str, server_version: int) -> Pla
 
 
 def report_rows(reading: Reading, texts: Mapping[int, str]) -> list[dict[str, Any]]:
-    """Lifetime counters of every entry, most total execution time first."""
+    """Lifetime counters of every entry, most total execution time first; texts cut at
+    ``WHOLE_TEXT_LIMIT`` characters (``query_truncated``)."""
     rows: list[dict[str, Any]] = []
     ordered = sorted(reading.statements.values(), key=lambda s: -s.counters.exec_ms)
     for s in ordered:
         c = s.counters
+        text = texts.get(s.queryid, "") if s.queryid is not None else ""
         mean = s.mean_exec_ms
         if mean is None and c.calls:
             mean = c.exec_ms / c.calls
@@ -971,7 +988,8 @@ def report_rows(reading: Reading, texts: Mapping[int, str]) -> list[dict[str, An
             "database": s.database,
             "query_hidden": s.hidden,
             "entries": s.entries,
-            "query": texts.get(s.queryid, "") if s.queryid is not None else "",
+            "query": text[:WHOLE_TEXT_LIMIT],
+            "query_truncated": len(text) > WHOLE_TEXT_LIMIT,
             "calls": c.calls,
             "total_exec_ms": c.exec_ms,
             "mean_exec_ms": mean,
@@ -1003,7 +1021,15 @@ async def statements_report(conn: Connection, caps: Capabilities) -> Report:
         raise StatementsUnavailableError(f"{result.reason}. {result.remedy}")
     reading = result.current
     queryids = [s.queryid for s in reading.statements.values() if s.queryid is not None]
-    texts = await fetch_texts(conn, result.extension_version, queryids, None) if queryids else {}
+    texts = {}
+    if queryids:
+        texts = await fetch_texts(
+            conn,
+            result.extension_version,
+            result.extension_schema,
+            queryids,
+            WHOLE_TEXT_LIMIT + 1,
+        )
     rows = report_rows(reading, texts)
 
     def text_of(row: dict[str, Any]) -> str:

@@ -10,16 +10,12 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-# C0 and C1 control characters (except tab and newline, handled by the callers' mode),
-# DEL, and the Unicode bidirectional controls that can reorder what a terminal shows.
-_UNSAFE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
-)
-_WHITESPACE_RUN = re.compile(r"[\t\n]+\s*|\s{2,}")
+_FOLDED = re.compile(r"[\t\n][ \t\n]*| {2,}")
+"""Runs that ``one_line`` folds into one space: ASCII spaces, tabs and newlines only. Any
+other whitespace (NBSP, U+2028, ...) is shown escaped, never folded away."""
 
 
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
+def _escape(char: str) -> str:
     code = ord(char)
     if code == 0x1B:
         return "\\e"
@@ -30,33 +26,62 @@ def _escape(match: re.Match[str]) -> str:
     return f"<U+{code:04X}>"
 
 
+def _escaped(text: str, keep: str = "") -> str:
+    """Every character that is not printable, and not in ``keep``, as a visible escape.
+
+    Not printable (``str.isprintable``) is what would not show as itself: control
+    characters, format characters (bidirectional overrides, zero-width spaces, soft hyphens,
+    tag characters), line and paragraph separators, spaces other than the ASCII space,
+    private-use, surrogate and unassigned code points.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else _escape(c) for c in text)
+
+
 def visible(text: str | None) -> str:
-    """Make control and bidi characters visible; keep newlines and tabs.
+    """Make every character that would not show as itself visible; keep newlines and tabs.
 
     >>> visible("a\\x1b[2Jb")
     'a\\\\e[2Jb'
-    >>> visible("bell\\x07")
-    'bell^G'
+    >>> visible("bell\\x07"), visible("a\\u200bb\\u00adc"), visible("x\\ny")
+    ('bell^G', 'a<U+200B>b\\\\xadc', 'x\\ny')
     """
     if not text:
         return ""
-    return _UNSAFE.sub(_escape, text)
+    return "\n".join(_escaped(line, "\t") for line in text.split("\n"))
 
 
 def one_line(text: str | None, limit: int = 512) -> str:
-    """Fold ``text`` onto one line (runs of whitespace become one space), make it visible.
+    """Fold ``text`` onto one line (runs of spaces, tabs and newlines become one space),
+    make it visible.
 
     Only the first ``limit`` characters are kept: a list never needs more, and a 1 MB query
     text must not cost a refresh anything.
 
     >>> one_line("SELECT 1\\n  FROM  t\\r\\n")
     'SELECT 1 FROM t^M'
+    >>> one_line("a\\u00a0b")
+    'a\\\\xa0b'
     """
     if not text:
         return ""
     head = text[: limit * 2]
-    folded = _WHITESPACE_RUN.sub(" ", head.strip(" \t\n"))
-    return visible(folded[:limit])
+    folded = _FOLDED.sub(" ", head.strip(" \t\n"))
+    return _escaped(folded[:limit])
+
+
+def name_text(text: str | None, limit: int = 128) -> str:
+    """A name (role, database, relation, application...) on one line, exactly as it is:
+    nothing folded, so two names that differ never look the same; every character that
+    would not show as itself (tabs and newlines too) made visible; cut at ``limit``.
+
+    >>> name_text("orders"), name_text("a  b"), name_text("a\\tb"), name_text("[bold]x")
+    ('orders', 'a  b', 'a^Ib', '[bold]x')
+    """
+    if not text:
+        return ""
+    return _escaped(text[:limit])
 
 
 def duration(seconds: float | None) -> str:

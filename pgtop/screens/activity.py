@@ -13,7 +13,7 @@ from textual.widgets import Input, TabPane
 
 from pgtop.model import ActivitySnapshot, Backend
 from pgtop.screens.pane_actions import SESSION_ACTION_BINDINGS, SessionActions
-from pgtop.text import duration, one_line
+from pgtop.text import duration, name_text, one_line
 from pgtop.widgets.keyed_table import Column, KeyedTable, Row
 from pgtop.widgets.status_bar import StatusLine
 
@@ -83,11 +83,11 @@ def backend_row(backend: Backend, now: datetime, blocking: int) -> tuple[Row, bo
     state = state_label(backend)
     cells = (
         str(backend.pid),
-        one_line(backend.database, 64),
-        one_line(backend.user, 64),
-        one_line(backend.application_name, 64),
-        one_line(client, 64),
-        one_line(backend.backend_type, 64),
+        name_text(backend.database, 64),
+        name_text(backend.user, 64),
+        name_text(backend.application_name, 64),
+        name_text(client, 64),
+        name_text(backend.backend_type, 64),
         state,
         wait,
         duration(xact_age),

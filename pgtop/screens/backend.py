@@ -12,6 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from pgtop.collector import WHOLE_TEXT_LIMIT
 from pgtop.model import ActivitySnapshot, Backend
 from pgtop.screens.activity import HIDDEN_TEXT, state_label
 from pgtop.source import PollError
@@ -158,5 +159,11 @@ class BackendScreen(Screen[None]):
             query = self.backend.query
         if not self.backend.query_hidden:
             # Wrapped in full, newlines kept; control characters made visible.
-            query_box.update(Text(visible(query) or "(no query yet)"))
+            shown = Text(visible(query[:WHOLE_TEXT_LIMIT]) or "(no query yet)")
+            if len(query) > WHOLE_TEXT_LIMIT:
+                shown.append(
+                    f"\n… cut: only the first {WHOLE_TEXT_LIMIT:,} characters are read",
+                    style="bold reverse",
+                )
+            query_box.update(shown)
         locks_box.update(locks_text(locks))

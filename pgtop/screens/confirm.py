@@ -21,7 +21,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from pgtop.actions import Plan, RelationTarget, SessionTarget
-from pgtop.text import one_line, size, visible
+from pgtop.text import name_text, one_line, size, visible
 
 ARM_SECONDS = 0.4
 """A yes typed before the dialog had been visible this long is not taken as an answer."""
@@ -48,21 +48,23 @@ def target_text(plan: Plan) -> Text:
 
     if isinstance(target, SessionTarget):
         line("pid", str(target.pid))
-        line("user", one_line(target.user, 80))
-        line("application", one_line(target.application_name, 80))
-        line("database", one_line(target.database, 80))
-        line("type", one_line(target.backend_type, 40))
+        line("user", name_text(target.user, 80))
+        line("application", name_text(target.application_name, 80))
+        line("database", name_text(target.database, 80))
+        line("type", name_text(target.backend_type, 40))
         line("state", one_line(target.state, 40))
         line("backend start", f"{target.backend_start:%Y-%m-%d %H:%M:%S%z}")
         if target.query_start is not None:
             line("query start", f"{target.query_start:%Y-%m-%d %H:%M:%S%z}")
         line("query", one_line(target.query, 300))
     elif isinstance(target, RelationTarget):
-        line(target.kind, one_line(target.qualified, 200))
+        line(target.kind, name_text(target.qualified, 200))
         if target.table_name and target.kind == "index":
-            line("table", one_line(target.table_name, 200))
+            line("table", name_text(target.table_name, 200))
         if target.database is not None:
-            line("database", one_line(target.database, 80))
+            line("database", name_text(target.database, 80))
+        if target.owner is not None:
+            line("owner", name_text(target.owner, 80))
         if target.size_bytes is not None:
             line("size", size(target.size_bytes))
         line("oid", str(target.oid))

@@ -13,10 +13,9 @@ from pgtop.screens.tables import (
     LOCKED_TEXT,
     CatalogPane,
     count,
-    name_text,
     sized,
 )
-from pgtop.text import duration, one_line
+from pgtop.text import duration, name_text, one_line
 from pgtop.widgets.keyed_table import Column, Row
 
 COLUMNS = (
@@ -49,7 +48,7 @@ def index_problems(index: IndexInfo) -> list[str]:
     if index.invalid:
         problems.append("INVALID")
     if index.duplicate_of:
-        problems.append(f"DUPLICATE of {one_line(index.duplicate_of, 64)}")
+        problems.append(f"DUPLICATE of {name_text(index.duplicate_of, 64)}")
     if index.unused:
         problems.append("UNUSED")
     if index.locked:

@@ -16,7 +16,7 @@ from pgtop.locks import longest_wait as find_longest_wait
 from pgtop.model import ActivitySnapshot, Backend
 from pgtop.screens.activity import HIDDEN_TEXT, state_label
 from pgtop.screens.pane_actions import SESSION_ACTION_BINDINGS, SessionActions
-from pgtop.text import duration, one_line
+from pgtop.text import duration, name_text, one_line
 from pgtop.widgets.keyed_table import Column, KeyedTable, Row
 from pgtop.widgets.status_bar import StatusLine
 
@@ -101,8 +101,8 @@ def node_row(node: Node, now: datetime) -> Row:
         user = application = wait = ""
     else:
         query = HIDDEN_TEXT if backend.query_hidden else one_line(backend.query)
-        user = one_line(backend.user, 64)
-        application = one_line(backend.application_name, 64)
+        user = name_text(backend.user, 64)
+        application = name_text(backend.application_name, 64)
         wait = ":".join(filter(None, (backend.wait_event_type, backend.wait_event)))
     cells = (
         session,

@@ -12,7 +12,6 @@ from textual.widget import Widget
 
 from pgtop.actions import RelationTarget
 from pgtop.model import Backend
-from pgtop.text import one_line
 
 if TYPE_CHECKING:
     from pgtop.app import PgTopApp
@@ -88,20 +87,21 @@ class RelationActions(Widget):
         target = self.selected_target()
         if cast("PgTopApp", self.app).actions is None or target is None:
             return
-        name = one_line(target.qualified, 60)
+        # Palette titles and help are markup: no server text goes in them (the confirm
+        # dialog names the target in full).
         if target.kind == "table":
             yield SystemCommand(
-                f"ANALYZE {name}",
+                "ANALYZE the selected table",
                 f"{where}: after confirmation",
                 lambda: self.action_maintain("analyze"),
             )
             yield SystemCommand(
-                f"VACUUM (ANALYZE) {name}",
+                "VACUUM (ANALYZE) the selected table",
                 f"{where}: after confirmation",
                 lambda: self.action_maintain("vacuum"),
             )
         yield SystemCommand(
-            f"REINDEX {name}",
+            f"REINDEX the selected {target.kind}",
             f"{where}: CONCURRENTLY where possible, after confirmation",
             lambda: self.action_maintain("reindex"),
         )

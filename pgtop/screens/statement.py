@@ -12,6 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from pgtop.collector import WHOLE_TEXT_LIMIT
 from pgtop.source import PollError
 from pgtop.statements import (
     COUNTER_FIELDS,
@@ -30,7 +31,7 @@ from pgtop.statements import (
     rate,
     statement_text,
 )
-from pgtop.text import duration, one_line, size, visible
+from pgtop.text import duration, name_text, one_line, size, visible
 
 if TYPE_CHECKING:
     from pgtop.app import PgTopApp
@@ -200,6 +201,8 @@ class StatementScreen(Screen[None]):
         self.mark = mark
         self.statement = snapshot.current.statements[key]
         self.text = text
+        self.cut = False
+        """The whole text is longer than what was read (``WHOLE_TEXT_LIMIT``)."""
         self._gone = False
 
     @property
@@ -209,7 +212,7 @@ class StatementScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         s = self.statement
         if s.hidden:
-            title = f"{s.entries} hidden statements of {one_line(s.user or '?', 64)}"
+            title = f"{s.entries} hidden statements of {name_text(s.user or '?', 64)}"
         else:
             title = f"Statement {s.queryid}"
         yield Static(Text(title, style="bold"), id="detail-title")
@@ -313,7 +316,13 @@ class StatementScreen(Screen[None]):
             box.update(Text("loading…", style="italic"))
         else:
             # Wrapped in full, newlines kept; control characters made visible.
-            box.update(Text(visible(text) or "(no text)"))
+            shown = Text(visible(text) or "(no text)")
+            if self.cut:
+                shown.append(
+                    f"\n… cut: only the first {WHOLE_TEXT_LIMIT:,} characters are read",
+                    style="bold reverse",
+                )
+            box.update(shown)
 
     def action_close(self) -> None:
         self.dismiss()
@@ -333,14 +342,27 @@ class StatementScreen(Screen[None]):
         queryid = statement.queryid
         if queryid is not None:
             version = data.extension_version
+            schema = data.extension_schema
             try:
-                whole = await source.run(lambda conn: statement_text(conn, version, queryid))
+                whole = await source.run(
+                    lambda conn: statement_text(conn, version, schema, queryid)
+                )
             except PollError as exc:
                 plan_box.update(Text(f"could not load: {one_line(str(exc), 300)}", style="bold"))
                 return
             if whole is not None:
-                text = self.text = whole
+                text, self.cut = whole
+                self.text = text
             self._show_query(text)
+        if self.cut:
+            plan_box.update(
+                Text(
+                    f"no plan: the text is longer than {WHOLE_TEXT_LIMIT:,} characters and was "
+                    "cut, so it cannot be planned",
+                    style="italic",
+                )
+            )
+            return
         problem = plan_obstacle(statement, text, data.database)
         if problem:
             plan_box.update(Text(f"no plan: {problem}", style="italic"))

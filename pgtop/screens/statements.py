@@ -30,7 +30,7 @@ from pgtop.statements import (
     privilege_notice,
     rate,
 )
-from pgtop.text import duration, one_line
+from pgtop.text import duration, name_text, one_line
 from pgtop.widgets.keyed_table import Column, KeyedTable, Row
 
 if TYPE_CHECKING:
@@ -61,19 +61,19 @@ def columns_for(mode: Mode) -> tuple[Column, ...]:
     """The list's columns: per second in *now*, totals in the other modes."""
     per_second = mode is Mode.NOW
 
-    def label(name: str) -> str:
+    def name_text(name: str) -> str:
         return f"{name}/S" if per_second else name
 
     return (
         Column("user", "USER", width=10, hide_below=110),
         Column("database", "DATABASE", width=10, hide_below=130),
-        Column("calls", label("CALLS"), width=8, align="right"),
+        Column("calls", name_text("CALLS"), width=8, align="right"),
         Column("total", "TIME/S" if per_second else "TIME", width=8, align="right"),
         Column("mean", "MEAN", width=9, align="right"),
-        Column("rows", label("ROWS"), width=8, align="right", hide_below=80),
-        Column("hit", label("HIT"), width=8, align="right", hide_below=120),
-        Column("read", label("READ"), width=8, align="right", hide_below=64),
-        Column("temp", label("TEMP"), width=8, align="right", hide_below=90),
+        Column("rows", name_text("ROWS"), width=8, align="right", hide_below=80),
+        Column("hit", name_text("HIT"), width=8, align="right", hide_below=120),
+        Column("read", name_text("READ"), width=8, align="right", hide_below=64),
+        Column("temp", name_text("TEMP"), width=8, align="right", hide_below=90),
         Column("query", "QUERY", min_width=20),
     )
 
@@ -82,7 +82,7 @@ COLUMN_KEYS = tuple(column.key for column in columns_for(Mode.NOW))
 
 
 def hidden_text(statement: Statement) -> str:
-    who = one_line(statement.user or "a dropped role", 64)
+    who = name_text(statement.user or "a dropped role", 64)
     return f"‹{statement.entries} statements of {who} hidden: needs pg_read_all_stats›"
 
 
@@ -126,8 +126,8 @@ def statement_row(
             count(f.shared_blks_read),
             count(f.temp_blks_written),
         )
-    user = one_line(statement.user or "", 64)
-    database = one_line(statement.database or "", 64)
+    user = name_text(statement.user or "", 64)
+    database = name_text(statement.database or "", 64)
     query = query_cell(statement, text, own)
     cells = (user, database, *numbers, query)
     # Within one mode every row shares the span, so totals order rows as rates do.
@@ -339,7 +339,7 @@ class StatementsPane(TabPane):
         parts = [f"mode {self.mode.value} (m)"]
         if data is None:
             parts.append("reading pg_stat_statements…")
-            self.query_one("#statements-status", Static).update(" · ".join(parts))
+            self.query_one("#statements-status", Static).update(Text(" · ".join(parts)))
             return
         parts.append(span_text(self.mode, data, self.mark))
         listed = f"{len(table.visible_rows)} of {shown} statements"
@@ -351,7 +351,7 @@ class StatementsPane(TabPane):
         if table.sort_column:
             label = next(c.label for c in table.columns if c.key == table.sort_column)
             parts.append(f"sort {label.lower()} {'▼' if table.sort_reverse else '▲'} (< > r)")
-        self.query_one("#statements-status", Static).update(" · ".join(parts))
+        self.query_one("#statements-status", Static).update(Text(" · ".join(parts)))
 
     def _show_notice(self) -> None:
         data = self._data

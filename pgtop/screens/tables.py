@@ -36,7 +36,7 @@ from pgtop.catalog import (
 )
 from pgtop.model import ActivitySnapshot
 from pgtop.screens.pane_actions import RELATION_ACTION_BINDINGS, RelationActions
-from pgtop.text import duration, one_line, size
+from pgtop.text import duration, name_text, one_line, size
 from pgtop.widgets.keyed_table import Column, KeyedTable, Row
 
 if TYPE_CHECKING:
@@ -48,20 +48,6 @@ LOCKED_TEXT = "LOCKED"
 """In the flags of a relation locked (or queued for) ACCESS EXCLUSIVE."""
 SIZES_DELAY = 1.0
 """Seconds the cursor rests before the rows on screen are sized exactly."""
-
-
-def name_text(text: str | None, limit: int = 128) -> str:
-    """A server name for a cell: ``one_line``, with a fast path for the usual plain name.
-
-    Printable text holds no control, bidi or whitespace character but the ASCII space, so
-    one_line would only strip it, fold double spaces and cut it.
-
-    >>> name_text("orders"), name_text("a\u202eb"), name_text("[bold]x")
-    ('orders', 'a<U+202E>b', '[bold]x')
-    """
-    if text and text.isprintable() and "  " not in text:
-        return text[: limit * 2].strip(" ")[:limit]
-    return one_line(text, limit)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -197,7 +183,7 @@ class CatalogPane(RelationActions, TabPane):
             self._now = snapshot.collected_at
         expected = self.expected_database()
         if self._data is not None and expected is not None and self._data.database != expected:
-            self._clear(f"reading database {one_line(expected, 60)}…")
+            self._clear(f"reading database {name_text(expected, 60)}…")
         self._show_status()
 
     def show_data(self, data: object) -> None:
@@ -290,7 +276,7 @@ class CatalogPane(RelationActions, TabPane):
             parts = [head]
             header = data.header
             parts.append(
-                f"database {one_line(header.database, 40)} "
+                f"database {name_text(header.database, 40)} "
                 f"{ESTIMATE_MARK}{size(header.database_bytes)}"
             )
             age = 0.0
@@ -391,7 +377,7 @@ class CatalogPane(RelationActions, TabPane):
         if target is not None:
             target.request(self.TAB, "list")
         self.pgtop.refresh_pane(self.TAB)
-        self.notify(f"refreshing {self.TAB}", timeout=2, markup=False)
+        self.pgtop.say(f"refreshing {self.TAB}", timeout=2)
 
     def action_sort_step(self, step: int) -> None:
         keys = [column.key for column in self.COLUMNS]
@@ -475,7 +461,7 @@ class CatalogPane(RelationActions, TabPane):
             settings.conninfo,
             settings.password,
         )
-        self._clear(f"reading database {one_line(database, 60)}…")
+        self._clear(f"reading database {name_text(database, 60)}…")
         self._show_status()
         for tab in TABS:
             self.pgtop.refresh_pane(tab)
@@ -586,7 +572,7 @@ class DatabaseSwitcher(ModalScreen[str | None]):
             notes.append("no CONNECT")
         return Row(
             key=entry.name,
-            cells=(one_line(entry.name, 64), size(entry.bytes), ", ".join(notes)),
+            cells=(name_text(entry.name, 64), size(entry.bytes), ", ".join(notes)),
             sort_values=(),
             tone="muted" if not entry.can_connect else "",
         )

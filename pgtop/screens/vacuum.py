@@ -21,8 +21,8 @@ from pgtop.catalog import (
     vacuum_table_ref,
     xid_share,
 )
-from pgtop.screens.tables import LOCKED_TEXT, CatalogPane, count, name_text, percent
-from pgtop.text import duration, one_line, size
+from pgtop.screens.tables import LOCKED_TEXT, CatalogPane, count, percent
+from pgtop.text import duration, name_text, one_line, size
 from pgtop.widgets.keyed_table import Column, KeyedTable, Row
 
 COLUMNS = (
@@ -149,8 +149,8 @@ def holder_label(holder: HorizonHolder) -> str:
         kind = holder.backend_type if holder.backend_type != "client backend" else "pid"
         return f"{one_line(kind, 20)} {holder.ident}"
     if holder.kind == "slot":
-        return f"slot {one_line(holder.ident, 40)}"
-    return f"prepared {one_line(holder.ident, 40)}"
+        return f"slot {name_text(holder.ident, 40)}"
+    return f"prepared {name_text(holder.ident, 40)}"
 
 
 def holder_row(holder: HorizonHolder, now: datetime, database: str) -> Row:
@@ -176,8 +176,8 @@ def holder_row(holder: HorizonHolder, now: datetime, database: str) -> Row:
         state,
         count(holder.age),
         duration(since),
-        one_line(holder.database, 64),
-        one_line(holder.user, 64),
+        name_text(holder.database, 64),
+        name_text(holder.user, 64),
         one_line(xmin, 40),
         detail,
     )
@@ -205,7 +205,7 @@ def running_row(progress: VacuumProgress, now: datetime) -> Row:
     cells = (
         str(progress.pid),
         one_line(progress.command, 20),
-        one_line(progress.relation, 128),
+        name_text(progress.relation, 128),
         one_line(progress.phase, 40),
         f"{done:.0f}%" if done is not None else "",
         blocks,

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from pgtop.model import ActivitySnapshot
-from pgtop.text import duration, one_line
+from pgtop.text import duration, name_text, one_line
 
 if TYPE_CHECKING:
     from pgtop.app import PgTopApp
@@ -27,7 +27,7 @@ def header_text(
     """Two lines: where and what the server is, then what its sessions are doing."""
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append("pgtop ", style="bold")
-    text.append(one_line(target, 120))
+    text.append(name_text(target, 120))
     if snapshot is None:
         text.append("  connecting…", style="italic")
         return text

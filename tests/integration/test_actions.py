@@ -343,8 +343,8 @@ def test_a_failed_reindex_concurrently_reports_its_leftover(dsn: str, sessions: 
     )
     outcome = run(dsn, plan_relation("reindex", index, standby=False), lock_timeout=1.0)
     assert not outcome.ok
-    leftover = outcome.leftover_index
-    assert leftover is not None, outcome.message
+    assert len(outcome.leftovers) == 1, outcome.message
+    (leftover,) = outcome.leftovers
     assert "invalid index" in outcome.message
     assert leftover.name.startswith(f"{table}_pkey_ccnew")
     invalid = sessions.admin.execute(

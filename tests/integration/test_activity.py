@@ -15,7 +15,7 @@ import pytest
 
 from pgtop import pg
 from pgtop.cluster import Cluster
-from pgtop.collector import LIST_QUERY_LIMIT, ActivityCollector, backend_detail
+from pgtop.collector import LIST_QUERY_LIMIT, WHOLE_TEXT_LIMIT, ActivityCollector, backend_detail
 from pgtop.config import Settings
 from pgtop.model import ActivitySnapshot, Backend
 from pgtop.source import LiveSource
@@ -238,10 +238,11 @@ def test_text_from_other_encodings_never_breaks_a_poll(dsn: str, sessions: Any) 
         sessions.admin.execute(f"DROP DATABASE {db} WITH (FORCE)")
 
 
-def test_a_huge_query_is_clipped_in_lists_and_whole_in_the_detail(
+def test_a_huge_query_is_clipped_in_lists_and_bounded_in_the_detail(
     new_cluster: Callable[..., Cluster],
 ) -> None:
-    """A 1 MB query text costs a poll only its first few kilobytes."""
+    """A 1 MB query text costs a poll only its first few kilobytes, and the detail reads a
+    bounded prefix, one character more than it shows so that it can say it was cut."""
     cluster = new_cluster(settings={"track_activity_query_size": "1MB"})
     big = "SELECT pg_sleep(60) /* " + "x" * 1_000_000 + " */"
     worker = psycopg.connect(cluster.conninfo(), autocommit=True, application_name="huge")
@@ -276,7 +277,7 @@ def test_a_huge_query_is_clipped_in_lists_and_whole_in_the_detail(
     assert len(row.query) == LIST_QUERY_LIMIT
     assert full is not None
     assert full.startswith("SELECT pg_sleep(60) /* xxx")
-    assert len(full) > 1_000_000
+    assert len(full) == WHOLE_TEXT_LIMIT + 1
 
 
 def _run_quietly(conn: psycopg.Connection[Any], sql: str) -> None:

@@ -404,7 +404,7 @@ async def test_a_running_vacuum_is_listed_with_its_phase(
     )
     running = next(p for p in data.running if p.pid == vacuumer.info.backend_pid)
     assert running.command == "VACUUM"
-    assert running.relation == table
+    assert running.relation == f"public.{table}"
     assert running.phase
     assert running.heap_blks_total
     sessions.admin.execute("SELECT pg_cancel_backend(%s)", [vacuumer.info.backend_pid])

@@ -160,7 +160,7 @@ async def test_one_waiter_behind_two_holders_of_a_shared_lock(dsn: str, sessions
     assert paths(forest) == [(p1,), (p1, pw), (p2,), (p2, pw)]
     assert forest.roots == (p1, p2)
     wait = data.waits_by_pid()[pw]
-    assert (wait.locktype, wait.mode, wait.relation) == ("relation", "ExclusiveLock", t)
+    assert (wait.locktype, wait.mode, wait.relation) == ("relation", "ExclusiveLock", f"public.{t}")
     assert forest.nodes[1].wait == wait
     assert forest.nodes[3].wait == wait
 
@@ -203,9 +203,9 @@ async def test_a_lock_queue_behind_a_waiting_alter_table(dsn: str, sessions: Any
     assert (forest.nodes[0].blocks_direct, forest.nodes[0].blocks_total) == (1, 3)
     assert (forest.nodes[1].blocks_direct, forest.nodes[1].blocks_total) == (2, 2)
     waits = data.waits_by_pid()
-    assert (waits[pa].mode, waits[pa].relation) == ("AccessExclusiveLock", t)
-    assert (waits[ps1].mode, waits[ps1].relation) == ("AccessShareLock", t)
-    assert waits[ps2].label == f"AccessShareLock {t}"
+    assert (waits[pa].mode, waits[pa].relation) == ("AccessExclusiveLock", f"public.{t}")
+    assert (waits[ps1].mode, waits[ps1].relation) == ("AccessShareLock", f"public.{t}")
+    assert waits[ps2].label == f"AccessShareLock public.{t}"
 
 
 async def test_two_unrelated_chains_most_blocking_first(dsn: str, sessions: Any) -> None:
@@ -337,7 +337,7 @@ def test_once_locks_from_the_command_line(
         for row in document["rows"]:
             assert row["locktype"] == "relation"
             assert row["mode"] == "ExclusiveLock"
-            assert row["relation"] == t
+            assert row["relation"] == f"public.{t}"
             assert isinstance(row["wait_seconds"], float)
             assert row["blocked_state"] == "active"
             assert row["blocked_query"] == f"LOCK TABLE {t} IN EXCLUSIVE MODE"
@@ -350,4 +350,4 @@ def test_once_locks_from_the_command_line(
         assert sorted((int(cells[0]), int(cells[1])) for cells in body) == sorted(
             [(pw, p1), (pw, p2)]
         )
-        assert all(f"ExclusiveLock {t}" in line for line in lines[1:])
+        assert all(f"ExclusiveLock public.{t}" in line for line in lines[1:])

@@ -8,10 +8,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from pgtop import queries
+from pgtop import pg, queries
 
 PARAMS: dict[str, dict[str, Any]] = {
-    "session_setup": {"statement_timeout": "5000", "lock_timeout": "500"},
+    "session_setup": {},
     "probe": {},
     "server_counters": {},
     "activity": {"own_pids": [0], "query_limit": 100},
@@ -24,12 +24,14 @@ PARAMS: dict[str, dict[str, Any]] = {
         "since": datetime.now(timezone.utc),
         "limit": 1,
     },
-    "backend_query": {"pid": 0, "backend_start": datetime.now(timezone.utc)},
+    "backend_query": {"pid": 0, "backend_start": datetime.now(timezone.utc), "limit": 10},
     "backend_locks": {"pid": 0},
     "session_gone": {"pid": 0, "backend_start": datetime.now(timezone.utc), "query_start": None},
     "relation_identity": {"oid": 0},
     "lock_holders": {"oid": 0, "conflicts": ["ShareLock"], "own_pids": [0]},
-    "invalid_indexes": {"table_oid": 0},
+    "reindex_before": {"table_oid": 1259},
+    "reindex_leftovers": {"tables": [1259], "before": [0], "xid_before": 0},
+    "leftover_still_invalid": {"oid": 0, "schema": "public", "name": "x"},
     "action_progress": {"pid": 0},
     "role_is_superuser": {"role": "postgres"},
     "lock_waits": {"pids": [0]},
@@ -60,7 +62,9 @@ PARAMS: dict[str, dict[str, Any]] = {
 def test_every_variant_runs_and_keeps_its_columns(dsn: str, name: str) -> None:
     query = queries.REGISTRY[name]
     assert name in PARAMS, f"add sample parameters for {name} to this test"
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    # In pgtop's own session settings: names resolve through pg_catalog alone.
+    options = pg.startup_options(dsn, pg.FIXED_SETTINGS)
+    with psycopg.connect(dsn, autocommit=True, options=options) as conn:
         version = conn.info.server_version
         columns = []
         for minimum, sql in query.variants:

@@ -33,7 +33,6 @@ from pgtop.catalog import (
     xid_share,
 )
 from pgtop.screens import tables as catalog_screens
-from pgtop.text import one_line
 
 PG17 = AutovacuumSettings(
     active=True,
@@ -450,26 +449,3 @@ def test_doctests(module: Any) -> None:
     result = doctest.testmod(module, raise_on_error=False)
     assert result.attempted > 0
     assert result.failed == 0
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "orders",
-        " padded ",
-        "two  spaces",
-        "tab\there",
-        "new\nline",
-        "[bold]markup[/]",
-        "\x1b[2Jescape",
-        "bidi\u202eevil",
-        "nbsp\xa0name",
-        "日本語の表",
-        "",
-        None,
-        "x" * 300,
-    ],
-)
-def test_the_fast_name_path_shows_what_one_line_shows(text: str | None) -> None:
-    assert catalog_screens.name_text(text) == one_line(text, 128)
-    assert catalog_screens.name_text(text, 10) == one_line(text, 10)

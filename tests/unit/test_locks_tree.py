@@ -316,7 +316,7 @@ def test_every_edge_of_a_random_graph_shows_and_nothing_else() -> None:
         ({"locktype": "advisory", "classid": 1, "objid": 2, "objsubid": 2}, "advisory 1,2"),
         ({"locktype": "extend", "relation": "t"}, "extension of t"),
         ({"locktype": "object", "classid": 1262, "objid": 5, "objsubid": 0}, "object 1262/5"),
-        ({"locktype": "relation", "relation": "evil\x1b[2J\nname"}, "evil\\e[2J name"),
+        ({"locktype": "relation", "relation": "evil\x1b[2J\nname"}, "evil\\e[2J^Jname"),
     ],
 )
 def test_lock_targets_in_words(fields: dict[str, Any], target: str) -> None:

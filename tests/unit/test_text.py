@@ -13,7 +13,7 @@ import pgtop.pg
 import pgtop.text
 from pgtop.collector import rates
 from pgtop.model import ServerCounters
-from pgtop.text import one_line, visible
+from pgtop.text import name_text, one_line, visible
 
 
 @pytest.mark.parametrize("module", [pgtop.text, pgtop.collector, pgtop.pg, pgtop.app])
@@ -36,6 +36,15 @@ def test_doctests(module: object) -> None:
         ("iso\u2066x\u2069", "iso<U+2066>x<U+2069>"),
         ("[bold]x[/] [@click=app.quit]q[/]", "[bold]x[/] [@click=app.quit]q[/]"),
         ("日本語 😀 e\u0301", "日本語 😀 e\u0301"),
+        # Invisible or look-alike: format characters, separators, other spaces,
+        # private use, unassigned code points, tag characters.
+        ("zero\u200bwidth", "zero<U+200B>width"),
+        ("soft\u00adhyphen", "soft\\xadhyphen"),
+        ("line\u2028sep", "line<U+2028>sep"),
+        ("nb\u00a0sp", "nb\\xa0sp"),
+        ("private\ue000use", "private<U+E000>use"),
+        ("unassigned\U000e0080", "unassigned<U+E0080>"),
+        ("tag\U000e0041", "tag<U+E0041>"),
     ],
 )
 def test_visible_makes_every_control_character_visible(raw: str, shown: str) -> None:
@@ -61,3 +70,35 @@ def test_rates_never_go_negative_after_a_reset() -> None:
     tps, hit = rates(before, after_reset)
     assert tps is None
     assert hit == 1.0
+
+
+NAMES = [
+    "orders",
+    "orders ",
+    " orders",
+    "or  ders",
+    "or ders",
+    "or\tders",
+    "or\nders",
+    "or\u200bders",
+    "or\u00a0ders",
+    "or\u00adders",
+    "or\u2028ders",
+    "ORDERS",
+]
+
+
+def test_names_that_differ_never_look_the_same() -> None:
+    """Two tables (roles, databases...) whose names differ by an invisible or folded
+    character are told apart on screen."""
+    shown = [name_text(name) for name in NAMES]
+    assert len(set(shown)) == len(NAMES), shown
+    for text in shown:
+        assert all(ch.isprintable() for ch in text), text
+
+
+def test_name_text_is_plain_text_and_cut() -> None:
+    assert name_text("[bold]x[/]") == "[bold]x[/]"
+    assert name_text("x" * 300) == "x" * 128
+    assert name_text("x" * 300, 10) == "x" * 10
+    assert name_text(None) == ""
