@@ -14,8 +14,10 @@ holds it, instead of queueing every other session behind it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -35,6 +37,8 @@ RelationAction = Literal["analyze", "vacuum", "reindex", "drop_invalid_index"]
 SYSTEM_SCHEMAS = frozenset({"pg_catalog", "pg_toast", "information_schema"})
 FOLLOW_UP_SECONDS = 5.0
 """How long a signal's outcome is watched before it is reported as still running."""
+CHECK_SECONDS = 3.0
+"""How long the action connection may take to answer the check before an action."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,22 +149,42 @@ _NON_CLIENT_WORDS = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class TargetRole:
+    """What the server weighs before it signals a session of this role."""
+
+    superuser: bool
+    """Only a superuser may signal a superuser's session."""
+    inherited: bool
+    """pgtop's role has this role's privileges (it is the role, or a member of it that
+    inherits): the server lets it signal the role's sessions."""
+
+
 def session_refusal(
-    backend: Backend, caps: Capabilities, own_pids: frozenset[int], *, target_is_superuser: bool
+    backend: Backend,
+    caps: Capabilities,
+    own_pids: frozenset[int],
+    role: TargetRole | None,
 ) -> str | None:
-    """Why this role may not signal this backend, or None when it may."""
+    """Why this role may not signal this backend, as the server judges it, or None.
+
+    Args:
+        role: the session's role (None: a process with no role, or a role dropped since).
+    """
     if backend.pid in own_pids:
         return "this is one of pgtop's own sessions"
     if backend.backend_start is None:
         return "the server hides this session's identity from this role"
     if caps.is_superuser:
         return None
-    if target_is_superuser:
+    if role is None:
+        return "a process without a role can only be signalled by a superuser"
+    if role.superuser:
         return "a superuser's session can only be signalled by a superuser"
-    if backend.user != caps.user and not caps.signal_backend:
+    if not role.inherited and not caps.signal_backend:
         return (
-            f"this role ({caps.user}) may only signal its own sessions: "
-            "it needs pg_signal_backend for other roles'"
+            f"this role ({name_text(caps.user, 60)}) may only signal the sessions of roles "
+            "whose privileges it has: it needs pg_signal_backend for other roles'"
         )
     return None
 
@@ -182,12 +206,16 @@ def plan_session(action: SessionAction, backend: Backend) -> Plan:
     shown = template.format(function=function, **{k: sql.Literal(v) for k, v in params.items()})
     if action == "cancel":
         lock = "no lock: the running query stops with an error, the session stays connected"
-    else:
+    elif backend.xact_start is not None:
         lock = "no lock: the session ends, its open transaction is rolled back"
+    else:
+        lock = "no lock: the session ends (it has no open transaction)"
     warning = ""
     if not backend.is_client:
-        what = _NON_CLIENT_WORDS.get(backend.backend_type, f"a {backend.backend_type} process")
-        warning = f"This is not a client session: it is {what}."
+        kind = backend.backend_type or "background"
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
+        what = _NON_CLIENT_WORDS.get(kind, f"{article} {kind} process")
+        warning = f"This is not a client session: it is {name_text(what, 120)}."
     return Plan(action, target, statement, lock, warning, params, shown)
 
 
@@ -314,10 +342,9 @@ async def open_action_connection(conninfo: str, password: str | None) -> Connect
     return await pg.connect(conninfo, password, statement_timeout_ms=0, lock_timeout_ms=3000)
 
 
-async def signal_session(
-    conn: Connection, plan: Plan, follow_up: float = FOLLOW_UP_SECONDS
-) -> Outcome:
-    """Send the signal if the session is still the one captured; then watch what happens."""
+async def send_signal(conn: Connection, plan: Plan) -> Outcome | None:
+    """Send the signal if the session is still the one captured: None once sent, or why
+    nothing was done."""
     target = plan.target
     assert isinstance(target, SessionTarget)
     try:
@@ -332,23 +359,49 @@ async def signal_session(
         )
     if not row["signalled"]:
         return Outcome(False, f"the server could not signal process {target.pid}")
-    verb = "cancelled" if plan.action == "cancel" else "terminated"
-    sql_gone = queries.SESSION_GONE.sql(conn.info.server_version)
-    params = {
-        "pid": target.pid,
-        "backend_start": target.backend_start,
-        "query_start": target.query_start if plan.action == "cancel" else None,
-    }
+    return None
+
+
+async def signal_done(conn: Connection, plan: Plan) -> bool:
+    """Whether a signalled session has left (terminate), or its query stopped (cancel)."""
+    target = plan.target
+    assert isinstance(target, SessionTarget)
+    cur = await conn.execute(
+        queries.SESSION_GONE.sql(conn.info.server_version),
+        {
+            "pid": target.pid,
+            "backend_start": target.backend_start,
+            "query_start": target.query_start if plan.action == "cancel" else None,
+        },
+    )
+    row = await cur.fetchone()
+    return bool(row and row["gone"])
+
+
+async def watch_signal(
+    done: Callable[[], Awaitable[bool]], plan: Plan, follow_up: float = FOLLOW_UP_SECONDS
+) -> Outcome:
+    """After a signal: report what happened within ``follow_up`` seconds."""
+    target = plan.target
+    assert isinstance(target, SessionTarget)
     deadline = time.monotonic() + follow_up
     while time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-        cur = await conn.execute(sql_gone, params)
-        gone = await cur.fetchone()
-        if gone is not None and gone["gone"]:
+        if await done():
             if plan.action == "cancel":
-                return Outcome(True, f"signal sent: the query of {target.pid} was {verb}")
+                return Outcome(True, f"signal sent: the query of {target.pid} was cancelled")
             return Outcome(True, f"signal sent: session {target.pid} is gone")
     return Outcome(True, f"signal sent, but {target.pid} is still running after {follow_up:g} s")
+
+
+async def signal_session(
+    conn: Connection, plan: Plan, follow_up: float = FOLLOW_UP_SECONDS
+) -> Outcome:
+    """Send the signal if the session is still the one captured; then watch what happens."""
+    refused = await send_signal(conn, plan)
+    if refused is not None:
+        return refused
+    return await watch_signal(lambda: signal_done(conn, plan), plan, follow_up)
 
 
 async def current_identity(conn: Connection, oid: int) -> tuple[str, str, str] | None:
@@ -499,8 +552,18 @@ def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+class ActionConnectionLostError(Exception):
+    """The action connection is gone and cannot be opened again now; ``str()`` says why."""
+
+
 class ActionRunner:
-    """Owns the action connection and runs one action at a time."""
+    """Owns the action connection and runs one action at a time.
+
+    The connection is opened at start-up, while the server has free slots, and checked
+    now and then (``keep_alive``): an idle-session timeout, another DBA's clean-up or a
+    network blip can end it while pgtop sits idle, and it is opened again at once, while
+    slots may still be free.
+    """
 
     def __init__(
         self,
@@ -516,6 +579,8 @@ class ActionRunner:
         self._lock = asyncio.Lock()
         self.running: Plan | None = None
         """The action in progress, if any."""
+        self.lost: str = ""
+        """Why the connection is gone and could not be opened again ("" while it is fine)."""
 
     @property
     def pid(self) -> int | None:
@@ -527,15 +592,55 @@ class ActionRunner:
         """Open the action connection if it is not open (at start-up, and after a loss)."""
         conn = self._conn
         if conn is None or conn.closed or conn.broken:
+            self._drop()
             self._conn = conn = await open_action_connection(self.conninfo, self.password)
+        self.lost = ""
         return conn
 
-    async def run(self, plan: Plan, own_pids: frozenset[int] = frozenset()) -> Outcome:
+    async def _usable(self) -> Connection:
+        """The connection, checked alive (and opened again if it is not).
+
+        Raises:
+            ActionConnectionLostError: it is gone and cannot be opened again now.
+        """
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken:
+            try:
+                await asyncio.wait_for(conn.execute("SELECT 1"), timeout=CHECK_SECONDS)
+            except (psycopg.Error, asyncio.TimeoutError):
+                self._drop()
+        try:
+            return await self.connect()
+        except pg.ConnectError as exc:
+            self.lost = str(exc)
+            raise ActionConnectionLostError(self.lost) from None
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.pgconn.finish()
+
+    async def keep_alive(self) -> str:
+        """Check the connection while no action runs; "" when it is usable, else why not."""
+        if self._lock.locked():
+            return self.lost
         async with self._lock:
             try:
-                conn = await self.connect()
-            except pg.ConnectError as exc:
-                return Outcome(False, f"could not open the action connection: {exc}")
+                await self._usable()
+            except ActionConnectionLostError as exc:
+                return str(exc)
+        return ""
+
+    async def run(self, plan: Plan, own_pids: frozenset[int] = frozenset()) -> Outcome:
+        """Run ``plan`` on the action connection.
+
+        Raises:
+            ActionConnectionLostError: the connection is gone and cannot be opened again; the
+                caller may signal a session another way.
+        """
+        async with self._lock:
+            conn = await self._usable()
             self.running = plan
             try:
                 if isinstance(plan.target, SessionTarget):
@@ -573,11 +678,10 @@ async def action_progress(conn: Connection, pid: int) -> str:
     return f"{row['phase']}{percent}"
 
 
-async def role_is_superuser(conn: Connection, role: str | None) -> bool:
+async def target_role(conn: Connection, role: str | None) -> TargetRole | None:
+    """How the server will judge a signal to a session of ``role``; None without one."""
     if role is None:
-        return False
-    cur = await conn.execute(
-        queries.ROLE_IS_SUPERUSER.sql(conn.info.server_version), {"role": role}
-    )
+        return None
+    cur = await conn.execute(queries.TARGET_ROLE.sql(conn.info.server_version), {"role": role})
     row = await cur.fetchone()
-    return bool(row and row["rolsuper"])
+    return TargetRole(**row) if row else None

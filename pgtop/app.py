@@ -17,33 +17,46 @@ from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
 from pgtop.actions import (
+    ActionConnectionLostError,
     ActionRunner,
+    Outcome,
     Plan,
     RefusedError,
     RelationAction,
     RelationTarget,
     SessionAction,
+    SessionTarget,
+    action_log_path,
     action_progress,
     current_identity,
     log_action,
     plan_relation,
     plan_session,
-    role_is_superuser,
+    send_signal,
     session_refusal,
+    signal_done,
+    target_role,
+    watch_signal,
 )
 from pgtop.collector import PaneCollector, PaneCollectorFactory
 from pgtop.config import Settings, write_crash_log
 from pgtop.messages import PaneDataCollected, PaneDataFailed, PollFailed, SnapshotCollected
 from pgtop.model import ActivitySnapshot, Backend, Capabilities
 from pgtop.pg import ConnectError
+from pgtop.screens.confirm import ConfirmDialog
 from pgtop.source import LiveSource, PollError, SnapshotSource
 from pgtop.text import name_text, one_line
 
 INTERVALS = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 """Refresh intervals that ``+`` and ``-`` step through."""
 MAX_BACKOFF = 15.0
+PANE_MAX_BACKOFF = 60.0
+"""Longest wait before a tab whose collection keeps failing is tried again."""
+KEEPALIVE_SECONDS = 20.0
+"""How often the idle action connection is checked (and reopened if the server ended it)."""
 
 
 def next_interval(current: float, step: int) -> float:
@@ -71,6 +84,8 @@ class PgTopApp(App[int]):
         Binding("minus", "change_interval(1)", "Slower", show=False, id="slower"),
         Binding("X", "cancel_action", "Stop action", id="cancel-action"),
         Binding("L", "show_action_log", "Action log", show=False, id="action-log"),
+        # As in other terminal programs: suspend to the shell, repaint on resume.
+        Binding("ctrl+z", "suspend_process", "Suspend", show=False, id="suspend"),
     ]
 
     snapshot: reactive[ActivitySnapshot | None] = reactive(None, init=False, repaint=False)
@@ -119,6 +134,8 @@ class PgTopApp(App[int]):
         """The latest data of each tab's collector, shown at once on a tab switch."""
         self._pane_collectors: dict[str, tuple[Capabilities, PaneCollector]] = {}
         self._pane_collected: dict[str, float] = {}
+        self._pane_failures: dict[str, tuple[int, float]] = {}
+        """Per tab: failures in a row, and when to try again (monotonic clock)."""
         self.actions: ActionRunner | None = None
         """Runs actions on a second connection; None in read-only mode."""
         if not settings.read_only:
@@ -142,12 +159,10 @@ class PgTopApp(App[int]):
             self.set_keymap(self.settings.keymap)
         self.sub_title = self.source.describe()
         self.poll_server()
-        if (
-            self.actions is not None
-            and self.actions.pid is None
-            and isinstance(self.source, LiveSource)
-        ):
-            self.open_action_connection()
+        if self.actions is not None and isinstance(self.source, LiveSource):
+            if self.actions.pid is None:
+                self.open_action_connection()
+            self.set_interval(KEEPALIVE_SECONDS, self.check_action_connection)
 
     async def on_unmount(self) -> None:
         await self.source.close()
@@ -162,6 +177,30 @@ class PgTopApp(App[int]):
             await self.actions.connect()
         except ConnectError as exc:
             self.say(f"actions will connect when used: {exc}", severity="warning")
+
+    @work(
+        exclusive=True,
+        group="action-keepalive",
+        exit_on_error=False,
+        description="check the action connection",
+    )
+    async def check_action_connection(self) -> None:
+        """Keep the action connection alive, reopen it at once when the server ended it,
+        and say so when it cannot be reopened (signals then go through the monitoring
+        connection)."""
+        assert self.actions is not None
+        before = self.actions.lost
+        lost = await self.actions.keep_alive()
+        if lost and lost != before:
+            self.say(
+                f"the action connection is gone and cannot be opened again ({lost}); cancel "
+                "and terminate will go through the monitoring connection, maintenance waits",
+                title="Action connection",
+                severity="warning",
+                timeout=15,
+            )
+        elif before and not lost:
+            self.say("the action connection is back", title="Action connection")
 
     # -- polling -----------------------------------------------------------------------------
 
@@ -183,15 +222,18 @@ class PgTopApp(App[int]):
                     delay = max(delay, MAX_BACKOFF)
                 else:
                     self.post_message(SnapshotCollected(snapshot))
-                    try:
-                        await self._collect_pane(snapshot)
-                    except Exception as exc:
-                        self.post_message(
-                            PaneDataFailed(self.active_tab, self._internal_error(exc))
-                        )
+                    await self._collect_pane(snapshot)
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    def report_failure(self, error: BaseException, what: str) -> None:
+        """A background task ended in an error: on screen, and in the crash log."""
+        self.say(self._internal_error(error), title=f"{what} failed", severity="error", timeout=15)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR and event.worker.error is not None:
+            self.report_failure(event.worker.error, event.worker.description)
 
     def _internal_error(self, error: BaseException) -> str:
         """Log an unexpected error privately; one line for the screen."""
@@ -207,17 +249,33 @@ class PgTopApp(App[int]):
         self._wake.set()
 
     def refresh_pane(self, tab: str) -> None:
-        """Collect ``tab``'s data on the next poll, whatever its cadence, and poll now."""
+        """Collect ``tab``'s data on the next poll, whatever its cadence or a back-off after
+        failures, and poll now."""
         self._pane_collected.pop(tab, None)
+        self._pane_failures.pop(tab, None)
         self.refresh_now()
 
     def pane_due(self, tab: str) -> bool:
-        """True when ``tab`` has a collector whose data is older than its interval."""
+        """True when ``tab`` has a collector whose data is older than its interval, and
+        that is not backing off after failures."""
         made = self._pane_collectors.get(tab)
         last = self._pane_collected.get(tab)
         if tab not in self.pane_factories:
             return False
+        failed = self._pane_failures.get(tab)
+        if failed is not None and time.monotonic() < failed[1]:
+            return False
         return made is None or last is None or time.monotonic() - last >= made[1].interval
+
+    def _pane_failed(self, tab: str, reason: str) -> None:
+        """A tab's collection failed: try again later and later (up to a minute), not on
+        every refresh (a database that refuses the connection logs an error each time)."""
+        made = self._pane_collectors.get(tab)
+        count = self._pane_failures.get(tab, (0, 0.0))[0] + 1
+        base = max(self.interval, made[1].interval if made else 0.0)
+        delay = min(PANE_MAX_BACKOFF, base * 2 ** (count - 1))
+        self._pane_failures[tab] = (count, time.monotonic() + delay)
+        self.post_message(PaneDataFailed(tab, f"{reason} (next try in {delay:.0f}s)"))
 
     def _pane_collector(self, tab: str, caps: Capabilities) -> PaneCollector | None:
         factory = self.pane_factories.get(tab)
@@ -240,9 +298,12 @@ class PgTopApp(App[int]):
         try:
             data = await self.source.run(lambda conn: collector.collect(conn, snapshot))
         except PollError as exc:
-            self.post_message(PaneDataFailed(tab, str(exc)))
+            self._pane_failed(tab, str(exc))
+        except Exception as exc:  # a bug in one tab must not stop monitoring
+            self._pane_failed(tab, self._internal_error(exc))
         else:
             self._pane_collected[tab] = time.monotonic()
+            self._pane_failures.pop(tab, None)
             self.post_message(PaneDataCollected(tab, data))
 
     @on(PaneDataCollected)
@@ -362,13 +423,11 @@ class PgTopApp(App[int]):
         assert self.actions is not None
         own = self.snapshot.own_pids | {pid for pid in (self.actions.pid,) if pid is not None}
         try:
-            superuser = await self.source.run(lambda conn: role_is_superuser(conn, backend.user))
+            role = await self.source.run(lambda conn: target_role(conn, backend.user))
         except PollError as exc:
             self._refuse(what, str(exc))
             return
-        refusal = session_refusal(
-            backend, self.snapshot.capabilities, own, target_is_superuser=superuser
-        )
+        refusal = session_refusal(backend, self.snapshot.capabilities, own, role)
         if refusal is not None:
             self._refuse(what, refusal)
             return
@@ -422,8 +481,6 @@ class PgTopApp(App[int]):
         await self._confirm_and_run(plan)
 
     async def _confirm_and_run(self, plan: Plan) -> None:
-        from pgtop.screens.confirm import ConfirmDialog
-
         if not await self.push_screen_wait(ConfirmDialog(plan)):
             return
         if plan.warning and not await self.push_screen_wait(ConfirmDialog(plan, second=True)):
@@ -435,18 +492,43 @@ class PgTopApp(App[int]):
         assert self.actions is not None
         server = self.source.describe()
         role = self.snapshot.capabilities.user if self.snapshot else ""
-        log_action(server, role, plan, None)
+        try:
+            log_action(server, role, plan, None)
+            logged = True
+        except OSError as exc:
+            # A full disk is a common incident: the action stays possible, once more
+            # confirmed, and the user knows it goes unrecorded.
+            unlogged = (
+                f"the action log {action_log_path()} cannot be written "
+                f"({exc.strerror or exc}): run it anyway, unrecorded?"
+            )
+            if not await self.push_screen_wait(
+                ConfirmDialog(replace(plan, warning=unlogged), second=True)
+            ):
+                self.say(f"{plan.action} not run", title="Not run", severity="warning")
+                return
+            logged = False
         self.action_status = f"running: {plan.sql_text}"
         watcher = asyncio.create_task(self._watch_progress(plan))
         try:
             own = self.snapshot.own_pids if self.snapshot else frozenset()
-            outcome = await self.actions.run(plan, own)
+            try:
+                outcome = await self.actions.run(plan, own)
+            except ActionConnectionLostError as exc:
+                outcome = await self._without_action_connection(plan, str(exc))
         finally:
             watcher.cancel()
             self.action_status = ""
-        log_action(server, role, plan, outcome)
+        message = outcome.message
+        if logged:
+            try:
+                log_action(server, role, plan, outcome)
+            except OSError as exc:
+                message += f" (the action log cannot be written: {exc.strerror or exc})"
+        else:
+            message += " (not recorded: the action log cannot be written)"
         self.say(
-            outcome.message,
+            message,
             title=plan.action.replace("_", " "),
             severity="information" if outcome.ok else "error",
             timeout=12,
@@ -454,6 +536,28 @@ class PgTopApp(App[int]):
         self.refresh_now()
         for leftover in outcome.leftovers:
             await self._plan_and_run("drop_invalid_index", leftover)
+
+    async def _without_action_connection(self, plan: Plan, why: str) -> Outcome:
+        """The action connection is gone and cannot be opened again (a full server):
+        a signal still goes out through the monitoring connection, which is alive."""
+        if not isinstance(plan.target, SessionTarget):
+            return Outcome(False, f"not run: the action connection is gone: {why}")
+        try:
+            refused = await self.source.run(lambda conn: send_signal(conn, plan))
+            if refused is not None:
+                return refused
+
+            async def done() -> bool:
+                return await self.source.run(lambda conn: signal_done(conn, plan))
+
+            outcome = await watch_signal(done, plan)
+        except PollError as exc:
+            return Outcome(False, f"not run: no connection to the server: {exc}")
+        return replace(
+            outcome,
+            message=f"{outcome.message} (through the monitoring connection: the action "
+            f"connection is gone: {why})",
+        )
 
     async def _watch_progress(self, plan: Plan) -> None:
         """Show the server's progress report of the running action."""

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pgtop import __version__
 from pgtop.config import (
     DEFAULT_REFRESH,
+    MAX_REFRESH,
     MIN_REFRESH,
     TABS,
     Settings,
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_CRASH = 1
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+"""As a program killed by SIGPIPE: the reader of the output went away."""
 
 
 class UsageError(Exception):
@@ -54,8 +57,10 @@ def _refresh(value: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
     if not math.isfinite(seconds):
         raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}")
-    if seconds < MIN_REFRESH:
-        raise argparse.ArgumentTypeError(f"must be at least {MIN_REFRESH} seconds")
+    if not MIN_REFRESH <= seconds <= MAX_REFRESH:
+        raise argparse.ArgumentTypeError(
+            f"must be between {MIN_REFRESH:g} and {MAX_REFRESH:g} seconds"
+        )
     return seconds
 
 
@@ -271,6 +276,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pgtop`` command. Returns the exit code."""
     from pgtop import pg
+    from pgtop.output import OutputError
     from pgtop.queries import UnsupportedServerError
 
     try:
@@ -293,6 +299,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc), exc.exit_code)
     except UnsupportedServerError as exc:
         return fail(str(exc), pg.EXIT_USAGE)
+    except OutputError as exc:
+        # A reader that stopped reading (``| head``) is no error worth a line.
+        return EXIT_BROKEN_PIPE if exc.broken_pipe else fail(str(exc), pg.EXIT_OUTPUT)
     except Exception as exc:
         from pgtop.demo import DemoError
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import psycopg
 from psycopg.rows import tuple_row
 
-from pgtop import queries
+from pgtop import pg, queries
 from pgtop.model import ActivitySnapshot, Backend, Capabilities, ServerCounters
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
@@ -77,6 +78,40 @@ def backend_from_row(row: tuple[Any, ...]) -> Backend:
     return Backend(*row[:19], tuple(sorted(row[19] or ())), row[20])  # type: ignore[call-arg]
 
 
+class DatabaseCodecs:
+    """The encoding of each database's texts, to read a text in its own database's.
+
+    A session's query text (and a statement's, in pg_stat_statements) is in the encoding
+    of the database it ran in, whatever database pgtop is connected to: the server hands it
+    over as it is (see ``pg._LenientText``), and it is read again here as its own. Read once
+    per connection, and again when a database not seen yet shows up.
+    """
+
+    def __init__(self) -> None:
+        self._codecs: dict[str, str] | None = None
+        self._unknown: set[str] = set()
+        """Names looked up in vain (a database dropped meanwhile): not asked for again."""
+
+    async def recode(
+        self, conn: psycopg.AsyncConnection[Any], texts: list[tuple[str | None, str]]
+    ) -> list[str]:
+        """Each ``(database, text)`` as its database's encoding reads it."""
+        codec = pg.codec_of(conn.info.parameter_status("client_encoding"))
+        needed = [db for db, text in texts if db is not None and not text.isascii()]
+        if not needed:
+            return [text for _, text in texts]
+        codecs = self._codecs
+        if codecs is None or any(db not in codecs and db not in self._unknown for db in needed):
+            cur = await conn.execute(queries.DATABASE_ENCODINGS.sql(conn.info.server_version))
+            codecs = {row["name"]: pg.codec_of(row["encoding"]) for row in await cur.fetchall()}
+            self._codecs = codecs
+            self._unknown = {db for db in needed if db not in codecs}
+        return [
+            pg.recode(text, codec, codecs.get(db, codec)) if db is not None else text
+            for db, text in texts
+        ]
+
+
 class ActivityCollector:
     """Polls pg_stat_activity and the server counters; remembers the last poll for rates.
 
@@ -109,6 +144,7 @@ class ActivityCollector:
         self._activity_sql = queries.ACTIVITY.sql(version)
         self._changes_sql = queries.ACTIVITY_CHANGES.sql(version)
         self._watched_sql = queries.ACTIVITY_WATCHED.sql(version)
+        self._codecs = DatabaseCodecs()
 
     def _statement(self, now: float) -> tuple[str | None, dict[str, Any], str]:
         """The next poll's activity statement (None: nothing to read), its parameters, and
@@ -139,7 +175,9 @@ class ActivityCollector:
         sql, params, kind = self._statement(now)
         activity_cur = conn.cursor(row_factory=tuple_row)
         async with conn.pipeline():
-            counters_cur = await conn.execute(self._counters_sql)
+            counters_cur = await conn.execute(
+                self._counters_sql, {"own_pids": sorted(self.own_pids)}
+            )
             if sql is not None:
                 await activity_cur.execute(sql, params)
         counters_row = await counters_cur.fetchone()
@@ -147,6 +185,7 @@ class ActivityCollector:
         counters = ServerCounters(**counters_row)
         previous = self._rows
         current = {} if kind == "full" else dict(previous)
+        made: list[Backend] = []
         for row in await activity_cur.fetchall() if sql is not None else ():
             pid = row[0]
             if kind != "full":
@@ -155,8 +194,16 @@ class ActivityCollector:
                     current.pop(pid, None)
                     continue
             known = previous.get(pid)
-            backend = known[1] if known is not None and known[0] == row else backend_from_row(row)
+            if known is not None and known[0] == row:
+                backend = known[1]
+            else:
+                backend = backend_from_row(row)
+                made.append(backend)
             current[pid] = (row, backend)
+        texts = await self._codecs.recode(conn, [(b.database, b.query) for b in made])
+        for backend, text in zip(made, texts, strict=True):
+            if text is not backend.query:
+                current[backend.pid] = (current[backend.pid][0], replace(backend, query=text))
         for pid in self.own_pids & current.keys():
             del current[pid]
         self._rows = current

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -80,6 +82,14 @@ _FILE_KEYS: dict[str, tuple[type, ...]] = {
     "action_lock_timeout": (int, float),
 }
 
+MAX_REFRESH = 3600.0
+_RANGES: dict[str, tuple[float, float, bool]] = {
+    "refresh": (MIN_REFRESH, MAX_REFRESH, True),
+    # 0 would switch off the lock timeout: an action would queue every session behind it.
+    "action_lock_timeout": (0.0, 600.0, False),
+}
+"""Allowed values of numeric settings: (low, high, whether low itself is allowed)."""
+
 
 def load_file_config(path: Path | None = None) -> FileConfig:
     """Read the config file. A broken file gives warnings and defaults; it is never rewritten.
@@ -89,11 +99,14 @@ def load_file_config(path: Path | None = None) -> FileConfig:
     """
     path = path or config_path()
     try:
+        # Not a regular file (a FIFO, a device) would block or never end: not read at all.
+        if not stat.S_ISREG(path.stat().st_mode):
+            if path.is_dir():
+                return FileConfig({}, (f"config file {path} is a directory; using defaults",))
+            return FileConfig({}, (f"config file {path} is not a regular file; using defaults",))
         raw = path.read_bytes()
     except FileNotFoundError:
         return FileConfig({})
-    except IsADirectoryError:
-        return FileConfig({}, (f"config file {path} is a directory; using defaults",))
     except OSError as exc:
         return FileConfig({}, (f"cannot read config file {path}: {exc.strerror}; using defaults",))
     try:
@@ -117,13 +130,21 @@ def load_file_config(path: Path | None = None) -> FileConfig:
             warnings.append(f"config file {path}: {key} has the wrong type; using the default")
         elif isinstance(value, float) and not math.isfinite(value):  # TOML has nan and inf
             warnings.append(f"config file {path}: {key} is not a finite number; using the default")
+        elif key in _RANGES and not _in_range(value, *_RANGES[key]):
+            low, high, low_ok = _RANGES[key]
+            bound = "at least" if low_ok else "more than"
+            warnings.append(
+                f"config file {path}: {key} = {value} is out of range ({bound} {low:g}, at "
+                f"most {high:g}); using the default"
+            )
         else:
             values[key] = value
-    refresh = values.get("refresh")
-    if refresh is not None and refresh < MIN_REFRESH:
-        warnings.append(f"config file {path}: refresh below {MIN_REFRESH}s; using {MIN_REFRESH}")
-        values["refresh"] = MIN_REFRESH
     return FileConfig(values, tuple(warnings))
+
+
+def _in_range(value: object, low: float, high: float, low_ok: bool) -> bool:
+    assert isinstance(value, (int, float))
+    return (value >= low if low_ok else value > low) and value <= high
 
 
 def write_private(path: Path, text: str) -> None:
@@ -149,11 +170,33 @@ def append_private(path: Path, line: str) -> None:
         handle.write(line.rstrip("\n") + "\n")
 
 
+CRASH_LOG_REPEAT_SECONDS = 600.0
+"""The same error (type, message, place) is written to a crash log at most this often: an
+error that recurs on every refresh must not fill the disk."""
+_crash_logs: dict[tuple[str, ...], tuple[float, Path]] = {}
+
+
+def _signature(error: BaseException) -> tuple[str, ...]:
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    first = str(error).strip().split("\n", 1)[0]
+    return (type(error).__name__, first, where)
+
+
 def write_crash_log(error: BaseException, secrets: Sequence[str | None] = ()) -> Path | None:
-    """Write a traceback (no local variables, no passwords) to the log folder."""
+    """Write a traceback (no local variables, no passwords) to the log folder.
+
+    The same error again within ``CRASH_LOG_REPEAT_SECONDS`` is not written again: the
+    path of the log that holds it is returned.
+    """
     from pgtop import __version__
     from pgtop.pg import redact_text
 
+    signature = _signature(error)
+    now = time.monotonic()
+    earlier = _crash_logs.get(signature)
+    if earlier is not None and now - earlier[0] < CRASH_LOG_REPEAT_SECONDS:
+        return earlier[1]
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     text = redact_text(text, secrets)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -162,4 +205,5 @@ def write_crash_log(error: BaseException, secrets: Sequence[str | None] = ()) ->
         append_private(path, f"pgtop {__version__} crashed at {stamp}\n{text}")
     except OSError:
         return None
+    _crash_logs[signature] = (now, path)
     return path

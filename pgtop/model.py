@@ -106,6 +106,8 @@ class ServerCounters:
     blks_read: int
     in_recovery: bool = False
     """A standby right now (a promotion shows up on the next poll)."""
+    own_alive: int = 0
+    """pgtop's own backends the server still has (each holds a connection slot)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +138,9 @@ class ActivitySnapshot:
 
     @property
     def client_connections(self) -> int:
-        """Client sessions, pgtop's own included (they use connection slots too)."""
-        return sum(1 for b in self.backends if b.is_client) + len(self.own_pids)
+        """Client sessions, pgtop's own included (they use connection slots too), but
+        those the server has ended."""
+        return sum(1 for b in self.backends if b.is_client) + self.counters.own_alive
 
     @property
     def waiting(self) -> int:

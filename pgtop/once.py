@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,8 +14,9 @@ from pgtop.catalog import indexes_report, tables_report, vacuum_report
 from pgtop.collector import WHOLE_TEXT_LIMIT, ActivityCollector
 from pgtop.locks import locks_report
 from pgtop.model import Capabilities
+from pgtop.output import write_output
 from pgtop.statements import statements_report
-from pgtop.text import duration, one_line
+from pgtop.text import duration, lenient, one_line
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +114,18 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _plain_json(value: Any) -> Any:
+    """``value`` with every byte that did not decode (a lone surrogate, see
+    ``pg._LenientText``) replaced by U+FFFD: a JSON reader may reject lone surrogates."""
+    if isinstance(value, str):
+        return value if value.isascii() else lenient(value)
+    if isinstance(value, dict):
+        return {key: _plain_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_json(item) for item in value]
+    return value
+
+
 def render_text(report: Report) -> str:
     """An aligned table; every server string made visible and kept on one line."""
     headers = [name for name, _ in report.text_columns]
@@ -145,7 +157,8 @@ async def print_once(
             },
             "rows": report.rows,
         }
-        sys.stdout.write(json.dumps(document, default=_json_default) + "\n")
+        output = json.dumps(_plain_json(document), default=_json_default) + "\n"
     else:
-        sys.stdout.write(render_text(report) + "\n")
+        output = render_text(report) + "\n"
+    write_output(output)
     return 0

@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 from psycopg import conninfo as pq_conninfo
+from psycopg._encodings import pg2pyenc
 from psycopg.adapt import Loader
 
 from pgtop import queries
@@ -42,6 +43,7 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_AUTH = 4
 EXIT_BUSY = 5
+EXIT_OUTPUT = 6
 
 # Keywords that switch a default off when the user gave them, in conninfo or environment.
 _ENV_FOR = {
@@ -128,7 +130,9 @@ def connection_kwargs(conninfo: str) -> dict[str, Any]:
     """The defaults pgtop adds to ``conninfo`` for its own connections."""
     given = pq_conninfo.conninfo_to_dict(conninfo)
     service_or_env = {k for k, env in _ENV_FOR.items() if env and os.environ.get(env)}
-    kwargs: dict[str, Any] = {"application_name": APPLICATION_NAME, "client_encoding": "UTF8"}
+    # A fallback: an application_name the user gave (connection string, service file,
+    # PGAPPNAME) wins; pgtop knows its own sessions by their pid.
+    kwargs: dict[str, Any] = {"fallback_application_name": APPLICATION_NAME}
     if "connect_timeout" not in given and "connect_timeout" not in service_or_env:
         kwargs["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT
     keepalive_keys = {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count"}
@@ -178,6 +182,21 @@ def first_line(exc: BaseException) -> str:
     return _LIBPQ_PREFIXES.sub("", line) or line
 
 
+# libpq's words for a connection string or service it cannot use: bad usage, not a server
+# that is down.
+_USAGE_HINTS = (
+    "invalid integer value",
+    "invalid port number",
+    "invalid connection option",
+    "definition of service",
+    "service file",
+    "invalid sslmode value",
+    "invalid gssencmode value",
+    "invalid target_session_attrs value",
+    "invalid load_balance_hosts value",
+    "could not match",
+)
+
 _SERVER_GONE_STATES = {"57P01", "57P02", "57P03", "08006", "08003", "08000", "08001"}
 
 
@@ -193,6 +212,8 @@ def classify(exc: BaseException, where: str, secrets: Sequence[str | None] = ())
     full = str(exc)
     sqlstate = getattr(exc, "sqlstate", None)
     lower = full.lower()
+    if sqlstate is None and any(hint in lower for hint in _USAGE_HINTS):
+        return ConnectError(f"{where}: {message}", EXIT_USAGE)
     if sqlstate == "53300" or "too many clients" in lower or "remaining connection slots" in lower:
         return ConnectError(
             f"{where}: the server has no free connection slots ({message}); superusers (and "
@@ -263,15 +284,52 @@ def redact_text(text: str, secrets: Sequence[str | None] = ()) -> str:
     return text
 
 
-class _LenientText(Loader):
-    """Decode text as UTF-8 with replacement characters.
+def codec_of(encoding: str | None) -> str:
+    """The Python codec of a PostgreSQL encoding name; UTF-8 where there is none (SQL_ASCII:
+    bytes of unknown encoding, most often UTF-8).
 
-    pg_stat_activity and pg_stat_statements hold texts from every database, each in its
-    own encoding; a LATIN1 or SQL_ASCII database can hand us bytes that are not UTF-8.
+    >>> codec_of("LATIN1"), codec_of("SQL_ASCII"), codec_of("MULE_INTERNAL"), codec_of(None)
+    ('iso8859-1', 'utf-8', 'utf-8', 'utf-8')
+    """
+    if not encoding or encoding == "SQL_ASCII":
+        return "utf-8"
+    try:
+        return pg2pyenc(encoding.encode())
+    except psycopg.NotSupportedError:
+        return "utf-8"
+
+
+class _LenientText(Loader):
+    """Decode text with the connection's codec, keeping every byte.
+
+    The server sends texts without converting them (the client encoding is the database's):
+    pg_stat_activity and pg_stat_statements hold texts from every database, each in its own
+    encoding, and a SQL_ASCII database holds any bytes. A byte that does not decode becomes
+    a lone surrogate (``surrogateescape``): shown as ``\\xNN``, and turned back into the same
+    bytes by ``recode`` to read them as their own database's encoding.
     """
 
+    def __init__(self, oid: int, context: Any = None) -> None:
+        super().__init__(oid, context)
+        connection = self.connection
+        encoding = connection.info.parameter_status("client_encoding") if connection else None
+        self._codec = codec_of(encoding)
+
     def load(self, data: Any) -> str:
-        return bytes(data).decode("utf-8", errors="replace")
+        return bytes(data).decode(self._codec, errors="surrogateescape")
+
+
+def recode(text: str, codec: str, source: str) -> str:
+    """``text`` as loaded by ``codec`` (lossless), read again as the ``source`` codec,
+    the encoding of the database it comes from; undecodable bytes stay lone surrogates.
+
+    >>> recode("caf\\udce9", "utf-8", "iso8859-1"), recode("caf\\xe9", "iso8859-1", "utf-8")
+    ('café', 'caf\\udce9')
+    """
+    if codec == source or text.isascii():
+        return text
+    raw = text.encode(codec, errors="surrogateescape")
+    return raw.decode(source, errors="surrogateescape")
 
 
 # Settings every pgtop connection relies on, sent in the startup packet. A value sent there
@@ -376,9 +434,17 @@ async def connect(
         )
     except psycopg.Error as exc:
         raise classify(exc, target(conninfo), _secrets(conninfo, password)) from None
-    for name in ("text", "varchar", "name", "bpchar"):
-        conn.adapters.register_loader(name, _LenientText)
     try:
+        # Texts arrive as the server keeps them: a conversion to another client encoding
+        # fails on the first byte that does not convert (any byte in a SQL_ASCII database).
+        server_encoding = conn.info.parameter_status("server_encoding")
+        if conn.info.parameter_status("client_encoding") != server_encoding:
+            await conn.execute(
+                "SELECT pg_catalog.set_config('client_encoding', %s, false)",
+                [server_encoding or "UTF8"],
+            )
+        for name in ("text", "varchar", "name", "bpchar"):
+            conn.adapters.register_loader(name, _LenientText)
         cur = await conn.execute(queries.SESSION_SETUP.sql(conn.info.server_version))
         row = await cur.fetchone()
     except psycopg.Error as exc:

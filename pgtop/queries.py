@@ -143,7 +143,11 @@ SERVER_COUNTERS = _query(
                coalesce(sum(xact_commit + xact_rollback), 0)::bigint AS xact_total,
                coalesce(sum(blks_hit), 0)::bigint AS blks_hit,
                coalesce(sum(blks_read), 0)::bigint AS blks_read,
-               pg_is_in_recovery() AS in_recovery
+               pg_is_in_recovery() AS in_recovery,
+               -- pgtop's own backends that are still there: a connection the server ended
+               -- while pgtop sat idle holds no slot.
+               (SELECT count(*) FROM pg_stat_get_backend_idset() b
+                WHERE pg_stat_get_backend_pid(b) = ANY(%(own_pids)s::int[]))::int AS own_alive
         FROM pg_stat_database
         """,
     ),
@@ -258,6 +262,18 @@ ACTIVITY_CHANGES = _query(
     "activity_changes",
     (130000, _ACTIVITY_CHANGES.format(query_id="NULL::bigint")),
     (140000, _ACTIVITY_CHANGES.format(query_id="a.query_id")),
+)
+
+# The encoding of every database: a session's query text is in its own database's.
+DATABASE_ENCODINGS = _query(
+    "database_encodings",
+    (
+        130000,
+        """
+        SELECT datname AS name, pg_encoding_to_char(encoding)::text AS encoding
+        FROM pg_database
+        """,
+    ),
 )
 
 # One backend's full query text, for the detail view.
@@ -499,9 +515,18 @@ ACTION_PROGRESS = _query(
     ),
 )
 
-ROLE_IS_SUPERUSER = _query(
-    "role_is_superuser",
-    (130000, "SELECT rolsuper FROM pg_roles WHERE rolname = %(role)s"),
+# A session's role as the server weighs a signal to it: only superusers signal
+# superusers; a role with the target role's privileges (a member that inherits them)
+# signals its sessions without pg_signal_backend.
+TARGET_ROLE = _query(
+    "target_role",
+    (
+        130000,
+        """
+        SELECT rolsuper AS superuser, pg_has_role(oid, 'USAGE') AS inherited
+        FROM pg_roles WHERE rolname = %(role)s
+        """,
+    ),
 )
 
 
@@ -771,8 +796,10 @@ STATEMENT_TEXTS = _extension_query(
     (
         (1, 3),
         """
-        SELECT DISTINCT ON (s.queryid) s.queryid, left(s.query, %(text_limit)s::int) AS query
+        SELECT DISTINCT ON (s.queryid) s.queryid, left(s.query, %(text_limit)s::int) AS query,
+               d.datname AS database
         FROM {schema}.pg_stat_statements(true) s
+        LEFT JOIN pg_database d ON d.oid = s.dbid
         WHERE s.queryid = ANY(%(queryids)s::bigint[])
         """,
     ),

@@ -22,6 +22,7 @@ and explained, not retried on every poll.
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,9 +34,9 @@ import psycopg
 from psycopg.rows import tuple_row
 
 from pgtop import queries
-from pgtop.collector import WHOLE_TEXT_LIMIT, Connection
+from pgtop.collector import WHOLE_TEXT_LIMIT, Connection, DatabaseCodecs
 from pgtop.model import ActivitySnapshot, Capabilities
-from pgtop.text import duration, one_line
+from pgtop.text import duration, name_text, one_line
 
 if TYPE_CHECKING:
     from pgtop.once import Report
@@ -283,6 +284,8 @@ class StatementsSnapshot:
     text_source: TextSource | None = field(default=None, compare=False, repr=False)
     extension_schema: str = "public"
     """The schema the extension lives in: its objects are named through it."""
+    texts_problem: str = ""
+    """Why statement texts cannot be read ("" when they can)."""
 
     @property
     def collected_at(self) -> datetime:
@@ -312,27 +315,37 @@ class StatementsUnavailable:
     """pgtop looks again now and then (the extension may be created while it runs)."""
 
 
+class TextsUnreadableError(Exception):
+    """pg_stat_statements cannot hand over its texts in this database; ``str()`` says why."""
+
+
 class StatementsUnavailableError(queries.UnsupportedServerError):
     """Raised by ``--once queries`` when pg_stat_statements cannot be read."""
 
 
-def not_preloaded(database: str) -> StatementsUnavailable:
+def not_preloaded(database: str, created: bool) -> StatementsUnavailable:
+    """The extension's library is not loaded; ``created``: the extension exists here."""
+    remedy = (
+        "Add it to shared_preload_libraries in postgresql.conf (for example "
+        "shared_preload_libraries = 'pg_stat_statements') and restart PostgreSQL: this "
+        "setting is read only at server start."
+    )
+    if not created:
+        remedy += (
+            f" Then run CREATE EXTENSION pg_stat_statements; in database "
+            f"'{name_text(database, 64)}'."
+        )
     return StatementsUnavailable(
-        reason="pg_stat_statements is not loaded by the server",
-        remedy=(
-            "Add it to shared_preload_libraries in postgresql.conf (for example "
-            "shared_preload_libraries = 'pg_stat_statements') and restart PostgreSQL: this "
-            "setting is read only at server start. Then run CREATE EXTENSION "
-            f"pg_stat_statements; in database {database!r}."
-        ),
+        reason="pg_stat_statements is not loaded by the server", remedy=remedy
     )
 
 
 def not_created(database: str, preloaded: bool | None) -> StatementsUnavailable:
     remedy = (
-        f"Run CREATE EXTENSION pg_stat_statements; in database {database!r} (as a superuser "
-        "or the database owner), or connect pgtop to a database that has it: its statistics "
-        "cover every database. pgtop looks for it again every minute."
+        "Run CREATE EXTENSION pg_stat_statements; in database "
+        f"'{name_text(database, 64)}' (as a superuser or the database owner), or connect "
+        "pgtop to a database that has it: its statistics cover every database. pgtop "
+        "looks for it again every minute."
     )
     if preloaded is None:
         remedy += (
@@ -340,7 +353,7 @@ def not_created(database: str, preloaded: bool | None) -> StatementsUnavailable:
             "(pg_read_all_settings)."
         )
     return StatementsUnavailable(
-        reason=f"pg_stat_statements is not created in database {database!r}",
+        reason=f"pg_stat_statements is not created in database '{name_text(database, 64)}'",
         remedy=remedy,
         recheck=True,
     )
@@ -349,10 +362,10 @@ def not_created(database: str, preloaded: bool | None) -> StatementsUnavailable:
 def too_old(database: str, version: str) -> StatementsUnavailable:
     oldest = ".".join(map(str, OLDEST_EXTENSION))
     return StatementsUnavailable(
-        reason=f"pg_stat_statements {version} in database {database!r} is too old",
+        reason=f"pg_stat_statements {version} in database '{name_text(database, 64)}' is too old",
         remedy=(
             f"pgtop reads version {oldest} or newer: run ALTER EXTENSION pg_stat_statements "
-            f"UPDATE; in database {database!r}."
+            f"UPDATE; in database '{name_text(database, 64)}'."
         ),
     )
 
@@ -365,7 +378,7 @@ def version_tuple(version: str) -> tuple[int, ...]:
 def availability(caps: Capabilities) -> StatementsUnavailable | None:
     """What the probe already tells: None when the extension looks usable."""
     if caps.pgss_preloaded is False:
-        return not_preloaded(caps.database)
+        return not_preloaded(caps.database, caps.pgss_version is not None)
     if caps.pgss_version is None:
         return not_created(caps.database, caps.pgss_preloaded)
     if version_tuple(caps.pgss_version) < OLDEST_EXTENSION:
@@ -667,6 +680,10 @@ class StatementsCollector:
         self._previous: Reading | None = None
         self._texts: dict[int, str] = {}
         self._columns_checked = False
+        self._codecs = DatabaseCodecs()
+        self.texts_problem = ""
+        """Why statement texts cannot be read now ("" when they can)."""
+        self._texts_retry_at = 0.0
 
     @property
     def unavailable(self) -> StatementsUnavailable | None:
@@ -709,6 +726,7 @@ class StatementsCollector:
             sees_all=caps.sees_all_queries,
             text_source=self,
             extension_schema=self._schema,
+            texts_problem=self.texts_problem,
         )
 
     async def _check_again(self, conn: Connection) -> bool:
@@ -751,7 +769,7 @@ class StatementsCollector:
         except psycopg.errors.ObjectNotInPrerequisiteState:
             # "must be loaded via shared_preload_libraries": the probe could not tell
             # (reading that setting needs pg_read_all_settings).
-            self._unavailable = not_preloaded(database)
+            self._unavailable = not_preloaded(database, created=True)
             return None
         except (psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedTable):
             # Dropped since the probe.
@@ -782,8 +800,19 @@ class StatementsCollector:
     async def fetch_texts(self, conn: Connection, queryids: Iterable[int]) -> Mapping[int, str]:
         """Fetch the texts of ``queryids`` not cached yet; returns every cached text."""
         missing = sorted({q for q in queryids if q not in self._texts})
+        if self.texts_problem and time.monotonic() < self._texts_retry_at:
+            return dict(self._texts)
         if missing and self._version is not None and self._unavailable is None:
-            texts = await fetch_texts(conn, self._version, self._schema, missing, self.text_limit)
+            try:
+                texts = await fetch_texts(
+                    conn, self._version, self._schema, missing, self.text_limit, self._codecs
+                )
+            except TextsUnreadableError as exc:
+                # Every call would fail the same way until that entry goes: now and then.
+                self.texts_problem = str(exc)
+                self._texts_retry_at = time.monotonic() + self.recheck_every
+                return dict(self._texts)
+            self.texts_problem = ""
             # A queryid without a text (evicted meanwhile) is remembered as empty, so it is
             # not asked for again and again.
             for queryid in missing:
@@ -801,11 +830,28 @@ async def fetch_texts(
     schema: str,
     queryids: Iterable[int],
     limit: int,
+    codecs: DatabaseCodecs | None = None,
 ) -> dict[int, str]:
     """Texts of some statements by queryid, clipped to ``limit`` characters."""
     sql = queries.STATEMENT_TEXTS.sql(version_tuple(extension_version), schema)
-    cur = await conn.execute(sql, {"queryids": list(queryids), "text_limit": limit})
-    return {row["queryid"]: row["query"] or "" for row in await cur.fetchall()}
+    try:
+        cur = await conn.execute(sql, {"queryids": list(queryids), "text_limit": limit})
+        rows = await cur.fetchall()
+    except (
+        psycopg.errors.CharacterNotInRepertoire,
+        psycopg.errors.UntranslatableCharacter,
+    ) as exc:
+        raise TextsUnreadableError(
+            "statement texts cannot be read here: pg_stat_statements converts every text to "
+            "this database's encoding, and one of them does not convert (a statement of a "
+            f"SQL_ASCII database, most likely: {one_line(_first_line(exc), 120)}); connect "
+            "pgtop to that database to read them. Counters are shown without texts."
+        ) from None
+    # Each text is in the encoding of the database it ran in.
+    texts = await (codecs or DatabaseCodecs()).recode(
+        conn, [(row["database"], row["query"] or "") for row in rows]
+    )
+    return {row["queryid"]: text for row, text in zip(rows, texts, strict=True)}
 
 
 async def statement_text(
@@ -1023,13 +1069,16 @@ async def statements_report(conn: Connection, caps: Capabilities) -> Report:
     queryids = [s.queryid for s in reading.statements.values() if s.queryid is not None]
     texts = {}
     if queryids:
-        texts = await fetch_texts(
-            conn,
-            result.extension_version,
-            result.extension_schema,
-            queryids,
-            WHOLE_TEXT_LIMIT + 1,
-        )
+        try:
+            texts = await fetch_texts(
+                conn,
+                result.extension_version,
+                result.extension_schema,
+                queryids,
+                WHOLE_TEXT_LIMIT + 1,
+            )
+        except TextsUnreadableError as exc:
+            print(f"pgtop: warning: {exc}", file=sys.stderr)
     rows = report_rows(reading, texts)
 
     def text_of(row: dict[str, Any]) -> str:

@@ -21,6 +21,8 @@ def _escape(char: str) -> str:
         return "\\e"
     if code < 0x20:
         return f"^{chr(code + 0x40)}"
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that did not decode (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
     if code <= 0xFF:
         return f"\\x{code:02x}"
     return f"<U+{code:04X}>"
@@ -82,6 +84,15 @@ def name_text(text: str | None, limit: int = 128) -> str:
     if not text:
         return ""
     return _escaped(text[:limit])
+
+
+def lenient(text: str) -> str:
+    """``text`` with each byte that did not decode (a lone surrogate) as U+FFFD.
+
+    >>> lenient("caf\\udce9")
+    'caf\\ufffd'
+    """
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
 def duration(seconds: float | None) -> str:

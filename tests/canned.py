@@ -146,7 +146,7 @@ def incident_backends() -> tuple[Backend, ...]:
 def incident_snapshot() -> ActivitySnapshot:
     return ActivitySnapshot(
         capabilities=CAPS,
-        counters=ServerCounters(NOW, 123456, 99000, 1000),
+        counters=ServerCounters(NOW, 123456, 99000, 1000, own_alive=1),
         backends=incident_backends(),
         own_pids=frozenset({4200}),
         tps=412.5,

@@ -128,7 +128,9 @@ class ActivityPane(SessionActions, TabPane):
     """Every backend but pgtop's own, one per row."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "start_filter", "Filter", id="filter"),
+        # A priority binding runs while the key is dispatched, before the keys typed
+        # after it: they go to the filter however fast they come.
+        Binding("slash", "start_filter", "Filter", id="filter", priority=True),
         Binding("i", "toggle_idle", "Idle", id="toggle-idle"),
         Binding("b", "toggle_background", "Background", id="toggle-background"),
         Binding("greater_than_sign", "sort_step(1)", "Sort →", id="sort-next"),
@@ -203,7 +205,7 @@ class ActivityPane(SessionActions, TabPane):
         table.set_rows(rows)
         filter_text = table.filter_text
         if filter_text:
-            table.empty_text = f"no session matches {one_line(filter_text, 60)!r}"
+            table.empty_text = f"no session matches '{one_line(filter_text, 60)}'"
         else:
             table.empty_text = "no sessions to show"
         self._show_status(len(rows), hidden_idle, hidden_background)
@@ -212,7 +214,7 @@ class ActivityPane(SessionActions, TabPane):
         table = self.table
         parts = [f"{len(table.visible_rows)} of {shown} sessions"]
         if table.filter_text:
-            parts[0] += f" matching {one_line(table.filter_text, 40)!r}"
+            parts[0] += f" matching '{one_line(table.filter_text, 40)}'"
         parts.append("idle shown (i)" if self.show_idle else f"{hidden_idle} idle hidden (i)")
         parts.append(
             "background shown (b)"
@@ -260,7 +262,9 @@ class ActivityPane(SessionActions, TabPane):
     def action_start_filter(self) -> None:
         box = self.query_one("#activity-filter", Input)
         box.add_class("-shown")
-        box.focus()
+        # At once, not after the next refresh: keys typed right after "/" (a paste, a
+        # laggy link) are already queued and belong to the filter.
+        self.screen.set_focus(box)
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#activity-filter", Input)
@@ -279,6 +283,9 @@ class ActivityPane(SessionActions, TabPane):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "signal":
             return self.check_signal()
+        if action == "start_filter":
+            # In the filter, "/" is text.
+            return not self.query_one("#activity-filter").has_focus
         if action == "clear_filter":
             return bool(self.table.filter_text) or self.query_one("#activity-filter").has_focus
         return True

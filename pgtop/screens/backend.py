@@ -15,6 +15,7 @@ from textual.widgets import Footer, Static
 from pgtop.collector import WHOLE_TEXT_LIMIT
 from pgtop.model import ActivitySnapshot, Backend
 from pgtop.screens.activity import HIDDEN_TEXT, state_label
+from pgtop.screens.failures import ReportsFailures
 from pgtop.source import PollError
 from pgtop.text import duration, one_line, visible
 
@@ -89,7 +90,7 @@ def locks_text(locks: list[dict[str, Any]]) -> Text:
     return text
 
 
-class BackendScreen(Screen[None]):
+class BackendScreen(ReportsFailures, Screen[None]):
     """One backend in full; stays live until closed."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from pgtop.collector import WHOLE_TEXT_LIMIT
+from pgtop.screens.failures import ReportsFailures
 from pgtop.source import PollError
 from pgtop.statements import (
     COUNTER_FIELDS,
@@ -22,6 +23,7 @@ from pgtop.statements import (
     Statement,
     StatementKey,
     StatementsSnapshot,
+    TextsUnreadableError,
     base_for,
     cores,
     counters_since,
@@ -178,7 +180,7 @@ def _hit_ratio(c: Counters) -> str:
     return f"{100 * c.shared_blks_hit / blocks:.1f}%" if blocks else ""
 
 
-class StatementScreen(Screen[None]):
+class StatementScreen(ReportsFailures, Screen[None]):
     """One statement in full; its counters follow each collection until closed."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -347,7 +349,7 @@ class StatementScreen(Screen[None]):
                 whole = await source.run(
                     lambda conn: statement_text(conn, version, schema, queryid)
                 )
-            except PollError as exc:
+            except (PollError, TextsUnreadableError) as exc:
                 plan_box.update(Text(f"could not load: {one_line(str(exc), 300)}", style="bold"))
                 return
             if whole is not None:

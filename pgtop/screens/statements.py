@@ -12,6 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Input, Static, TabPane
 
 from pgtop.model import ActivitySnapshot
+from pgtop.screens.failures import ReportsFailures
 from pgtop.source import PollError
 from pgtop.statements import (
     TEXT_CACHE_SIZE,
@@ -165,11 +166,13 @@ def span_text(mode: Mode, snapshot: StatementsSnapshot, mark: Reading | None) ->
     return f"cumulative since the reset at {reset:%Y-%m-%d %H:%M}" if reset else "cumulative"
 
 
-class StatementsPane(TabPane):
+class StatementsPane(ReportsFailures, TabPane):
     """pg_stat_statements, one row per statement, in one of three modes."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "start_filter", "Filter", id="statements-filter"),
+        # A priority binding runs while the key is dispatched, before the keys typed
+        # after it: they go to the filter however fast they come.
+        Binding("slash", "start_filter", "Filter", id="statements-filter", priority=True),
         Binding("m", "next_mode", "Mode", id="statements-mode"),
         Binding("x", "set_mark", "Mark", id="statements-mark"),
         Binding("i", "toggle_idle", "Idle", id="statements-toggle-idle", show=False),
@@ -324,7 +327,7 @@ class StatementsPane(TabPane):
         self._cache = fresh
         table.set_rows(rows)
         if table.filter_text:
-            table.empty_text = f"no statement matches {one_line(table.filter_text, 60)!r}"
+            table.empty_text = f"no statement matches '{one_line(table.filter_text, 60)}'"
         elif spans and idle:
             table.empty_text = f"no statement ran in this span ({idle} idle hidden: i)"
         else:
@@ -344,7 +347,7 @@ class StatementsPane(TabPane):
         parts.append(span_text(self.mode, data, self.mark))
         listed = f"{len(table.visible_rows)} of {shown} statements"
         if table.filter_text:
-            listed += f" matching {one_line(table.filter_text, 40)!r}"
+            listed += f" matching '{one_line(table.filter_text, 40)}'"
         parts.append(listed)
         if self.mode is not Mode.LIFETIME and total:
             parts.append(f"{idle} idle hidden (i)" if idle else "idle shown (i)")
@@ -362,6 +365,8 @@ class StatementsPane(TabPane):
             notice = privilege_notice(data)
             if notice:
                 lines.append(notice)
+            if data.texts_problem:
+                lines.append(one_line(data.texts_problem, 500))
             evicted = data.evicted if self.mode is Mode.NOW else None
             if evicted:
                 lines.append(
@@ -467,7 +472,9 @@ class StatementsPane(TabPane):
     def action_start_filter(self) -> None:
         box = self.query_one("#statements-filter", Input)
         box.add_class("-shown")
-        box.focus()
+        # At once, not after the next refresh: keys typed right after "/" (a paste, a
+        # laggy link) are already queued and belong to the filter.
+        self.screen.set_focus(box)
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#statements-filter", Input)
@@ -477,6 +484,9 @@ class StatementsPane(TabPane):
         self.table.focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "start_filter":
+            # In the filter, "/" is text.
+            return not self.query_one("#statements-filter").has_focus
         if action == "clear_filter":
             return bool(self.table.filter_text) or self.query_one("#statements-filter").has_focus
         if action == "set_mark":

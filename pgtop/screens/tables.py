@@ -35,6 +35,7 @@ from pgtop.catalog import (
     table_ref,
 )
 from pgtop.model import ActivitySnapshot
+from pgtop.screens.failures import ReportsFailures
 from pgtop.screens.pane_actions import RELATION_ACTION_BINDINGS, RelationActions
 from pgtop.text import duration, name_text, one_line, size
 from pgtop.widgets.keyed_table import Column, KeyedTable, Row
@@ -108,7 +109,9 @@ class CatalogPane(RelationActions, TabPane):
     """The collector sizes the rows on screen exactly."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "start_filter", "Filter", id="filter"),
+        # A priority binding runs while the key is dispatched, before the keys typed
+        # after it: they go to the filter however fast they come.
+        Binding("slash", "start_filter", "Filter", id="filter", priority=True),
         Binding("greater_than_sign", "sort_step(1)", "Sort →", id="sort-next"),
         Binding("less_than_sign", "sort_step(-1)", "Sort ←", id="sort-previous", show=False),
         Binding("r", "reverse_sort", "Reverse", id="sort-reverse", show=False),
@@ -207,7 +210,7 @@ class CatalogPane(RelationActions, TabPane):
         table = self.table
         table.set_rows(self.rows(data))
         if table.filter_text:
-            table.empty_text = f"no {self.NOUN} match {one_line(table.filter_text, 60)!r}"
+            table.empty_text = f"no {self.NOUN} match '{one_line(table.filter_text, 60)}'"
         else:
             table.empty_text = f"no {self.NOUN} in this database"
         self.after_rows(data)
@@ -272,7 +275,7 @@ class CatalogPane(RelationActions, TabPane):
             total = len(table.rows)
             head = f"{shown} of {total} {self.NOUN}"
             if table.filter_text:
-                head += f" matching {one_line(table.filter_text, 40)!r}"
+                head += f" matching '{one_line(table.filter_text, 40)}'"
             parts = [head]
             header = data.header
             parts.append(
@@ -399,7 +402,9 @@ class CatalogPane(RelationActions, TabPane):
     def action_start_filter(self) -> None:
         box = self.query_one(f"#{self.TAB}-filter", Input)
         box.add_class("-shown")
-        box.focus()
+        # At once, not after the next refresh: keys typed right after "/" (a paste, a
+        # laggy link) are already queued and belong to the filter.
+        self.screen.set_focus(box)
 
     def action_clear_filter(self) -> None:
         box = self.query_one(f"#{self.TAB}-filter", Input)
@@ -411,6 +416,9 @@ class CatalogPane(RelationActions, TabPane):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "maintain":
             return self.check_maintain(str(parameters[0]))
+        if action == "start_filter":
+            # In the filter, "/" is text.
+            return not self.query_one(f"#{self.TAB}-filter").has_focus
         if action == "clear_filter":
             return bool(self.table.filter_text) or self.query_one(f"#{self.TAB}-filter").has_focus
         if action == "switch_database":
@@ -425,7 +433,7 @@ class CatalogPane(RelationActions, TabPane):
         table.set_filter(event.value)
         if self._data is not None:
             table.empty_text = (
-                f"no {self.NOUN} match {one_line(event.value, 60)!r}"
+                f"no {self.NOUN} match '{one_line(event.value, 60)}'"
                 if event.value
                 else f"no {self.NOUN} in this database"
             )
@@ -491,7 +499,7 @@ class CatalogPane(RelationActions, TabPane):
             )
 
 
-class DatabaseSwitcher(ModalScreen[str | None]):
+class DatabaseSwitcher(ReportsFailures, ModalScreen[str | None]):
     """The databases of the server with their sizes; Enter reads the one under the cursor.
 
     Sizes come from pg_database_size(), which reads the size of every file: only when this

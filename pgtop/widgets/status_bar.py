@@ -146,7 +146,7 @@ class ConnectionBanner(Widget):
         text = Text(no_wrap=False)
         if lost is not None:
             text.append(
-                f"⚠ disconnected since {lost:%H:%M:%S}, retrying (attempt {app.attempts})"
+                f"⚠ disconnected since {lost:%H:%M:%S}, retrying (attempt {app.attempts + 1})"
                 " · data on screen is stale: "
             )
         else:

@@ -103,7 +103,7 @@ async def test_server_stopped_then_started(victim: Cluster) -> None:
             await pilot.pause(0.5)
         assert app.attempts >= 3, "it kept retrying"
         assert app.snapshot is last, "no fresh data was invented"
-        await shows(pilot, f"attempt {app.attempts}")
+        await shows(pilot, f"attempt {app.attempts + 1}")
         await asyncio.to_thread(victim.start)
         await recovers(pilot, app, seen, timeout=60)
 

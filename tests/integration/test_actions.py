@@ -19,9 +19,11 @@ from pgtop.actions import (
     ActionRunner,
     RefusedError,
     RelationTarget,
+    TargetRole,
     plan_relation,
     plan_session,
     session_refusal,
+    target_role,
 )
 from pgtop.collector import ActivityCollector
 from pgtop.model import ActivitySnapshot, Backend, Capabilities
@@ -162,15 +164,17 @@ def test_refusals_name_their_reason(dsn: str, sessions: Any) -> None:
 
         plain_dsn = f"{dsn} user={role}"
         caps, _ = asyncio.run(caps_of(plain_dsn))
-        reason = session_refusal(target, caps, frozenset(), target_is_superuser=True)
+        superuser = TargetRole(superuser=True, inherited=False)
+        reason = session_refusal(target, caps, frozenset(), superuser)
         assert reason == "a superuser's session can only be signalled by a superuser"
         other = replace(target, user="someone_else")
-        reason = session_refusal(other, caps, frozenset(), target_is_superuser=False)
+        stranger = TargetRole(superuser=False, inherited=False)
+        reason = session_refusal(other, caps, frozenset(), stranger)
         assert reason is not None
         assert "pg_signal_backend" in reason
         assert caps.read_all_stats
         assert not caps.signal_backend
-        assert session_refusal(target, caps, frozenset({target.pid}), target_is_superuser=False)
+        assert session_refusal(target, caps, frozenset({target.pid}), stranger)
         # And when the server itself refuses (SQLSTATE 42501), that is shown, not swallowed.
         outcome = run(plain_dsn, plan_session("terminate", target))
         assert not outcome.ok
@@ -178,6 +182,45 @@ def test_refusals_name_their_reason(dsn: str, sessions: Any) -> None:
         assert alive(sessions, target.pid)
     finally:
         sessions.admin.execute(f"DROP ROLE {role}")
+
+
+def test_a_member_of_the_sessions_role_may_signal_it(dsn: str, sessions: Any) -> None:
+    """The server lets a role signal the sessions of a role whose privileges it has (a
+    member that inherits them), without pg_signal_backend: so does pgtop."""
+    app_role, member = tag("app").replace("-", "_"), tag("lead").replace("-", "_")
+    sessions.admin.execute(f"CREATE ROLE {app_role} LOGIN")
+    sessions.admin.execute(f"CREATE ROLE {member} LOGIN IN ROLE {app_role}, pg_read_all_stats")
+    try:
+        name = tag("app-session")
+        worker = sessions.open(application_name=name, user=app_role)
+        sessions.run_in_background(worker, "SELECT pg_sleep(60)")
+        member_dsn = f"{dsn} user={member}"
+        sessions.wait_until(
+            "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = %s "
+            "AND wait_event = 'PgSleep')",
+            (name,),
+        )
+        target = backend_named(dsn, name)
+
+        async def judge() -> tuple[Capabilities, Any]:
+            conn = await pg.connect(member_dsn)
+            try:
+                caps = await pg.probe(conn)
+                return caps, await target_role(conn, target.user)
+            finally:
+                await conn.close()
+
+        caps, role = asyncio.run(judge())
+        assert not caps.signal_backend
+        assert role == TargetRole(superuser=False, inherited=True)
+        assert session_refusal(target, caps, frozenset(), role) is None
+        outcome = run(member_dsn, plan_session("terminate", target))
+        assert outcome.ok, outcome.message
+        assert not alive(sessions, target.pid)
+    finally:
+        sessions.close()
+        sessions.admin.execute(f"DROP ROLE {member}")
+        sessions.admin.execute(f"DROP ROLE {app_role}")
 
 
 def _staged(sessions: Any) -> str:

@@ -13,7 +13,7 @@ from pgtop import pg, queries
 PARAMS: dict[str, dict[str, Any]] = {
     "session_setup": {},
     "probe": {},
-    "server_counters": {},
+    "server_counters": {"own_pids": [0]},
     "activity": {"own_pids": [0], "query_limit": 100},
     "activity_watched": {"query_limit": 100, "watched": [0, 1]},
     "activity_changes": {
@@ -25,6 +25,7 @@ PARAMS: dict[str, dict[str, Any]] = {
         "limit": 1,
     },
     "backend_query": {"pid": 0, "backend_start": datetime.now(timezone.utc), "limit": 10},
+    "database_encodings": {},
     "backend_locks": {"pid": 0},
     "session_gone": {"pid": 0, "backend_start": datetime.now(timezone.utc), "query_start": None},
     "relation_identity": {"oid": 0},
@@ -33,7 +34,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "reindex_leftovers": {"tables": [1259], "before": [0], "xid_before": 0},
     "leftover_still_invalid": {"oid": 0, "schema": "public", "name": "x"},
     "action_progress": {"pid": 0},
-    "role_is_superuser": {"role": "postgres"},
+    "target_role": {"role": "postgres"},
     "lock_waits": {"pids": [0]},
     "statements_extension": {},
     "explain_setup": {"statement_timeout": "3000", "lock_timeout": "200"},

@@ -80,7 +80,7 @@ def hostile_snapshot(dsn: str, sessions: Any) -> ActivitySnapshot:
     )
     return ActivitySnapshot(
         capabilities=caps,
-        counters=ServerCounters(NOW, 1, 99, 1),
+        counters=ServerCounters(NOW, 1, 99, 1, own_alive=1),
         backends=pinned,
         own_pids=frozenset({4999}),
         tps=None,

@@ -105,16 +105,50 @@ def test_good_settings_survive_a_bad_neighbour(tmp_path: Path) -> None:
     assert all(str(path) in warning for warning in config.warnings)
 
 
-def test_refresh_below_minimum_is_clamped(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "line",
+    [
+        "refresh = 0.1",
+        "refresh = 1e308",
+        "refresh = -2",
+        "action_lock_timeout = -5",
+        "action_lock_timeout = 0",
+        "action_lock_timeout = 1e9",
+    ],
+)
+def test_out_of_range_values_warn_and_use_the_default(tmp_path: Path, line: str) -> None:
+    """-5 made every ANALYZE silently do nothing, 0 would switch the lock timeout off,
+    1e308 froze the display."""
     path = tmp_path / "config.toml"
-    path.write_text("refresh = 0.1\n")
+    path.write_text(f"{line}\nread_only = true\n")
     before = _snapshot(path)
     config = load_file_config(path)
-    assert config.values == {"refresh": MIN_REFRESH}
-    assert len(config.warnings) == 1
-    assert str(path) in config.warnings[0]
-    assert str(MIN_REFRESH) in config.warnings[0]
+    assert config.values == {"read_only": True}
+    (warning,) = config.warnings
+    assert str(path) in warning
+    assert "out of range" in warning
+    assert "using the default" in warning
     assert _snapshot(path) == before
+    settings = Settings(**config.values)
+    assert settings.refresh == DEFAULT_REFRESH
+    assert settings.action_lock_timeout == Settings().action_lock_timeout
+
+
+def test_in_range_values_are_taken(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f"refresh = {MIN_REFRESH}\naction_lock_timeout = 0.5\n")
+    assert load_file_config(path).values == {"refresh": MIN_REFRESH, "action_lock_timeout": 0.5}
+
+
+@pytest.mark.timeout(10)
+def test_a_fifo_is_not_read(tmp_path: Path) -> None:
+    """Reading a FIFO would hang start-up until someone writes to it."""
+    path = tmp_path / "config.toml"
+    os.mkfifo(path)
+    config = load_file_config(path)
+    assert config.values == {}
+    (warning,) = config.warnings
+    assert "not a regular file" in warning
 
 
 def test_directory_instead_of_a_file(tmp_path: Path) -> None:
