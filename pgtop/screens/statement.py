@@ -17,6 +17,7 @@ from pgtop.statements import (
     COUNTER_FIELDS,
     Counters,
     Mode,
+    Plan,
     Reading,
     Statement,
     StatementKey,
@@ -343,23 +344,31 @@ class StatementScreen(Screen[None]):
             self._show_query(text)
         problem = plan_obstacle(statement, text, data.database)
         if problem:
-            plan_box.update(Text(f"no plan: {problem}", style="italic"))
+            plan_box.update(Text(f"not planned: {problem}", style="italic"))
             return
         assert text is not None
+        assert statement.user is not None
         planned_text = text
         server_version = data.server_version_num
+        role = statement.user
         try:
-            plan = await source.run(lambda conn: explain(conn, planned_text, server_version))
+            plan = await source.run(lambda conn: explain(conn, planned_text, server_version, role))
         except PollError as exc:
             plan_box.update(Text(f"could not plan: {one_line(str(exc), 300)}", style="bold"))
             return
         if plan.problem:
-            plan_box.update(Text(f"no plan: {one_line(plan.problem, 500)}", style="italic"))
+            plan_box.update(Text(f"not planned: {one_line(plan.problem, 500)}", style="italic"))
             return
-        body = Text()
-        if server_version >= 160000:
-            body.append(
-                "generic plan: parameters ($1, …) are planned without values\n", style="italic"
-            )
-        body.append(visible("\n".join(plan.lines)))
-        plan_box.update(body)
+        plan_box.update(plan_text(plan))
+
+
+def plan_text(plan: Plan) -> Text:
+    """A plan under a note saying how it was made: as which role, generic or not."""
+    note = f"planned as role {one_line(plan.role, 64)}, the role that ran it"
+    if plan.parameters:
+        count = "1 parameter" if plan.parameters == 1 else f"{plan.parameters} parameters"
+        note += f"; a generic plan: its {count} ($1, …) planned without values"
+    body = Text()
+    body.append(note + "\n", style="italic")
+    body.append(visible("\n".join(plan.lines)))
+    return body
