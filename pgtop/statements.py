@@ -613,6 +613,7 @@ def cores(value: float | None) -> str:
 _CONSTANT = re.compile(r"'|\$\$|\{|%\(|\$\d|(?<![\w$.])\d|\b(?:null|true|false)\b", re.IGNORECASE)
 _OWN_PREFIX_MIN = 20
 _own_prefixes: tuple[str, ...] | None = None
+_planning_prefixes: tuple[str, ...] | None = None
 
 
 def _fold(text: str) -> str:
@@ -639,12 +640,29 @@ def own_prefixes() -> tuple[str, ...]:
     return _own_prefixes
 
 
+def planning_prefixes() -> tuple[str, ...]:
+    """How the statements pgtop runs as another role to plan its statement start.
+
+    pg_stat_statements records them under that role. Each names one of pgtop's own objects
+    or columns (``pgtop_...``), so no statement of that role is taken for one by chance.
+    """
+    global _planning_prefixes
+    if _planning_prefixes is None:
+        _planning_prefixes = _prefixes(
+            sql for q in queries.AS_STATEMENT_ROLE for _, sql in q.variants
+        )
+    return _planning_prefixes
+
+
 def is_own(statement: Statement, text: str | None, pgtop_user: str) -> bool:
-    """A statement pgtop itself runs: its role, and a text that starts like one of pgtop's."""
-    if text is None or statement.user != pgtop_user:
+    """A statement pgtop itself runs: a text that starts like one of pgtop's, and pgtop's
+    role (or any role, for what pgtop runs as a statement's role to plan it)."""
+    if text is None:
         return False
     folded = _fold(text[:400])
-    return any(folded.startswith(prefix) for prefix in own_prefixes())
+    if statement.user == pgtop_user and any(map(folded.startswith, own_prefixes())):
+        return True
+    return any(map(folded.startswith, planning_prefixes()))
 
 
 # -- collecting --------------------------------------------------------------------------------

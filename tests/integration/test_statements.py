@@ -626,6 +626,19 @@ async def test_a_statement_is_planned_as_the_role_that_ran_it(
         assert f"as role {bystander}" in refused.problem
         assert "permission denied for table secret" in refused.problem
 
+        # What pgtop ran as the author to plan it is recorded under the author's role, and
+        # still known as pgtop's own; the author's statement is not.
+        collector = StatementsCollector(caps)
+        snapshot = await collect(collector, conn)
+        authors = [s for s in snapshot.current.statements.values() if s.user == author]
+        texts = await collector.fetch_texts(conn, [s.queryid for s in authors if s.queryid])
+        own = {texts[s.queryid or 0]: is_own(s, texts[s.queryid or 0], caps.user) for s in authors}
+        assert own[text] is False
+        planning = [t for t in own if "pgtop_" in t]
+        assert any(t.startswith("CREATE FUNCTION pg_temp.pgtop_reach(") for t in planning)
+        assert any(t.startswith("SELECT * FROM pg_temp.pgtop_explain(") for t in planning)
+        assert all(own[t] for t in planning), {t: own[t] for t in planning}
+
     # pgtop logged in as a role that may not act as the author: no plan, and why.
     async with monitor(pg_cluster.conninfo(db, user=bystander)) as (conn, caps):
         plan = await explain(conn, text, caps.server_version_num, author)

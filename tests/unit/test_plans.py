@@ -1,15 +1,18 @@
-"""What pgtop says about plans, known without a server."""
+"""What pgtop says about plans and the statements it runs to make them, without a server."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from pgtop import queries
 from pgtop.screens.statement import plan_text
 from pgtop.statements import (
     Counters,
     Plan,
     Statement,
+    is_own,
     plan_obstacle,
+    planning_prefixes,
     unexplainable,
 )
 
@@ -58,3 +61,14 @@ def test_the_plan_says_as_which_role_and_whether_it_is_generic() -> None:
     hostile = plan_text(Plan(("Result",), role="[bold]x\x1b[2J"))
     assert "[bold]x\\e[2J" in hostile.plain
     assert "\x1b" not in hostile.plain
+
+
+def test_what_pgtop_runs_as_another_role_is_known_as_its_own() -> None:
+    prefixes = planning_prefixes()
+    assert len(prefixes) == len(queries.AS_STATEMENT_ROLE)
+    assert all("pgtop_" in prefix for prefix in prefixes), prefixes
+    reach = 'CREATE FUNCTION pg_temp.pgtop_reach("pg_catalog"."int4") RETURNS void LANGUAGE sql'
+    assert is_own(STATEMENT, reach, "pgtop")
+    assert is_own(STATEMENT, 'EXPLAIN EXECUTE "pgtop_planned_12"(NULL)', "pgtop")
+    # Another role's statement that merely starts like one of pgtop's is not pgtop's.
+    assert not is_own(STATEMENT, "SELECT pg_catalog.set_config($1, $2, $3)", "pgtop")
