@@ -350,6 +350,21 @@ async def test_explain(fresh_db: str, sessions: Any) -> None:
         texts = await collector.fetch_texts(conn, [])
         normalized = texts[key[2] or 0]
         assert "$1" in normalized
+        settings = (
+            "SELECT current_setting('statement_timeout') AS st, "
+            "current_setting('transaction_read_only') AS ro, "
+            "current_setting('plan_cache_mode') AS pcm, "
+            "current_setting('search_path') AS path, current_user AS me, "
+            "(SELECT count(*) FROM pg_prepared_statements) AS prepared"
+        )
+        before = await (await conn.execute(settings)).fetchone()
+        assert before is not None
+        assert (before["st"], before["ro"], before["me"], before["prepared"]) == (
+            "5s",
+            "off",
+            me,
+            0,
+        )
 
         # A generic plan on every version: $1 is planned without a value.
         plan = await explain(conn, normalized, version, me)
@@ -403,21 +418,7 @@ async def test_explain(fresh_db: str, sessions: Any) -> None:
         # with its own settings, its own role, and no prepared statement left behind.
         assert conn.autocommit
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        cur = await conn.execute(
-            "SELECT current_setting('statement_timeout') AS st, "
-            "current_setting('transaction_read_only') AS ro, "
-            "current_setting('plan_cache_mode') AS pcm, "
-            "current_setting('search_path') AS path, current_user AS me, "
-            "(SELECT count(*) FROM pg_prepared_statements) AS prepared"
-        )
-        assert await cur.fetchone() == {
-            "st": "5s",
-            "ro": "off",
-            "pcm": "auto",
-            "path": '"$user", public',
-            "me": me,
-            "prepared": 0,
-        }
+        assert await (await conn.execute(settings)).fetchone() == before
 
 
 # -- plans of other roles' statements ----------------------------------------------------------
