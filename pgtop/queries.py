@@ -737,8 +737,9 @@ SAFE_SEARCH_PATH = "pg_catalog, pg_temp"
 STATEMENT_SEARCH_PATH = 'pg_catalog, "$user", public, pg_temp'
 """Where a statement's names are looked up: pg_stat_statements does not keep the path it
 ran with, so the default one, behind pg_catalog so that no schema can shadow a built-in."""
-REACH_LIMIT = 10_000
-"""Most objects a statement may reach before pgtop gives up checking them."""
+REACH_LIMIT = 50_000
+"""Most objects a statement may reach before pgtop gives up checking them (about 20 µs each:
+a table with 1,000 partitions and an index reaches 2,003 objects in 45 ms)."""
 
 # The first statement of the transaction, fully qualified because the session's search_path
 # is not pgtop's to rely on. statement_timeout and lock_timeout bound every later step

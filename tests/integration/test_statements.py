@@ -337,7 +337,7 @@ async def test_a_role_without_read_all_stats(
         assert any(text.startswith("SELECT $2 + $1") for text in texts.values()), texts
 
 
-async def test_explain(fresh_db: str, sessions: Any) -> None:
+async def test_explain(fresh_db: str, sessions: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     work = sessions.open(dbname=dbname(fresh_db))
     table = stage_table(work, rows=1000)
     run(work, sql.SQL("SELECT v FROM {} WHERE id = %s").format(sql.Identifier(table)), 3)
@@ -378,6 +378,11 @@ async def test_explain(fresh_db: str, sessions: Any) -> None:
         assert not plain.problem
         assert plain.parameters == 0
         assert any("Aggregate" in line for line in plain.lines)
+        # The check is bounded: the statement, the table, its primary key and its index.
+        monkeypatch.setattr(queries, "REACH_LIMIT", 3)
+        bounded = await explain(conn, f"SELECT count(*) FROM {table}", version, me)
+        assert bounded.problem == "it reaches more than 3 objects, more than pgtop checks"
+        monkeypatch.undo()
 
         # Planned, never executed: nothing is inserted or dropped.
         insert = await explain(
