@@ -754,7 +754,7 @@ EXPLAIN_SETUP = _query(
                pg_catalog.set_config('statement_timeout', %(statement_timeout)s, true)
                    AS statement_timeout,
                pg_catalog.set_config('lock_timeout', %(lock_timeout)s, true) AS lock_timeout,
-               session_user AS operator,
+               current_user AS acting,
                pg_catalog.pg_is_in_recovery() AS standby
         """,
     ),

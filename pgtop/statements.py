@@ -1004,7 +1004,7 @@ class _Planning:
                 f"{one_line(check['function'], 100)} of role {one_line(check['owner'], 64)} on "
                 f"the temporary functions pgtop checks a statement with; {TRUST}"
             )
-        if self.role != setup["operator"]:
+        if self.role != setup["acting"]:
             self.stage = "role"
             statement = sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self.role))
             await self.conn.execute(statement, prepare=False)
