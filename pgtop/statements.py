@@ -1135,8 +1135,9 @@ async def explain(conn: Connection, query_text: str, server_version: int, role: 
        up if any function or operator reached is neither a superuser's nor pgtop's role's;
     4. ``EXPLAIN EXECUTE`` it, read only, with a generic plan (``$1`` parameters are given
        NULLs, which a generic plan does not use), inside a temporary SECURITY DEFINER
-       function owned by ``role``: code that slipped past the check (a race, or SQL text
-       that a built-in function runs) cannot SET or RESET ROLE back to pgtop's role.
+       function owned by ``role``: code that slips past the check (an index created in
+       between, a trusted function whose string body calls another role's function, SQL
+       text that a built-in function runs) cannot SET or RESET ROLE back to pgtop's role.
 
     Needs PostgreSQL 14+, a primary, and the TEMP privilege for ``role``. The prepared
     statement is deallocated afterwards (PREPARE is not undone by a rollback).
