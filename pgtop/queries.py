@@ -818,30 +818,336 @@ STATEMENTS_EXTENSION = _query(
     ),
 )
 
-# Bounds for EXPLAIN of a statement from pg_stat_statements, inside a transaction that is
-# always rolled back: read only (so no function the planner folds can write), a short
-# statement_timeout, and a short lock_timeout (planning takes the statement's table locks;
-# waiting behind an ACCESS EXCLUSIVE lock would queue others behind pgtop).
+# -- plans of pg_stat_statements' statements (statements.explain) -------------------------------
+# A statement's text was written by whoever ran it. Planning can run code: the planner folds
+# IMMUTABLE functions with constant arguments, and the relcache folds index expressions and
+# predicates of every table the planner looks at. So pgtop plans a text only after it has
+# seen everything the statement reaches, and plans it as the role that ran it, inside a
+# SECURITY DEFINER function (where no code can SET or RESET ROLE back to pgtop's role). All
+# of it happens in one transaction that is always rolled back. Between the steps that parse
+# the statement's text (under the statement's search_path) pgtop's own statements run under
+# SAFE_SEARCH_PATH: only pg_catalog's objects are found (pg_temp holds only pgtop's own
+# temporary functions and is never searched for functions or operators).
+
+PLANNING_MIN_VERSION = 140000
+"""SQL-standard function bodies (BEGIN ATOMIC), which show what a statement reaches, came in 14."""
+SAFE_SEARCH_PATH = "pg_catalog, pg_temp"
+STATEMENT_SEARCH_PATH = 'pg_catalog, "$user", public, pg_temp'
+"""Where a statement's names are looked up: pg_stat_statements does not keep the path it
+ran with, so the default one, behind pg_catalog so that no schema can shadow a built-in."""
+REACH_LIMIT = 50_000
+"""Most objects a statement may reach before pgtop gives up checking them (about 20 µs each:
+a table with 1,000 partitions and an index reaches 2,003 objects in 45 ms)."""
+
+# The first statement of the transaction, fully qualified because the session's search_path
+# is not pgtop's to rely on. statement_timeout and lock_timeout bound every later step
+# (planning takes the statement's table locks; waiting behind an ACCESS EXCLUSIVE lock would
+# queue others behind pgtop).
 EXPLAIN_SETUP = _query(
     "explain_setup",
     (
         130000,
-        """
-        SELECT set_config('transaction_read_only', 'on', true),
-               set_config('statement_timeout', %(statement_timeout)s, true),
-               set_config('lock_timeout', %(lock_timeout)s, true),
-               set_config('search_path', 'pg_catalog, "$user", public', true)
+        f"""
+        SELECT pg_catalog.set_config('search_path', '{SAFE_SEARCH_PATH}', true) AS search_path,
+               pg_catalog.set_config('statement_timeout', %(statement_timeout)s, true)
+                   AS statement_timeout,
+               pg_catalog.set_config('lock_timeout', %(lock_timeout)s, true) AS lock_timeout,
+               current_user AS acting,
+               pg_catalog.pg_is_in_recovery() AS standby
         """,
     ),
 )
 
-# What goes before a statement's text to plan it, never to run it (no ANALYZE). From 16 on,
-# GENERIC_PLAN plans a statement with $1 placeholders, as pg_stat_statements shows them.
-# A prefix, not a statement: not in REGISTRY.
-EXPLAIN_PREFIX = Query(
-    "explain_prefix",
-    ((130000, "EXPLAIN "), (160000, "EXPLAIN (GENERIC_PLAN) ")),
+# Whose code trusted means: a superuser's or pgtop's own role's (session_user: the role it
+# logged in as, whatever role it acts as).
+_TRUSTED = "(r.rolsuper OR r.rolname = session_user)"
+
+# Checked as pgtop's own role before it acts as the statement's: whether that role may create
+# temporary objects (pgtop's checks need a temporary function; NULL: no such role), and any
+# enabled event trigger whose function is not trusted. Event triggers fire on the CREATE
+# FUNCTION statements pgtop runs; a superuser creates them, but the function one runs can be
+# another role's.
+EXPLAIN_PRECHECK = _query(
+    "explain_precheck",
+    (
+        130000,
+        f"""
+        SELECT (SELECT has_database_privilege(r.oid, d.oid, 'TEMP')
+                FROM pg_roles r, pg_database d
+                WHERE r.rolname = %(role)s AND d.datname = current_database()) AS temp,
+               t.event_trigger, t.function, t.owner
+        FROM (SELECT 1) AS one
+        LEFT JOIN LATERAL (
+            SELECT e.evtname AS event_trigger, p.oid::regprocedure::text AS function,
+                   r.rolname AS owner
+            FROM pg_event_trigger e
+            JOIN pg_proc p ON p.oid = e.evtfoid
+            LEFT JOIN pg_roles r ON r.oid = p.proowner
+            WHERE e.evtenabled <> 'D'
+              AND e.evtevent IN ('ddl_command_start', 'ddl_command_end')
+              AND NOT coalesce({_TRUSTED}, false)
+            ORDER BY e.evtname
+            LIMIT 1
+        ) AS t ON true
+        """,
+    ),
 )
+
+# Switches the search_path within the transaction; fully qualified, as it runs under both.
+# This statement and the ones below run while pgtop acts as the statement's role, so
+# pg_stat_statements records them under that role: each starts with a "pgtop_" name, which
+# is how pgtop recognises them as its own (statements.is_own).
+EXPLAIN_SEARCH_PATH = _query(
+    "explain_search_path",
+    (
+        130000,
+        """
+        SELECT pgtop_search_path
+        FROM pg_catalog.set_config('search_path', %(search_path)s, true) AS pgtop_search_path
+        """,
+    ),
+)
+
+# The parameter types of the statement once prepared, by schema and name: they make the
+# signature of the function whose body shows what the statement reaches.
+EXPLAIN_PARAMETERS = _query(
+    "explain_parameters",
+    (
+        130000,
+        """
+        SELECT n.nspname AS pgtop_type_schema, t.typname AS pgtop_type_name
+        FROM pg_prepared_statements s
+        CROSS JOIN LATERAL unnest(s.parameter_types::oid[]) WITH ORDINALITY AS p(type, position)
+        JOIN pg_type t ON t.oid = p.type
+        JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE s.name = %(name)s
+        ORDER BY p.position
+        """,
+    ),
+)
+
+# Everything a statement reaches, from the dependencies that PostgreSQL records for a
+# function with a SQL-standard body (the statement, parsed as pgtop_reach's body): the
+# functions, operators, relations and types it names. pg_depend does not record built-in
+# (pinned) objects, which are a superuser's. From each object reached the walk follows:
+# * what its definition refers to (pg_depend): a view's rule, a policy, a default, an index
+#   expression, a domain's constraint, a range type's subtype_diff and canonical functions,
+#   an operator's function and selectivity estimators, a type's I/O functions, a foreign
+#   table's server and wrapper; not from one relation to another (a partition to its parent,
+#   an index to its table), which the walk reaches as below, or not at all;
+# * for a relation, what the planner (or the relcache, or the rewriter when the statement was
+#   prepared) loads with it: inheritance children and parents, indexes (their expressions and
+#   predicates are folded when loaded), row-level security policies, column defaults and
+#   generated columns, check constraints (constraint exclusion folds them), rules, and
+#   extended statistics (their expressions are folded when loaded);
+# * for a type, its domain constraints; for an operator, its commutator and negator (which
+#   the planner may use instead); for an operator family, its operators and support
+#   functions (an index's operator class is used when estimating).
+# UNION (not UNION ALL) keeps each object once, so the walk ends; REACH_LIMIT bounds it.
+# The trusted role of an object's owner is checked for functions and operators only: every
+# other object reaches code only through them. Tables are data; their owners do not matter.
+EXPLAIN_REACH = _query(
+    "explain_reach",
+    (
+        130000,
+        f"""
+        WITH RECURSIVE pgtop_start AS (
+            SELECT p.oid FROM pg_proc p
+            WHERE p.pronamespace = pg_my_temp_schema() AND p.proname = %(function)s
+        ),
+        reached(classid, objid) AS (
+            SELECT 'pg_proc'::regclass::oid, oid FROM pgtop_start
+          UNION
+            SELECT next.classid, next.objid
+            FROM reached r
+            CROSS JOIN LATERAL (
+                SELECT d.refclassid, d.refobjid
+                FROM pg_depend d
+                WHERE d.classid = r.classid AND d.objid = r.objid
+                  AND d.refclassid IN (
+                      'pg_proc'::regclass, 'pg_operator'::regclass, 'pg_class'::regclass,
+                      'pg_type'::regclass, 'pg_rewrite'::regclass, 'pg_policy'::regclass,
+                      'pg_attrdef'::regclass, 'pg_constraint'::regclass,
+                      'pg_statistic_ext'::regclass, 'pg_opclass'::regclass,
+                      'pg_opfamily'::regclass, 'pg_foreign_server'::regclass,
+                      'pg_foreign_data_wrapper'::regclass)
+                  AND NOT (r.classid = 'pg_class'::regclass
+                           AND d.refclassid = 'pg_class'::regclass)
+              UNION ALL
+                SELECT 'pg_class'::regclass, i.inhrelid FROM pg_inherits i
+                WHERE r.classid = 'pg_class'::regclass AND i.inhparent = r.objid
+              UNION ALL
+                SELECT 'pg_class'::regclass, i.inhparent FROM pg_inherits i
+                WHERE r.classid = 'pg_class'::regclass AND i.inhrelid = r.objid
+              UNION ALL
+                SELECT 'pg_class'::regclass, x.indexrelid FROM pg_index x
+                WHERE r.classid = 'pg_class'::regclass AND x.indrelid = r.objid
+              UNION ALL
+                SELECT 'pg_policy'::regclass, p.oid FROM pg_policy p
+                WHERE r.classid = 'pg_class'::regclass AND p.polrelid = r.objid
+              UNION ALL
+                SELECT 'pg_attrdef'::regclass, a.oid FROM pg_attrdef a
+                WHERE r.classid = 'pg_class'::regclass AND a.adrelid = r.objid
+              UNION ALL
+                SELECT 'pg_constraint'::regclass, c.oid FROM pg_constraint c
+                WHERE r.classid = 'pg_class'::regclass AND c.conrelid = r.objid
+                  AND c.contype = 'c'
+              UNION ALL
+                SELECT 'pg_rewrite'::regclass, w.oid FROM pg_rewrite w
+                WHERE r.classid = 'pg_class'::regclass AND w.ev_class = r.objid
+              UNION ALL
+                SELECT 'pg_statistic_ext'::regclass, s.oid FROM pg_statistic_ext s
+                WHERE r.classid = 'pg_class'::regclass AND s.stxrelid = r.objid
+              UNION ALL
+                SELECT 'pg_constraint'::regclass, c.oid FROM pg_constraint c
+                WHERE r.classid = 'pg_type'::regclass AND c.contypid = r.objid
+              UNION ALL
+                SELECT 'pg_operator'::regclass, o.other
+                FROM pg_operator op
+                CROSS JOIN LATERAL (VALUES (op.oprcom), (op.oprnegate)) AS o(other)
+                WHERE r.classid = 'pg_operator'::regclass AND op.oid = r.objid
+                  AND o.other <> 0
+              UNION ALL
+                SELECT 'pg_operator'::regclass, a.amopopr FROM pg_amop a
+                WHERE r.classid = 'pg_opfamily'::regclass AND a.amopfamily = r.objid
+              UNION ALL
+                SELECT 'pg_proc'::regclass, a.amproc FROM pg_amproc a
+                WHERE r.classid = 'pg_opfamily'::regclass AND a.amprocfamily = r.objid
+            ) AS next(classid, objid)
+        ),
+        bounded AS (
+            SELECT classid, objid FROM reached LIMIT %(limit)s
+        ),
+        code AS (
+            SELECT b.classid, b.objid, p.proowner AS owner
+            FROM bounded b JOIN pg_proc p ON p.oid = b.objid
+            WHERE b.classid = 'pg_proc'::regclass AND p.oid NOT IN (SELECT oid FROM pgtop_start)
+          UNION ALL
+            SELECT b.classid, b.objid, o.oprowner
+            FROM bounded b JOIN pg_operator o ON o.oid = b.objid
+            WHERE b.classid = 'pg_operator'::regclass
+        ),
+        untrusted AS (
+            SELECT c.classid, c.objid, r.rolname AS owner,
+                   EXISTS (
+                       SELECT FROM pg_depend d
+                       WHERE d.classid = 'pg_proc'::regclass
+                         AND d.objid IN (SELECT oid FROM pgtop_start)
+                         AND d.refclassid = c.classid AND d.refobjid = c.objid
+                   ) AS direct
+            FROM code c
+            LEFT JOIN pg_roles r ON r.oid = c.owner
+            WHERE NOT coalesce({_TRUSTED}, false)
+        )
+        -- The first untrusted object: one the statement names itself, else any; and what
+        -- reached it (a view's rule, a policy or a default before an index or a type).
+        SELECT (SELECT count(*) FROM bounded) AS reached,
+               pg_describe_object(u.classid, u.objid, 0) AS object,
+               u.owner,
+               CASE WHEN NOT u.direct THEN (
+                   SELECT pg_describe_object(d.classid, d.objid, 0)
+                   FROM pg_depend d
+                   JOIN bounded b ON b.classid = d.classid AND b.objid = d.objid
+                   WHERE d.refclassid = u.classid AND d.refobjid = u.objid
+                   ORDER BY CASE d.classid
+                                WHEN 'pg_rewrite'::regclass THEN 1
+                                WHEN 'pg_policy'::regclass THEN 2
+                                WHEN 'pg_attrdef'::regclass THEN 3
+                                WHEN 'pg_constraint'::regclass THEN 4
+                                WHEN 'pg_operator'::regclass THEN 5
+                                ELSE 6
+                            END,
+                            d.classid, d.objid
+                   LIMIT 1
+               ) END AS through
+        FROM (SELECT 1) AS one
+        LEFT JOIN LATERAL (
+            SELECT * FROM untrusted ORDER BY direct DESC, classid, objid LIMIT 1
+        ) AS u ON true
+        """,
+    ),
+)
+
+# Settings for the planning itself: read only (turned on once pgtop's temporary functions
+# exist), a generic plan for statements with parameters (EXECUTE is given NULLs, which a
+# generic plan does not use), and the statement's search_path back (a prepared statement
+# whose search_path changed would be parsed again).
+EXPLAIN_PLAN_SETTINGS = _query(
+    "explain_plan_settings",
+    (
+        130000,
+        f"""
+        SELECT pgtop_read_only, pgtop_plan_cache_mode, pgtop_search_path
+        FROM pg_catalog.set_config('transaction_read_only', 'on', true) AS pgtop_read_only,
+             pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true)
+                 AS pgtop_plan_cache_mode,
+             pg_catalog.set_config('search_path', '{STATEMENT_SEARCH_PATH}', true)
+                 AS pgtop_search_path
+        """,
+    ),
+)
+
+# Statements around the statement's text, not statements of their own: not in REGISTRY.
+# pgtop recognises them in pg_stat_statements as its own (statements.own_prefixes).
+# The prepared statement's name is unique (PREPARE outlives a rollback, DEALLOCATE follows).
+PLAN_PREPARE = Query(
+    "plan_prepare", ((PLANNING_MIN_VERSION, 'PREPARE "pgtop_planned_{number}" AS '),)
+)
+PLAN_EXECUTE = Query(
+    "plan_execute",
+    ((PLANNING_MIN_VERSION, 'EXPLAIN EXECUTE "pgtop_planned_{number}"{parameters}'),),
+)
+PLAN_DEALLOCATE = Query(
+    "plan_deallocate", ((PLANNING_MIN_VERSION, 'DEALLOCATE "pgtop_planned_{number}"'),)
+)
+PLAN_REACH_FUNCTION = Query(
+    "plan_reach_function",
+    (
+        (
+            PLANNING_MIN_VERSION,
+            "CREATE FUNCTION pg_temp.pgtop_reach({parameters}) RETURNS void LANGUAGE sql\n"
+            "BEGIN ATOMIC\n{statement}\n;\nEND",
+        ),
+    ),
+)
+# The containment: a SECURITY DEFINER function runs as its owner (the statement's role), and
+# PostgreSQL refuses SET ROLE, RESET ROLE and SET SESSION AUTHORIZATION inside one. Every
+# name in it is qualified: plpgsql compiles it under the statement's search_path.
+PLAN_CONTAINER = Query(
+    "plan_container",
+    (
+        (
+            PLANNING_MIN_VERSION,
+            """
+        CREATE FUNCTION pg_temp.pgtop_explain(statement pg_catalog.text)
+        RETURNS SETOF pg_catalog.text LANGUAGE plpgsql SECURITY DEFINER AS $$
+        DECLARE line pg_catalog.text;
+        BEGIN
+            FOR line IN EXECUTE statement LOOP
+                RETURN NEXT line;
+            END LOOP;
+        END $$
+        """,
+        ),
+    ),
+)
+PLAN_EXPLAIN = Query(
+    "plan_explain",
+    ((PLANNING_MIN_VERSION, "SELECT * FROM pg_temp.pgtop_explain(%(statement)s)"),),
+)
+AS_STATEMENT_ROLE: tuple[Query, ...] = (
+    EXPLAIN_SEARCH_PATH,
+    PLAN_PREPARE,
+    EXPLAIN_PARAMETERS,
+    PLAN_REACH_FUNCTION,
+    EXPLAIN_REACH,
+    PLAN_CONTAINER,
+    EXPLAIN_PLAN_SETTINGS,
+    PLAN_EXPLAIN,
+    PLAN_EXECUTE,
+)
+"""What pgtop runs while acting as a statement's role (with pg_stat_statements.track = all,
+the prepared statement and its EXPLAIN EXECUTE are recorded too, as nested statements)."""
 
 
 # -- Tables, Vacuum and Indexes tabs (pgtop/catalog.py) ----------------------------------------

@@ -21,6 +21,8 @@ and explained, not retried on every poll.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import re
 import sys
 import time
@@ -31,6 +33,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import tuple_row
 
 from pgtop import queries
@@ -621,14 +624,20 @@ def cores(value: float | None) -> str:
 # -- pgtop's own statements --------------------------------------------------------------------
 
 # Where pg_stat_statements would put a $n: a quoted or numeric constant, NULL, true, false,
-# or a parameter.
-_CONSTANT = re.compile(r"'|%\(|\$\d|(?<![\w$.])\d|\b(?:null|true|false)\b", re.IGNORECASE)
+# a dollar-quoted body, or a parameter. In a template, a {slot} comes first.
+_CONSTANT = re.compile(r"'|\$\$|\{|%\(|\$\d|(?<![\w$.])\d|\b(?:null|true|false)\b", re.IGNORECASE)
 _OWN_PREFIX_MIN = 20
 _own_prefixes: tuple[str, ...] | None = None
+_planning_prefixes: tuple[str, ...] | None = None
 
 
 def _fold(text: str) -> str:
     return " ".join(text.split())
+
+
+def _prefixes(texts: Iterable[str]) -> tuple[str, ...]:
+    prefixes = {_CONSTANT.split(_fold(sql), maxsplit=1)[0].rstrip() for sql in texts}
+    return tuple(sorted(p for p in prefixes if len(p) >= _OWN_PREFIX_MIN))
 
 
 def own_prefixes() -> tuple[str, ...]:
@@ -641,18 +650,34 @@ def own_prefixes() -> tuple[str, ...]:
     if _own_prefixes is None:
         texts = [sql for q in queries.REGISTRY.values() for _, sql in q.variants]
         texts += [sql for q in queries.EXTENSION_REGISTRY.values() for _, sql in q.variants]
-        prefixes = {_CONSTANT.split(_fold(sql), maxsplit=1)[0] for sql in texts}
-        prefixes |= {_fold(p) for _, p in queries.EXPLAIN_PREFIX.variants}
-        _own_prefixes = tuple(sorted(p for p in prefixes if len(p) >= _OWN_PREFIX_MIN))
+        texts += [sql for q in queries.AS_STATEMENT_ROLE for _, sql in q.variants]
+        _own_prefixes = _prefixes(texts)
     return _own_prefixes
 
 
+def planning_prefixes() -> tuple[str, ...]:
+    """How the statements pgtop runs as another role to plan its statement start.
+
+    pg_stat_statements records them under that role. Each names one of pgtop's own objects
+    or columns (``pgtop_...``), so no statement of that role is taken for one by chance.
+    """
+    global _planning_prefixes
+    if _planning_prefixes is None:
+        _planning_prefixes = _prefixes(
+            sql for q in queries.AS_STATEMENT_ROLE for _, sql in q.variants
+        )
+    return _planning_prefixes
+
+
 def is_own(statement: Statement, text: str | None, pgtop_user: str) -> bool:
-    """A statement pgtop itself runs: its role, and a text that starts like one of pgtop's."""
-    if text is None or statement.user != pgtop_user:
+    """A statement pgtop itself runs: a text that starts like one of pgtop's, and pgtop's
+    role (or any role, for what pgtop runs as a statement's role to plan it)."""
+    if text is None:
         return False
     folded = _fold(text[:400])
-    return any(folded.startswith(prefix) for prefix in own_prefixes())
+    if statement.user == pgtop_user and any(map(folded.startswith, own_prefixes())):
+        return True
+    return any(map(folded.startswith, planning_prefixes()))
 
 
 # -- collecting --------------------------------------------------------------------------------
@@ -867,6 +892,11 @@ async def statement_text(
 
 
 # -- plans -------------------------------------------------------------------------------------
+# A statement's text in pg_stat_statements was written by whoever ran it, and planning it can
+# run code: the planner folds IMMUTABLE functions with constant arguments (and STABLE ones
+# when estimating), and loading a table folds its index expressions and predicates. So a
+# text is planned only after pgtop has seen everything it reaches, and only as the role that
+# ran it, inside a SECURITY DEFINER function (see queries.EXPLAIN_REACH and PLAN_CONTAINER).
 
 
 @dataclass(frozen=True, slots=True)
@@ -876,15 +906,21 @@ class Plan:
     lines: tuple[str, ...]
     problem: str = ""
     """One line saying why no plan could be made; "" when ``lines`` hold one."""
+    role: str = ""
+    """The role it was planned as: the role that ran it."""
+    parameters: int = 0
+    """Its parameters ($1, …), planned without values: a generic plan."""
 
 
 _EXPLAINABLE = {"select", "insert", "update", "delete", "merge", "values", "with", "table", "("}
-_EXPLAINABLE_CREATE = re.compile(
-    r"create\s+(?:(?:temp|temporary|unlogged)\s+)?(?:table|materialized)"
+_CREATE_AS = re.compile(
+    r"create\s+(?:(?:global|local)\s+)?(?:(?:temp|temporary|unlogged)\s+)?"
+    r"(?:table|materialized)"
 )
 _LEADING = re.compile(r"\s+|--[^\n]*(?:\n|$)|/\*.*?\*/", re.DOTALL)
 _WORD = re.compile(r"[A-Za-z_]+|\(")
-PLANNED_KINDS = "SELECT, INSERT, UPDATE, DELETE, MERGE, VALUES and CREATE TABLE AS"
+PLANNED_KINDS = "SELECT, INSERT, UPDATE, DELETE, MERGE and VALUES"
+TRUST = "pgtop plans only statements whose code is pgtop's role's or a superuser's"
 
 
 def _statement_start(text: str) -> int:
@@ -898,12 +934,14 @@ def _statement_start(text: str) -> int:
 
 
 def unexplainable(text: str) -> str:
-    """Why EXPLAIN cannot plan ``text``, known without asking the server; "" when it may.
+    """Why pgtop will not plan ``text``, known without asking the server; "" when it may.
 
-    >>> unexplainable("/* app */ SELECT 1"), unexplainable("create table t as select 1")
-    ('', '')
+    >>> unexplainable("/* app */ SELECT 1")
+    ''
     >>> unexplainable("VACUUM t").split(":")[0]
     'VACUUM statements have no plan'
+    >>> unexplainable("create table t as select 1").split(":")[0]
+    'CREATE TABLE AS is not planned'
     """
     if not text.strip():
         return "no statement text to plan"
@@ -914,10 +952,13 @@ def unexplainable(text: str) -> str:
     keyword = word.group().lower()
     if keyword in _EXPLAINABLE:
         return ""
-    if keyword == "create" and _EXPLAINABLE_CREATE.match(_fold(text[start : start + 200]).lower()):
-        return ""
+    if keyword == "create" and _CREATE_AS.match(_fold(text[start : start + 200]).lower()):
+        return (
+            f"CREATE TABLE AS is not planned: pgtop plans a statement by preparing it, and "
+            f"PREPARE takes only {PLANNED_KINDS}; plan its query on its own"
+        )
     kind = one_line(keyword.upper(), 40)
-    return f"{kind} statements have no plan: EXPLAIN plans only {PLANNED_KINDS}"
+    return f"{kind} statements have no plan: pgtop plans only {PLANNED_KINDS}"
 
 
 def plan_obstacle(statement: Statement, text: str | None, connected_database: str) -> str:
@@ -932,35 +973,21 @@ def plan_obstacle(statement: Statement, text: str | None, connected_database: st
             f"it ran in database {where!r}; pgtop is connected to "
             f"{one_line(connected_database, 64)!r} and can plan only that database's statements"
         )
+    if statement.user is None:
+        return "the role that ran it was dropped, and pgtop plans a statement only as its role"
     return unexplainable(text)
 
 
-_PLACEHOLDERS_BEFORE_16 = (
-    "it has $1-style placeholders, which PostgreSQL 16 and newer plan without values "
-    "(EXPLAIN (GENERIC_PLAN)); on this server, EXPLAIN it with real values"
+BEFORE_14 = (
+    "PostgreSQL 13 cannot show pgtop what a statement reaches (SQL-standard function bodies "
+    "came in 14), so pgtop cannot make sure that planning it runs no other role's code"
+)
+STANDBY = (
+    "this server is a standby: pgtop checks what a statement reaches with a temporary "
+    "function, which a standby cannot create"
 )
 
-
-def _problem(exc: psycopg.Error, server_version: int) -> str:
-    state = exc.sqlstate or ""
-    line = one_line(_first_line(exc), 200)
-    if state in ("08P01", "42P02") and server_version < 160000:
-        return _PLACEHOLDERS_BEFORE_16
-    if state in ("08P01", "42P02", "42P18"):
-        return f"its parameters could not be planned without values: {line}"
-    if state == "42601":
-        return f"EXPLAIN cannot plan it: {line}"
-    if state == "55P03":
-        return "a table it uses is locked by another session; try again later (Ctrl-R)"
-    if state == "57014":
-        return f"planning took longer than {EXPLAIN_STATEMENT_TIMEOUT_MS / 1000:g}s"
-    if state == "42501":
-        return f"pgtop's role may not plan it: {line}"
-    if state == "26000":
-        return "it executes a prepared statement of another session"
-    if state.startswith("42") or state.startswith("3F"):
-        return f"it cannot be planned here (pgtop has its own search_path and role): {line}"
-    return f"no plan: {line}"
+_plan_numbers = itertools.count(1)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -968,17 +995,213 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-async def explain(conn: Connection, query_text: str, server_version: int) -> Plan:
-    """Plan a statement without running it: plain EXPLAIN, never ANALYZE.
+class _Planning:
+    """One attempt to plan a statement: its steps, and what to say when one fails."""
 
-    On PostgreSQL 16+ ``EXPLAIN (GENERIC_PLAN)`` plans texts with ``$1`` placeholders, as
-    pg_stat_statements shows them. Everything runs in a read-only transaction that is always
-    rolled back, with a short statement_timeout and lock_timeout.
+    def __init__(self, conn: Connection, server_version: int, role: str) -> None:
+        self.conn = conn
+        self.server_version = server_version
+        self.role = role
+        self.number = next(_plan_numbers)
+        """Of the prepared statement: its name is unique, as PREPARE outlives a rollback."""
+        self.stage = "setup"
+        self.prepared = False
 
-    The text is untrusted: it is sent through the extended protocol first, which refuses
-    more than one statement. Only when that parse succeeded and the placeholders stopped it
-    (the extended protocol wants values for them) is the same text sent through the simple
-    protocol, where GENERIC_PLAN can leave the parameters unknown.
+    @property
+    def _who(self) -> str:
+        return one_line(self.role, 64)
+
+    def _sql(self, query: queries.Query) -> str:
+        return query.sql(self.server_version)
+
+    async def _row(self, query: queries.Query, params: Mapping[str, Any]) -> dict[str, Any]:
+        cur = await self.conn.execute(self._sql(query), params, prepare=False)
+        row = await cur.fetchone()
+        assert row is not None
+        return row
+
+    async def _search_path(self, path: str) -> None:
+        await self._row(queries.EXPLAIN_SEARCH_PATH, {"search_path": path})
+
+    async def _send(self, statement: bytes) -> None:
+        """A statement holding the statement's text: through the extended protocol, which
+        refuses more than one statement (an appended ``; DROP ...`` never runs)."""
+        await self.conn.execute(statement, binary=True, prepare=False)
+
+    async def plan(self, text: bytes) -> Plan:
+        """Every step, in one transaction that is always rolled back."""
+        async with self.conn.transaction(force_rollback=True):
+            problem = await self._act_as_role()
+            if problem:
+                return Plan((), problem)
+            parameters = await self._prepare(text)
+            problem = await self._check(text, parameters)
+            if problem:
+                return Plan((), problem)
+            lines = await self._explain(len(parameters))
+        return Plan(lines, role=self.role, parameters=len(parameters))
+
+    async def _act_as_role(self) -> str:
+        """Bound the transaction, check what can be checked as pgtop's role, then act as the
+        statement's role; why not, if it cannot."""
+        settings = {
+            "statement_timeout": str(EXPLAIN_STATEMENT_TIMEOUT_MS),
+            "lock_timeout": str(EXPLAIN_LOCK_TIMEOUT_MS),
+        }
+        setup = await self._row(queries.EXPLAIN_SETUP, settings)
+        if setup["standby"]:
+            return STANDBY
+        check = await self._row(queries.EXPLAIN_PRECHECK, {"role": self.role})
+        if check["temp"] is None:
+            return f"role {self._who} no longer exists"
+        if not check["temp"]:
+            return (
+                f"role {self._who} may not create temporary objects in this database (TEMP "
+                "privilege), and pgtop checks what a statement reaches with a temporary function"
+            )
+        if check["event_trigger"] is not None:
+            return (
+                f"event trigger {one_line(check['event_trigger'], 64)} runs function "
+                f"{one_line(check['function'], 100)} of role {one_line(check['owner'], 64)} on "
+                f"the temporary functions pgtop checks a statement with; {TRUST}"
+            )
+        if self.role != setup["acting"]:
+            self.stage = "role"
+            statement = sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self.role))
+            await self.conn.execute(statement, prepare=False)
+        return ""
+
+    async def _prepare(self, text: bytes) -> list[sql.Identifier]:
+        """PREPARE the text: parse analysis and rewriting only (no function runs, nothing is
+        planned); the types of its parameters."""
+        self.stage = "prepare"
+        await self._search_path(queries.STATEMENT_SEARCH_PATH)
+        prepare = self._sql(queries.PLAN_PREPARE).format(number=self.number)
+        await self._send(prepare.encode() + text)
+        self.prepared = True
+        await self._search_path(queries.SAFE_SEARCH_PATH)
+        cur = await self.conn.execute(
+            self._sql(queries.EXPLAIN_PARAMETERS),
+            {"name": f"pgtop_planned_{self.number}"},
+            prepare=False,
+        )
+        rows = await cur.fetchall()
+        return [sql.Identifier(r["pgtop_type_schema"], r["pgtop_type_name"]) for r in rows]
+
+    async def _check(self, text: bytes, parameters: list[sql.Identifier]) -> str:
+        """Why planning could run code that is neither a superuser's nor pgtop's role's;
+        "" when it could not."""
+        # The same text as the body of a function: PostgreSQL records what it reaches.
+        self.stage = "reach"
+        await self._search_path(queries.STATEMENT_SEARCH_PATH)
+        head, tail = self._sql(queries.PLAN_REACH_FUNCTION).split("{statement}")
+        signature = sql.SQL(", ").join(parameters).as_string(self.conn)
+        await self._send(head.format(parameters=signature).encode() + text + tail.encode())
+        await self._search_path(queries.SAFE_SEARCH_PATH)
+        self.stage = "walk"
+        limit = queries.REACH_LIMIT
+        walk = await self._row(
+            queries.EXPLAIN_REACH, {"function": "pgtop_reach", "limit": limit + 1}
+        )
+        if walk["reached"] > limit:
+            return f"it reaches more than {limit:,} objects, more than pgtop checks"
+        if walk["object"] is None:
+            return ""
+        through = walk["through"]
+        via = f" (through {one_line(through, 120)})" if through else ""
+        return (
+            f"it reaches {one_line(walk['object'], 120)} of role "
+            f"{one_line(walk['owner'] or '?', 64)}{via}; planning could run it ({TRUST})"
+        )
+
+    async def _explain(self, parameters: int) -> tuple[str, ...]:
+        """EXPLAIN EXECUTE, read only and generic, inside the SECURITY DEFINER function."""
+        self.stage = "contain"
+        await self.conn.execute(self._sql(queries.PLAN_CONTAINER), prepare=False)
+        self.stage = "plan"
+        await self._row(queries.EXPLAIN_PLAN_SETTINGS, {})
+        nulls = f"({', '.join(['NULL'] * parameters)})" if parameters else ""
+        execute = self._sql(queries.PLAN_EXECUTE).format(number=self.number, parameters=nulls)
+        cur = await self.conn.execute(
+            self._sql(queries.PLAN_EXPLAIN), {"statement": execute}, prepare=False
+        )
+        return tuple(str(row["pgtop_explain"]) for row in await cur.fetchall())
+
+    async def deallocate(self) -> None:
+        """Drop the prepared statement (PREPARE is not undone by a rollback)."""
+        conn = self.conn
+        idle = psycopg.pq.TransactionStatus.IDLE
+        if not self.prepared or conn.closed or conn.info.transaction_status != idle:
+            return
+        deallocate = self._sql(queries.PLAN_DEALLOCATE).format(number=self.number)
+        self.prepared = False
+        # Gone already when psycopg, which sends DEALLOCATE ALL after a rollback once it
+        # has prepared statements of its own, got there first.
+        with contextlib.suppress(psycopg.errors.InvalidSqlStatementName):
+            await conn.execute(deallocate, prepare=False)
+
+    def problem(self, exc: psycopg.Error) -> str:
+        """What a failed step means, in one line."""
+        state = exc.sqlstate or ""
+        line = one_line(_first_line(exc), 200)
+        stage = self.stage
+        who = self._who
+        if state == "55P03":
+            return "a table it uses is locked by another session; try again later (Ctrl-R)"
+        if state == "57014":
+            seconds = f"{EXPLAIN_STATEMENT_TIMEOUT_MS / 1000:g}s"
+            if stage == "plan":
+                return f"planning took longer than {seconds}"
+            return f"checking what it reaches took longer than {seconds}"
+        if stage == "role":
+            if state == "42501":
+                return (
+                    f"pgtop's role may not act as {who} (SET ROLE), and pgtop plans a "
+                    "statement only as the role that ran it"
+                )
+            return f"pgtop could not act as {who}: {line}"
+        if stage == "prepare":
+            if state == "42P18":
+                return f"the types of its parameters cannot be told without values: {line}"
+            if state == "42601":
+                return f"PREPARE does not take it: {line}"
+            if state == "42501":
+                return f"role {who} may not use what it names: {line}"
+            if state.startswith(("42", "3F")):
+                return (
+                    f"it cannot be parsed here (pgtop reads it as role {who} with search_path "
+                    f"{queries.STATEMENT_SEARCH_PATH}): {line}"
+                )
+            return f"PREPARE failed: {line}"
+        if stage in ("reach", "walk"):
+            return f"pgtop could not check what it reaches: {line}"
+        if stage == "contain":
+            return f"pgtop could not create the function it plans in, as role {who}: {line}"
+        if stage == "plan":
+            return f"planning it as role {who} failed: {line}"
+        return line
+
+
+async def explain(conn: Connection, query_text: str, server_version: int, role: str) -> Plan:
+    """Plan a statement of ``role`` without running it, never with pgtop's own rights.
+
+    Everything happens in one transaction that is always rolled back, with a short
+    statement_timeout and lock_timeout, acting as ``role`` (the role that ran it):
+
+    1. ``PREPARE`` the text (parse analysis and rewriting: nothing is planned or run), sent
+       through the extended protocol, which refuses more than one statement;
+    2. create it again as the body of a temporary function with a SQL-standard body, for
+       which PostgreSQL records every function, operator, relation and type it names;
+    3. walk from there (views, policies, defaults, indexes, constraints, types…) and give
+       up if any function or operator reached is neither a superuser's nor pgtop's role's;
+    4. ``EXPLAIN EXECUTE`` it, read only, with a generic plan (``$1`` parameters are given
+       NULLs, which a generic plan does not use), inside a temporary SECURITY DEFINER
+       function owned by ``role``: code that slips past the check (an index created in
+       between, a trusted function whose string body calls another role's function, SQL
+       text that a built-in function runs) cannot SET or RESET ROLE back to pgtop's role.
+
+    Needs PostgreSQL 14+, a primary, and the TEMP privilege for ``role``. The prepared
+    statement is deallocated afterwards (PREPARE is not undone by a rollback).
 
     Returns:
         The plan's lines, or a one-line reason why there is none.
@@ -986,31 +1209,21 @@ async def explain(conn: Connection, query_text: str, server_version: int) -> Pla
     problem = unexplainable(query_text)
     if problem:
         return Plan((), problem)
-    statement = queries.EXPLAIN_PREFIX.sql(server_version).encode() + query_text.encode()
-    settings = {
-        "statement_timeout": str(EXPLAIN_STATEMENT_TIMEOUT_MS),
-        "lock_timeout": str(EXPLAIN_LOCK_TIMEOUT_MS),
-    }
+    if server_version < queries.PLANNING_MIN_VERSION:
+        return Plan((), BEFORE_14)
     try:
-        async with conn.transaction(force_rollback=True):
-            await conn.execute(queries.EXPLAIN_SETUP.sql(server_version), settings)
-            try:
-                async with conn.transaction(force_rollback=True):
-                    cur = conn.cursor()
-                    await cur.execute(statement, binary=True, prepare=False)
-                    rows = await cur.fetchall()
-            except psycopg.errors.ProtocolViolation:
-                # "bind message supplies 0 parameters": parsed as one statement, but
-                # with placeholders the extended protocol needs values for.
-                if server_version < 160000:
-                    return Plan((), _PLACEHOLDERS_BEFORE_16)
-                cur = await conn.execute(statement, prepare=False)
-                rows = await cur.fetchall()
+        text = query_text.encode(conn.info.encoding)
+    except UnicodeEncodeError:
+        return Plan((), f"its text does not fit the connection's encoding {conn.info.encoding}")
+    planning = _Planning(conn, server_version, role)
+    try:
+        return await planning.plan(text)
     except psycopg.Error as exc:
         if conn.broken or conn.closed:
             raise
-        return Plan((), _problem(exc, server_version))
-    return Plan(tuple(str(next(iter(row.values()))) for row in rows))
+        return Plan((), planning.problem(exc))
+    finally:
+        await planning.deallocate()
 
 
 # -- --once queries ----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from pgtop.statements import (
     COUNTER_FIELDS,
     Counters,
     Mode,
+    Plan,
     Reading,
     Statement,
     StatementKey,
@@ -359,31 +360,39 @@ class StatementScreen(ReportsFailures, Screen[None]):
         if self.cut:
             plan_box.update(
                 Text(
-                    f"no plan: the text is longer than {WHOLE_TEXT_LIMIT:,} characters and was "
-                    "cut, so it cannot be planned",
+                    f"not planned: the text is longer than {WHOLE_TEXT_LIMIT:,} characters "
+                    "and was cut",
                     style="italic",
                 )
             )
             return
         problem = plan_obstacle(statement, text, data.database)
         if problem:
-            plan_box.update(Text(f"no plan: {problem}", style="italic"))
+            plan_box.update(Text(f"not planned: {problem}", style="italic"))
             return
         assert text is not None
+        assert statement.user is not None
         planned_text = text
         server_version = data.server_version_num
+        role = statement.user
         try:
-            plan = await source.run(lambda conn: explain(conn, planned_text, server_version))
+            plan = await source.run(lambda conn: explain(conn, planned_text, server_version, role))
         except PollError as exc:
             plan_box.update(Text(f"could not plan: {one_line(str(exc), 300)}", style="bold"))
             return
         if plan.problem:
-            plan_box.update(Text(f"no plan: {one_line(plan.problem, 500)}", style="italic"))
+            plan_box.update(Text(f"not planned: {one_line(plan.problem, 500)}", style="italic"))
             return
-        body = Text()
-        if server_version >= 160000:
-            body.append(
-                "generic plan: parameters ($1, …) are planned without values\n", style="italic"
-            )
-        body.append(visible("\n".join(plan.lines)))
-        plan_box.update(body)
+        plan_box.update(plan_text(plan))
+
+
+def plan_text(plan: Plan) -> Text:
+    """A plan under a note saying how it was made: as which role, generic or not."""
+    note = f"planned as role {name_text(plan.role, 64)}, the role that ran it"
+    if plan.parameters:
+        count = "1 parameter" if plan.parameters == 1 else f"{plan.parameters} parameters"
+        note += f"; a generic plan: its {count} ($1, …) planned without values"
+    body = Text()
+    body.append(note + "\n", style="italic")
+    body.append(visible("\n".join(plan.lines)))
+    return body

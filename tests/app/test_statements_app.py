@@ -117,6 +117,7 @@ async def test_modes_filter_and_detail_with_plan(fresh_db: str, workload: str) -
             "Counters: since mark",
             "lifetime",
             "execution time",
+            "planned as role postgres, the role that ran it",
             "Aggregate",
             f"Seq Scan on {table_name}",
             timeout=30,

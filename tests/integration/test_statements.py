@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -341,50 +342,76 @@ async def test_a_role_without_read_all_stats(
         assert any(text.startswith("SELECT $2 + $1") for text in texts.values()), texts
 
 
-async def test_explain(fresh_db: str, sessions: Any) -> None:
+async def test_explain(fresh_db: str, sessions: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     work = sessions.open(dbname=dbname(fresh_db))
     table = stage_table(work, rows=1000)
     run(work, sql.SQL("SELECT v FROM {} WHERE id = %s").format(sql.Identifier(table)), 3)
     async with monitor(fresh_db) as (conn, caps):
         version = caps.server_version_num
+        me = caps.user
         collector = StatementsCollector(caps)
         snapshot = await collect(collector, conn)
         key = await key_of(collector, conn, snapshot, f'SELECT v FROM "{table}"')
         texts = await collector.fetch_texts(conn, [])
         normalized = texts[key[2] or 0]
         assert "$1" in normalized
+        settings = (
+            "SELECT current_setting('statement_timeout') AS st, "
+            "current_setting('transaction_read_only') AS ro, "
+            "current_setting('plan_cache_mode') AS pcm, "
+            "current_setting('search_path') AS path, current_user AS me, "
+            "(SELECT count(*) FROM pg_prepared_statements) AS prepared"
+        )
+        before = await (await conn.execute(settings)).fetchone()
+        assert before is not None
+        assert (before["st"], before["ro"], before["me"], before["prepared"]) == (
+            "5s",
+            "off",
+            me,
+            0,
+        )
 
-        plan = await explain(conn, normalized, version)
-        if version >= 160000:
-            assert not plan.problem
-            assert any(table in line for line in plan.lines)
-            assert any("$1" in line for line in plan.lines)
-        else:
-            assert not plan.lines
-            assert "PostgreSQL 16" in plan.problem
-            assert "placeholders" in plan.problem
+        # A generic plan on every version: $1 is planned without a value.
+        plan = await explain(conn, normalized, version, me)
+        assert not plan.problem
+        assert plan.parameters == 1
+        assert plan.role == me
+        assert any(f"Index Scan using {table}_pkey" in line for line in plan.lines), plan.lines
+        assert any("$1" in line for line in plan.lines)
 
-        plain = await explain(conn, f"SELECT count(*) FROM {table}", version)
+        plain = await explain(conn, f"SELECT count(*) FROM {table}", version, me)
         assert not plain.problem
+        assert plain.parameters == 0
         assert any("Aggregate" in line for line in plain.lines)
+        # The check is bounded: the statement, the table, its primary key and its index.
+        monkeypatch.setattr(queries, "REACH_LIMIT", 3)
+        bounded = await explain(conn, f"SELECT count(*) FROM {table}", version, me)
+        assert bounded.problem == "it reaches more than 3 objects, more than pgtop checks"
+        monkeypatch.undo()
 
         # Planned, never executed: nothing is inserted or dropped.
         insert = await explain(
-            conn, f"INSERT INTO {table} (id) SELECT max(id) + 1 FROM {table}", version
+            conn, f"INSERT INTO {table} (id) SELECT max(id) + 1 FROM {table}", version, me
         )
         assert any("Insert on" in line for line in insert.lines)
-        two = await explain(conn, f"SELECT 1; DROP TABLE {table}", version)
-        assert two.problem
+        two = await explain(conn, f"SELECT 1; DROP TABLE {table}", version, me)
+        assert "cannot insert multiple commands" in two.problem
         assert not two.lines
         row = work.execute(
             sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
         ).fetchone()
         assert row == (1000,)
 
-        utility = await explain(conn, f"VACUUM {table}", version)
+        utility = await explain(conn, f"VACUUM {table}", version, me)
         assert utility.problem.startswith("VACUUM statements have no plan")
-        syntax = await explain(conn, "SELECT FROM WHERE", version)
+        create = await explain(conn, f"CREATE TABLE copy AS SELECT * FROM {table}", version, me)
+        assert create.problem.startswith("CREATE TABLE AS is not planned")
+        syntax = await explain(conn, "SELECT FROM WHERE", version, me)
         assert "syntax error" in syntax.problem
+        # PostgreSQL 13 has no SQL-standard function bodies to check a statement with.
+        old = await explain(conn, f"SELECT count(*) FROM {table}", 130000, me)
+        assert "PostgreSQL 13" in old.problem
+        assert not old.lines
 
         # A table locked by another session: a short wait, then a clear message.
         locker = sessions.open(dbname=dbname(fresh_db), autocommit=False)
@@ -392,19 +419,304 @@ async def test_explain(fresh_db: str, sessions: Any) -> None:
             sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(table))
         )
         started = time.monotonic()
-        locked = await explain(conn, f"SELECT count(*) FROM {table}", version)
+        locked = await explain(conn, f"SELECT count(*) FROM {table}", version, me)
         assert "locked by another session" in locked.problem
         assert time.monotonic() - started < 3
         locker.rollback()
 
         # The monitoring connection is left as it was: autocommit, outside a transaction,
-        # with its own timeouts.
+        # with its own settings, its own role, and no prepared statement left behind.
+        assert conn.autocommit
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        cur = await conn.execute(
-            "SELECT current_setting('statement_timeout') AS st, "
-            "current_setting('transaction_read_only') AS ro"
+        assert await (await conn.execute(settings)).fetchone() == before
+
+
+# -- plans of other roles' statements ----------------------------------------------------------
+# An unprivileged role (the author) plants code that planning would run, and pgtop's
+# superuser plans the author's statements. What the planted code did is seen from the
+# notices it raises on pgtop's connection: it says which role it ran as, after trying to
+# RESET ROLE (which gets pgtop's superuser back unless something stops it).
+
+TRAP = """
+CREATE FUNCTION {s}.escalate() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    BEGIN
+        RESET ROLE;
+    EXCEPTION WHEN insufficient_privilege THEN
+        RAISE NOTICE 'pgtop-test: RESET ROLE refused';
+    END;
+    RAISE NOTICE 'pgtop-test: ran as %', current_user;
+    RETURN 1;
+END $$;
+CREATE FUNCTION {s}.evil() RETURNS int IMMUTABLE LANGUAGE plpgsql
+    AS $$ BEGIN RETURN {s}.escalate(); END $$;
+CREATE FUNCTION {s}.evil_equal(int, int) RETURNS boolean IMMUTABLE LANGUAGE plpgsql
+    AS $$ BEGIN RETURN {s}.escalate() = 1; END $$;
+CREATE TABLE {s}.t (id int PRIMARY KEY, v int);
+"""
+
+# Where the trap is, the author's statement (run with 1 for %s: pg_stat_statements shows
+# $1), who runs it, and what the reason names it was reached through. Each is planted so
+# that planning without the check runs it (folded: it has no argument).
+TRAPS: dict[str, tuple[str, str, str, str]] = {
+    "in the statement": ("", "SELECT * FROM {s}.t WHERE id = {s}.evil()", "author", ""),
+    "next to a $1": ("", "SELECT * FROM {s}.t WHERE id = %s AND v = {s}.evil()", "author", ""),
+    "in a view": (
+        "CREATE VIEW {s}.v AS SELECT id FROM {s}.t WHERE v = {s}.evil()",
+        "SELECT * FROM {s}.v WHERE id = %s",
+        "author",
+        "rule _RETURN on view",
+    ),
+    "behind a superuser's operator": (
+        "CREATE OPERATOR public.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = {s}.evil_equal)",
+        "SELECT * FROM {s}.t WHERE id = %s AND pi()::int OPERATOR(public.===) pi()::int",
+        "author",
+        "operator public.===(integer,integer)",
+    ),
+    "in a row-level security policy": (
+        "ALTER TABLE {s}.t ENABLE ROW LEVEL SECURITY; ALTER TABLE {s}.t FORCE ROW LEVEL SECURITY;"
+        " CREATE POLICY p ON {s}.t USING (v = {s}.evil())",
+        "SELECT * FROM {s}.t WHERE id = %s",
+        "author",
+        "policy p on table",
+    ),
+    "in a column default": (
+        "ALTER TABLE {s}.t ALTER v SET DEFAULT {s}.evil()",
+        "INSERT INTO {s}.t (id) VALUES (%s)",
+        "author",
+        "default value for column v",
+    ),
+    "in an index expression": (
+        "CREATE INDEX ON {s}.t ((v + {s}.evil()))",
+        "SELECT * FROM {s}.t WHERE id = %s",
+        "author",
+        "index",
+    ),
+    "in an index, of pgtop's own statement": (
+        "CREATE INDEX ON {s}.t ((v + {s}.evil()))",
+        "SELECT * FROM {s}.t WHERE id = %s",
+        "pgtop",
+        "index",
+    ),
+}
+_SUPERUSER_SETUP = ("CREATE OPERATOR",)
+
+
+@pytest.fixture
+def make_role(fresh_db: str, pg_cluster: Cluster) -> Iterator[Callable[[], str]]:
+    """Make unprivileged login roles, each with a schema of its own name in ``fresh_db``."""
+    db = dbname(fresh_db)
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"role_{uuid.uuid4().hex[:8]}"
+        pg_cluster.psql(f'CREATE ROLE "{name}" LOGIN')
+        made.append(name)
+        pg_cluster.psql(f'CREATE SCHEMA AUTHORIZATION "{name}"', dbname=db)
+        return name
+
+    yield make
+    for name in made:
+        pg_cluster.psql(f'DROP OWNED BY "{name}" CASCADE', dbname=db)
+        pg_cluster.psql(f'DROP ROLE "{name}"')
+
+
+def compose(template: str, schema: str) -> sql.Composed:
+    return sql.SQL(template).format(s=sql.Identifier(schema))
+
+
+def server_notices(conn: Connection) -> list[str]:
+    """Every notice the server sends on ``conn`` from now on."""
+    notices: list[str] = []
+    conn.add_notice_handler(lambda notice: notices.append(notice.message_primary or ""))
+    return notices
+
+
+async def planned_text(conn: Connection, text: str) -> tuple[str, str]:
+    """``text`` as pg_stat_statements shows it in this database, and the role that ran it.
+
+    Read by text, not by queryid: fresh databases staged alike get the same OIDs, so their
+    statements can share a queryid.
+    """
+    cur = await conn.execute(
+        "SELECT s.query, r.rolname FROM public.pg_stat_statements s"
+        " JOIN pg_roles r ON r.oid = s.userid JOIN pg_database d ON d.oid = s.dbid"
+        " WHERE d.datname = current_database() AND s.query = %s",
+        (text,),
+    )
+    rows = await cur.fetchall()
+    assert len(rows) == 1, (text, rows)
+    return rows[0]["query"], rows[0]["rolname"]
+
+
+@pytest.mark.parametrize("trap", list(TRAPS))
+async def test_planning_never_runs_code_of_another_role(
+    fresh_db: str, sessions: Any, make_role: Callable[[], str], trap: str
+) -> None:
+    setup, statement, runner, through = TRAPS[trap]
+    db = dbname(fresh_db)
+    author = make_role()
+    mine = sessions.open(dbname=db, user=author)
+    mine.execute(compose(TRAP, author))
+    superuser = sessions.open(dbname=db)
+    if setup:
+        (superuser if setup.startswith(_SUPERUSER_SETUP) else mine).execute(compose(setup, author))
+    who = mine if runner == "author" else superuser
+    query = compose(statement, author)
+    who.execute(query, (1,) if "%s" in statement else None)
+    sent = query.as_string(who).replace("%s", "$1")
+    async with monitor(fresh_db) as (conn, caps):
+        text, role = await planned_text(conn, sent)
+        assert role == (author if who is mine else caps.user)
+        notices = server_notices(conn)
+        plan = await explain(conn, text, caps.server_version_num, role)
+        assert not plan.lines
+        assert f"function {author}.evil" in plan.problem
+        assert f"of role {author}" in plan.problem
+        assert "planning could run it" in plan.problem
+        if through:
+            assert f"(through {through}" in plan.problem
+        else:
+            assert "through" not in plan.problem
+        # Never ran, not even as the author: no notice of it.
+        assert not [n for n in notices if n.startswith("pgtop-test")], notices
+        cur = await conn.execute("SELECT count(*) AS n FROM pg_prepared_statements")
+        assert await cur.fetchone() == {"n": 0}
+
+
+async def test_code_the_check_cannot_see_runs_only_as_the_statements_role(
+    fresh_db: str, sessions: Any, make_role: Callable[[], str]
+) -> None:
+    """A superuser's function with a string body is trusted, but PostgreSQL records nothing
+    of what that body calls: here, the author's function. Planning runs it; it must run as
+    the author, unable to RESET ROLE to pgtop's superuser."""
+    db = dbname(fresh_db)
+    author = make_role()
+    sessions.open(dbname=db, user=author).execute(compose(TRAP, author))
+    sessions.open(dbname=db).execute(
+        compose(
+            "CREATE FUNCTION public.trusted() RETURNS int IMMUTABLE LANGUAGE sql"
+            " AS $$ SELECT {s}.evil() $$",
+            author,
         )
-        assert await cur.fetchone() == {"st": "5s", "ro": "off"}
+    )
+    text = compose("SELECT * FROM {s}.t WHERE id = public.trusted()", author)
+    async with monitor(fresh_db) as (conn, caps):
+        notices = server_notices(conn)
+        plan = await explain(conn, text.as_string(conn), caps.server_version_num, author)
+        assert plan.role == author
+        assert any("Index Scan using t_pkey on t" in line for line in plan.lines), plan
+        ran = [n for n in notices if n.startswith("pgtop-test")]
+        assert ran == ["pgtop-test: RESET ROLE refused", f"pgtop-test: ran as {author}"]
+
+
+async def test_a_statement_is_planned_as_the_role_that_ran_it(
+    fresh_db: str, sessions: Any, make_role: Callable[[], str], pg_cluster: Cluster
+) -> None:
+    db = dbname(fresh_db)
+    author, bystander = make_role(), make_role()
+    mine = sessions.open(dbname=db, user=author)
+    mine.execute(compose("CREATE TABLE {s}.secret (id int PRIMARY KEY, v text)", author))
+    mine.execute(compose("GRANT USAGE ON SCHEMA {s} TO ", author) + sql.Identifier(bystander))
+    query = compose("SELECT count(*) FROM {s}.secret WHERE id < %s", author)
+    mine.execute(query, (5,))
+    sent = query.as_string(mine).replace("%s", "$1")
+    async with monitor(fresh_db) as (conn, caps):
+        version = caps.server_version_num
+        text, role = await planned_text(conn, sent)
+        assert role == author
+        plan = await explain(conn, text, version, author)
+        assert plan.role == author
+        assert plan.parameters == 1  # a generic plan, on 15 as on 18
+        assert any("secret" in line for line in plan.lines), plan
+        assert any("$1" in line for line in plan.lines)
+        # The same text as a role that may not read the table: refused, though pgtop's
+        # own role (a superuser) could read it.
+        refused = await explain(conn, text, version, bystander)
+        assert not refused.lines
+        assert f"as role {bystander}" in refused.problem
+        assert "permission denied for table secret" in refused.problem
+
+        # What pgtop ran as the author to plan it is recorded under the author's role, and
+        # still known as pgtop's own; the author's statement is not.
+        collector = StatementsCollector(caps)
+        snapshot = await collect(collector, conn)
+        authors = [s for s in snapshot.current.statements.values() if s.user == author]
+        texts = await collector.fetch_texts(conn, [s.queryid for s in authors if s.queryid])
+        own = {texts[s.queryid or 0]: is_own(s, texts[s.queryid or 0], caps.user) for s in authors}
+        assert own[text] is False
+        planning = [t for t in own if "pgtop_" in t]
+        assert any(t.startswith("CREATE FUNCTION pg_temp.pgtop_reach(") for t in planning)
+        assert any(t.startswith("SELECT * FROM pg_temp.pgtop_explain(") for t in planning)
+        assert all(own[t] for t in planning), {t: own[t] for t in planning}
+
+    # pgtop logged in as a role that may not act as the author: no plan, and why.
+    async with monitor(pg_cluster.conninfo(db, user=bystander)) as (conn, caps):
+        plan = await explain(conn, text, caps.server_version_num, author)
+        assert not plan.lines
+        assert plan.problem.startswith(f"pgtop's role may not act as {author}")
+
+
+async def test_what_pgtop_cannot_check_is_not_planned(
+    fresh_db: str,
+    sessions: Any,
+    make_role: Callable[[], str],
+    pg_cluster: Cluster,
+    new_cluster: Callable[..., Cluster],
+) -> None:
+    db = dbname(fresh_db)
+    author = make_role()
+    async with monitor(fresh_db) as (conn, caps):
+        version = caps.server_version_num
+        assert (await explain(conn, "SELECT 1", version, author)).lines
+        # An event trigger running another role's function would run on pgtop's checks.
+        mine = sessions.open(dbname=db, user=author)
+        mine.execute(
+            compose(
+                "CREATE FUNCTION {s}.on_ddl() RETURNS event_trigger LANGUAGE plpgsql"
+                " AS $$ BEGIN RAISE NOTICE 'pgtop-test: event trigger ran'; END $$",
+                author,
+            )
+        )
+        superuser = sessions.open(dbname=db)
+        superuser.execute(
+            compose(
+                "CREATE EVENT TRIGGER on_ddl ON ddl_command_start EXECUTE FUNCTION {s}.on_ddl()",
+                author,
+            )
+        )
+        notices = server_notices(conn)
+        plan = await explain(conn, "SELECT 1", version, caps.user)
+        assert not plan.lines
+        assert plan.problem.startswith(f"event trigger on_ddl runs function {author}.on_ddl()")
+        assert not notices
+        superuser.execute("ALTER EVENT TRIGGER on_ddl DISABLE")
+        assert (await explain(conn, "SELECT 1", version, caps.user)).lines
+
+        # Without the TEMP privilege there is no temporary function to check with.
+        superuser.execute(
+            sql.SQL("REVOKE TEMP ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db))
+        )
+        plan = await explain(conn, "SELECT 1", version, author)
+        assert not plan.lines
+        assert plan.problem.startswith(f"role {author} may not create temporary objects")
+        assert "TEMP" in plan.problem
+        gone = await explain(conn, "SELECT 1", version, "no_such_role")
+        assert gone.problem == "role no_such_role no longer exists"
+
+    # A standby cannot create temporary functions.
+    standby = new_cluster()
+    standby.stop()
+    signal = standby.datadir / "standby.signal"
+    signal.touch()
+    owner = standby.datadir.stat()
+    os.chown(signal, owner.st_uid, owner.st_gid)
+    standby.start()
+    async with monitor(standby.conninfo()) as (conn, caps):
+        assert caps.is_standby
+        plan = await explain(conn, "SELECT 1", caps.server_version_num, caps.user)
+        assert not plan.lines
+        assert plan.problem.startswith("this server is a standby")
 
 
 # Extension versions each server can create, and the pgtop variants they select.
