@@ -270,14 +270,17 @@ def test_ctrl_z_suspends_and_fg_repaints(dsn: str, tmp_path: Path) -> None:
                 output.extend(chunk)
 
     def state() -> str:
-        found = subprocess.run(
-            ["pgrep", "-f", marker], capture_output=True, text=True, check=False
-        ).stdout.split()
-        pids = [pid for pid in found if Path(f"/proc/{pid}/cmdline").exists()]
+        """The process states (R, S, T...) of pgtop, found by the marker in its command."""
         states = []
-        for pid in pids:
-            with open(f"/proc/{pid}/stat") as stat:
-                states.append(stat.read().rsplit(")", 1)[1].split()[0])
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                command = (entry / "cmdline").read_bytes()
+                if marker.encode() in command and b"pgtop" in command:
+                    states.append((entry / "stat").read_text().rsplit(")", 1)[1].split()[0])
+            except OSError:
+                continue
         return "".join(states)
 
     try:
