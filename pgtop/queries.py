@@ -3,6 +3,8 @@
 A query is a list of ``(minimum server_version_num, sql)`` pairs; ``Query.sql(version)``
 returns the newest variant the server supports. Callers never test versions themselves.
 Columns keep the same names in every variant (``NULL AS col`` where a server lacks one).
+A statement with variants is written once, as a template whose ``{slots}`` take their
+text by version (``_variants``, ``_columns``): only what differs is written per version.
 Values are always bound parameters; identifiers in utility statements are built with
 ``psycopg.sql.Identifier`` in the module that runs them, never here.
 """
@@ -10,7 +12,9 @@ Values are always bound parameters; identifiers in utility statements are built 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from psycopg.sql import Identifier
 
@@ -51,6 +55,61 @@ def _query(name: str, *variants: tuple[int, str]) -> Query:
     return query
 
 
+# A server_version_num, or an extension's (major, minor) version.
+_Version = TypeVar("_Version", int, tuple[int, int])
+
+
+class _Later(dict[str, str]):
+    """Slot texts for ``str.format_map``; a field that names no slot (``{only}``,
+    ``{schema}``) is left as it stands, for the code that fills it later."""
+
+    def __missing__(self, key: str) -> str:
+        return f"{{{key}}}"
+
+
+def _variants(template: str, **slots: Mapping[_Version, str]) -> list[tuple[_Version, str]]:
+    """The variants of one statement: ``template`` with each ``{slot}`` filled by version.
+
+    A slot maps each version from which a text is used to that text; every slot starts at
+    the oldest version the statement runs on. There is a variant from each version where
+    some slot's text changes, and only there (``Query.sql`` takes the newest one a server
+    reaches), so what differs between versions is written once, in its slot.
+    """
+    if not slots:
+        raise ValueError("a statement without slots has a single variant: write it out")
+    missing = [name for name in slots if f"{{{name}}}" not in template]
+    if missing:
+        raise ValueError(f"the template has no slot {missing}")
+    oldest = {min(slot) for slot in slots.values()}
+    if len(oldest) != 1:
+        raise ValueError(f"the slots start from different versions: {sorted(oldest)}")
+    variants = []
+    for version in sorted({start for slot in slots.values() for start in slot}):
+        texts = {
+            name: slot[max(start for start in slot if start <= version)]
+            for name, slot in slots.items()
+        }
+        variants.append((version, template.format_map(_Later(texts))))
+    return variants
+
+
+def _aliased(expression: str, alias: str) -> str:
+    """``expression AS alias``, or the expression alone where it ends in that name already
+    (``s.calls``)."""
+    return expression if expression.rpartition(".")[2] == alias else f"{expression} AS {alias}"
+
+
+def _columns(*columns: tuple[str, Mapping[_Version, str]]) -> dict[_Version, str]:
+    """A slot that holds a list of output columns, each given by its alias and its source
+    expression by version (as in a slot), in the order given."""
+    slots = {
+        f"column{i}": {start: _aliased(expression, alias) for start, expression in by.items()}
+        for i, (alias, by) in enumerate(columns)
+    }
+    template = ",\n               ".join(f"{{{name}}}" for name in slots)
+    return dict(_variants(template, **slots))
+
+
 _BLANK_LINE = re.compile(r"\n[ ]+(?=\n)")
 
 
@@ -76,17 +135,17 @@ def _listing(name: str, oid: str, *variants: tuple[int, str], **part: str) -> tu
 # fixed search_path did not apply.
 _SESSION_SETUP = """
         SELECT session_user::pg_catalog.text AS login,
-               current_user::pg_catalog.text AS acting{more}
+               current_user::pg_catalog.text AS acting,
+               {transaction_timeout} AS transaction_timeout
         """
 SESSION_SETUP = _query(
     "session_setup",
-    (130000, _SESSION_SETUP.format(more=", NULL::pg_catalog.text AS transaction_timeout")),
-    (
-        170000,
-        _SESSION_SETUP.format(
-            more=""",
-               pg_catalog.set_config('transaction_timeout', '0', false) AS transaction_timeout"""
-        ),
+    *_variants(
+        _SESSION_SETUP,
+        transaction_timeout={
+            130000: "NULL::pg_catalog.text",
+            170000: "pg_catalog.set_config('transaction_timeout', '0', false)",
+        },
     ),
 )
 
@@ -121,14 +180,14 @@ _PROBE = """
         """
 PROBE = _query(
     "probe",
-    (130000, _PROBE.format(reserved="current_setting('superuser_reserved_connections')::int")),
-    (
-        # reserved_connections (for pg_use_reserved_connections) appeared in 16.
-        160000,
-        _PROBE.format(
-            reserved="current_setting('superuser_reserved_connections')::int"
-            " + current_setting('reserved_connections')::int"
-        ),
+    *_variants(
+        _PROBE,
+        reserved={
+            130000: "current_setting('superuser_reserved_connections')::int",
+            # reserved_connections (for pg_use_reserved_connections) appeared in 16.
+            160000: "current_setting('superuser_reserved_connections')::int"
+            " + current_setting('reserved_connections')::int",
+        },
     ),
 )
 
@@ -170,6 +229,7 @@ _ACTIVITY_COLUMNS = """, d.datname AS database, u.rolname AS "user",
                CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END
                    AS blocked_by,
                left(coalesce(a.query, ''), %(query_limit)s::int) AS query"""
+_QUERY_ID = {130000: "NULL::bigint", 140000: "a.query_id"}  # query_id appeared in 14.
 _NAMES = """
         LEFT JOIN pg_database d ON d.oid = a.datid
         LEFT JOIN pg_roles u ON u.oid = a.usesysid"""
@@ -186,8 +246,7 @@ _ACTIVITY = (
 )
 ACTIVITY = _query(
     "activity",
-    (130000, _ACTIVITY.format(query_id="NULL::bigint")),
-    (140000, _ACTIVITY.format(query_id="a.query_id")),  # query_id appeared in 14.
+    *_variants(_ACTIVITY, query_id=_QUERY_ID),
 )
 
 # pg_stat_get_activity() finds each backend's PGPROC by a linear search, so reading every
@@ -209,8 +268,7 @@ _ACTIVITY_WATCHED = (
 )
 ACTIVITY_WATCHED = _query(
     "activity_watched",
-    (130000, _ACTIVITY_WATCHED.format(query_id="NULL::bigint")),
-    (140000, _ACTIVITY_WATCHED.format(query_id="a.query_id")),
+    *_variants(_ACTIVITY_WATCHED, query_id=_QUERY_ID),
 )
 
 # The rows that changed since the last scan, and the pids that left. The per-backend
@@ -260,8 +318,7 @@ _ACTIVITY_CHANGES = (
 )
 ACTIVITY_CHANGES = _query(
     "activity_changes",
-    (130000, _ACTIVITY_CHANGES.format(query_id="NULL::bigint")),
-    (140000, _ACTIVITY_CHANGES.format(query_id="a.query_id")),
+    *_variants(_ACTIVITY_CHANGES, query_id=_QUERY_ID),
 )
 
 # The encoding of every database: a session's query text is in its own database's.
@@ -305,57 +362,31 @@ _BACKEND_LOCKS = """
         WHERE l.pid = %(pid)s
         ORDER BY l.granted, l.locktype, relation NULLS LAST
         """
-BACKEND_LOCKS = _query(
-    "backend_locks",
-    (130000, _BACKEND_LOCKS.format(waitstart="NULL::timestamptz")),
-    (140000, _BACKEND_LOCKS.format(waitstart="l.waitstart")),  # waitstart appeared in 14.
-)
+_WAITSTART = {130000: "NULL::timestamptz", 140000: "l.waitstart"}  # waitstart appeared in 14.
+BACKEND_LOCKS = _query("backend_locks", *_variants(_BACKEND_LOCKS, waitstart=_WAITSTART))
 
 # The lock each waiting backend has requested and not yet been granted: at most one per
 # backend. Only called when the Activity poll saw at least one backend waiting on a lock,
 # and only for those pids (reading pg_locks briefly takes every lock-manager partition).
 # regclass output takes no lock; relations of other databases are shown by OID.
+_LOCK_WAITS = """
+        SELECT l.pid, l.locktype, l.mode,
+               CASE WHEN l.relation IS NULL THEN NULL
+                    WHEN l.database = 0 OR l.database = (SELECT oid FROM pg_database
+                                                         WHERE datname = current_database())
+                    THEN l.relation::regclass::text
+                    ELSE 'oid ' || l.relation::text END AS relation,
+               l.page, l.tuple::int AS tuple,
+               l.transactionid::text AS transactionid, l.virtualxid,
+               l.classid::bigint AS classid, l.objid::bigint AS objid,
+               l.objsubid::int AS objsubid,
+               {waitstart}
+        FROM pg_locks l
+        WHERE NOT l.granted AND l.pid = ANY(%(pids)s::int[])
+        ORDER BY l.pid
+        """
 LOCK_WAITS = _query(
-    "lock_waits",
-    (
-        130000,
-        """
-        SELECT l.pid, l.locktype, l.mode,
-               CASE WHEN l.relation IS NULL THEN NULL
-                    WHEN l.database = 0 OR l.database = (SELECT oid FROM pg_database
-                                                         WHERE datname = current_database())
-                    THEN l.relation::regclass::text
-                    ELSE 'oid ' || l.relation::text END AS relation,
-               l.page, l.tuple::int AS tuple,
-               l.transactionid::text AS transactionid, l.virtualxid,
-               l.classid::bigint AS classid, l.objid::bigint AS objid,
-               l.objsubid::int AS objsubid,
-               NULL::timestamptz AS waitstart
-        FROM pg_locks l
-        WHERE NOT l.granted AND l.pid = ANY(%(pids)s::int[])
-        ORDER BY l.pid
-        """,
-    ),
-    (
-        # pg_locks.waitstart appeared in 14.
-        140000,
-        """
-        SELECT l.pid, l.locktype, l.mode,
-               CASE WHEN l.relation IS NULL THEN NULL
-                    WHEN l.database = 0 OR l.database = (SELECT oid FROM pg_database
-                                                         WHERE datname = current_database())
-                    THEN l.relation::regclass::text
-                    ELSE 'oid ' || l.relation::text END AS relation,
-               l.page, l.tuple::int AS tuple,
-               l.transactionid::text AS transactionid, l.virtualxid,
-               l.classid::bigint AS classid, l.objid::bigint AS objid,
-               l.objsubid::int AS objsubid,
-               l.waitstart
-        FROM pg_locks l
-        WHERE NOT l.granted AND l.pid = ANY(%(pids)s::int[])
-        ORDER BY l.pid
-        """,
-    ),
+    "lock_waits", *_variants(_LOCK_WAITS, waitstart=_columns(("waitstart", _WAITSTART)))
 )
 
 # -- actions -----------------------------------------------------------------------------------
@@ -1186,29 +1217,23 @@ DATABASE_PAGES = _query(
 # workers (a monitor must not take background worker slots, and compiling costs more than
 # these scans of the catalogs save), and enough work_mem for the hash aggregates and joins
 # over every index not to spill to disk at 100,000 relations.
+_CATALOG_READ = """
+        SELECT set_config('jit', 'off', true) AS jit,
+               set_config('max_parallel_workers_per_gather', '0', true)
+                   AS max_parallel_workers_per_gather,
+               set_config('work_mem', '64MB', true) AS work_mem,
+               {stats_fetch_consistency} AS stats_fetch_consistency
+        """
 CATALOG_READ = _query(
     "catalog_read",
-    (
-        130000,
-        """
-        SELECT set_config('jit', 'off', true) AS jit,
-               set_config('max_parallel_workers_per_gather', '0', true)
-                   AS max_parallel_workers_per_gather,
-               set_config('work_mem', '64MB', true) AS work_mem,
-               NULL::text AS stats_fetch_consistency
-        """,
-    ),
-    (
-        # From 15, statistics are read from shared memory; each relation is read once
-        # here, so caching every entry in the backend first only costs time.
-        150000,
-        """
-        SELECT set_config('jit', 'off', true) AS jit,
-               set_config('max_parallel_workers_per_gather', '0', true)
-                   AS max_parallel_workers_per_gather,
-               set_config('work_mem', '64MB', true) AS work_mem,
-               set_config('stats_fetch_consistency', 'none', true) AS stats_fetch_consistency
-        """,
+    *_variants(
+        _CATALOG_READ,
+        stats_fetch_consistency={
+            130000: "NULL::text",
+            # From 15, statistics are read from shared memory; each relation is read once
+            # here, so caching every entry in the backend first only costs time.
+            150000: "set_config('stats_fetch_consistency', 'none', true)",
+        },
     ),
 )
 
@@ -1353,70 +1378,44 @@ AUTOVACUUM_SETTINGS = _query(
 
 # Vacuum state per table. The transaction-ID age is the older of the table's and its
 # TOAST table's (either forces an anti-wraparound vacuum).
+_VACUUM_TABLES = """
+        SELECT c.oid::bigint AS oid, n.nspname AS schema, c.relname AS name,
+               c.reltuples::float8 AS reltuples, c.relpages::bigint AS relpages,
+               {relallfrozen} AS relallfrozen,
+               pg_stat_get_live_tuples(c.oid) AS n_live_tup,
+               pg_stat_get_dead_tuples(c.oid) AS n_dead_tup,
+               pg_stat_get_mod_since_analyze(c.oid) AS n_mod_since_analyze,
+               pg_stat_get_ins_since_vacuum(c.oid) AS n_ins_since_vacuum,
+               pg_stat_get_last_vacuum_time(c.oid) AS last_vacuum,
+               pg_stat_get_last_autovacuum_time(c.oid) AS last_autovacuum,
+               pg_stat_get_last_analyze_time(c.oid) AS last_analyze,
+               pg_stat_get_last_autoanalyze_time(c.oid) AS last_autoanalyze,
+               pg_stat_get_vacuum_count(c.oid) AS vacuum_count,
+               pg_stat_get_autovacuum_count(c.oid) AS autovacuum_count,
+               pg_stat_get_analyze_count(c.oid) AS analyze_count,
+               pg_stat_get_autoanalyze_count(c.oid) AS autoanalyze_count,
+               greatest(age(c.relfrozenxid), age(t.relfrozenxid)) AS xid_age,
+               greatest(mxid_age(c.relminmxid), mxid_age(t.relminmxid)) AS mxid_age,
+               c.reloptions
+        FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
+        WHERE c.relkind IN ('r', 'm')
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname !~ '^pg_toast'
+          {only}
+        """
 VACUUM_TABLES, VACUUM_TABLES_SOME = _listing(
     "vacuum_tables",
     "c.oid",
-    (
-        130000,
-        """
-        SELECT c.oid::bigint AS oid, n.nspname AS schema, c.relname AS name,
-               c.reltuples::float8 AS reltuples, c.relpages::bigint AS relpages,
-               NULL::bigint AS relallfrozen,
-               pg_stat_get_live_tuples(c.oid) AS n_live_tup,
-               pg_stat_get_dead_tuples(c.oid) AS n_dead_tup,
-               pg_stat_get_mod_since_analyze(c.oid) AS n_mod_since_analyze,
-               pg_stat_get_ins_since_vacuum(c.oid) AS n_ins_since_vacuum,
-               pg_stat_get_last_vacuum_time(c.oid) AS last_vacuum,
-               pg_stat_get_last_autovacuum_time(c.oid) AS last_autovacuum,
-               pg_stat_get_last_analyze_time(c.oid) AS last_analyze,
-               pg_stat_get_last_autoanalyze_time(c.oid) AS last_autoanalyze,
-               pg_stat_get_vacuum_count(c.oid) AS vacuum_count,
-               pg_stat_get_autovacuum_count(c.oid) AS autovacuum_count,
-               pg_stat_get_analyze_count(c.oid) AS analyze_count,
-               pg_stat_get_autoanalyze_count(c.oid) AS autoanalyze_count,
-               greatest(age(c.relfrozenxid), age(t.relfrozenxid)) AS xid_age,
-               greatest(mxid_age(c.relminmxid), mxid_age(t.relminmxid)) AS mxid_age,
-               c.reloptions
-        FROM pg_class c
-        JOIN pg_namespace n ON n.oid = c.relnamespace
-        LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
-        WHERE c.relkind IN ('r', 'm')
-          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-          AND n.nspname !~ '^pg_toast'
-          {only}
-        """,
-    ),
-    (
-        # pg_class.relallfrozen appeared in 18; the insert threshold scales with the
-        # unfrozen share of the table from then on.
-        180000,
-        """
-        SELECT c.oid::bigint AS oid, n.nspname AS schema, c.relname AS name,
-               c.reltuples::float8 AS reltuples, c.relpages::bigint AS relpages,
-               c.relallfrozen::bigint AS relallfrozen,
-               pg_stat_get_live_tuples(c.oid) AS n_live_tup,
-               pg_stat_get_dead_tuples(c.oid) AS n_dead_tup,
-               pg_stat_get_mod_since_analyze(c.oid) AS n_mod_since_analyze,
-               pg_stat_get_ins_since_vacuum(c.oid) AS n_ins_since_vacuum,
-               pg_stat_get_last_vacuum_time(c.oid) AS last_vacuum,
-               pg_stat_get_last_autovacuum_time(c.oid) AS last_autovacuum,
-               pg_stat_get_last_analyze_time(c.oid) AS last_analyze,
-               pg_stat_get_last_autoanalyze_time(c.oid) AS last_autoanalyze,
-               pg_stat_get_vacuum_count(c.oid) AS vacuum_count,
-               pg_stat_get_autovacuum_count(c.oid) AS autovacuum_count,
-               pg_stat_get_analyze_count(c.oid) AS analyze_count,
-               pg_stat_get_autoanalyze_count(c.oid) AS autoanalyze_count,
-               greatest(age(c.relfrozenxid), age(t.relfrozenxid)) AS xid_age,
-               greatest(mxid_age(c.relminmxid), mxid_age(t.relminmxid)) AS mxid_age,
-               c.reloptions
-        FROM pg_class c
-        JOIN pg_namespace n ON n.oid = c.relnamespace
-        LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
-        WHERE c.relkind IN ('r', 'm')
-          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-          AND n.nspname !~ '^pg_toast'
-          {only}
-        """,
+    *_variants(
+        _VACUUM_TABLES,
+        relallfrozen={
+            130000: "NULL::bigint",
+            # pg_class.relallfrozen appeared in 18; the insert threshold scales with the
+            # unfrozen share of the table from then on.
+            180000: "c.relallfrozen::bigint",
+        },
     ),
 )
 
@@ -1461,11 +1460,7 @@ XMIN_HOLDERS = _query(
 
 # Vacuums running now, VACUUM FULL included (it reports as CLUSTER does). Relations of
 # other databases cannot be named from here and are shown by OID.
-VACUUM_PROGRESS = _query(
-    "vacuum_progress",
-    (
-        130000,
-        """
+_VACUUM_PROGRESS = """
         SELECT p.pid, p.datname::text AS database, p.relid::bigint AS relid,
                CASE WHEN p.datname = current_database() THEN p.relid::regclass::text
                     ELSE 'oid ' || p.relid::text END AS relation,
@@ -1473,52 +1468,36 @@ VACUUM_PROGRESS = _query(
                     ELSE 'VACUUM' END AS command,
                p.phase, p.heap_blks_total, p.heap_blks_scanned, p.heap_blks_vacuumed,
                p.index_vacuum_count,
-               -- max_dead_tuples and num_dead_tuples are gone from 17: read through
+               {dead_items},
+               a.xact_start AS started
+        FROM pg_stat_progress_vacuum p
+        LEFT JOIN pg_stat_activity a ON a.pid = p.pid
+        UNION ALL
+        SELECT c.pid, c.datname::text, c.relid::bigint,
+               CASE WHEN c.datname = current_database() THEN c.relid::regclass::text
+                    ELSE 'oid ' || c.relid::text END,
+               c.command, c.phase, c.heap_blks_total, c.heap_blks_scanned, NULL, NULL,
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL, a.xact_start
+        FROM pg_stat_progress_cluster c
+        LEFT JOIN pg_stat_activity a ON a.pid = c.pid
+        """
+VACUUM_PROGRESS = _query(
+    "vacuum_progress",
+    *_variants(
+        _VACUUM_PROGRESS,
+        dead_items={
+            130000: """-- max_dead_tuples and num_dead_tuples are gone from 17: read through
                -- to_jsonb so that this variant still runs on newer servers.
                (to_jsonb(p) ->> 'max_dead_tuples')::bigint AS max_dead_tuples,
                (to_jsonb(p) ->> 'num_dead_tuples')::bigint AS num_dead_tuples,
                NULL::bigint AS max_dead_tuple_bytes, NULL::bigint AS dead_tuple_bytes,
                NULL::bigint AS num_dead_item_ids,
-               NULL::bigint AS indexes_total, NULL::bigint AS indexes_processed,
-               a.xact_start AS started
-        FROM pg_stat_progress_vacuum p
-        LEFT JOIN pg_stat_activity a ON a.pid = p.pid
-        UNION ALL
-        SELECT c.pid, c.datname::text, c.relid::bigint,
-               CASE WHEN c.datname = current_database() THEN c.relid::regclass::text
-                    ELSE 'oid ' || c.relid::text END,
-               c.command, c.phase, c.heap_blks_total, c.heap_blks_scanned, NULL, NULL,
-               NULL, NULL, NULL, NULL, NULL, NULL, NULL, a.xact_start
-        FROM pg_stat_progress_cluster c
-        LEFT JOIN pg_stat_activity a ON a.pid = c.pid
-        """,
-    ),
-    (
-        # 17 measures the dead-item store in bytes and counts index passes.
-        170000,
-        """
-        SELECT p.pid, p.datname::text AS database, p.relid::bigint AS relid,
-               CASE WHEN p.datname = current_database() THEN p.relid::regclass::text
-                    ELSE 'oid ' || p.relid::text END AS relation,
-               CASE WHEN a.backend_type = 'autovacuum worker' THEN 'autovacuum'
-                    ELSE 'VACUUM' END AS command,
-               p.phase, p.heap_blks_total, p.heap_blks_scanned, p.heap_blks_vacuumed,
-               p.index_vacuum_count,
-               NULL::bigint AS max_dead_tuples, NULL::bigint AS num_dead_tuples,
+               NULL::bigint AS indexes_total, NULL::bigint AS indexes_processed""",
+            # 17 measures the dead-item store in bytes and counts index passes.
+            170000: """NULL::bigint AS max_dead_tuples, NULL::bigint AS num_dead_tuples,
                p.max_dead_tuple_bytes, p.dead_tuple_bytes, p.num_dead_item_ids,
-               p.indexes_total, p.indexes_processed,
-               a.xact_start AS started
-        FROM pg_stat_progress_vacuum p
-        LEFT JOIN pg_stat_activity a ON a.pid = p.pid
-        UNION ALL
-        SELECT c.pid, c.datname::text, c.relid::bigint,
-               CASE WHEN c.datname = current_database() THEN c.relid::regclass::text
-                    ELSE 'oid ' || c.relid::text END,
-               c.command, c.phase, c.heap_blks_total, c.heap_blks_scanned, NULL, NULL,
-               NULL, NULL, NULL, NULL, NULL, NULL, NULL, a.xact_start
-        FROM pg_stat_progress_cluster c
-        LEFT JOIN pg_stat_activity a ON a.pid = c.pid
-        """,
+               p.indexes_total, p.indexes_processed""",
+        },
     ),
 )
 
@@ -1527,93 +1506,40 @@ VACUUM_PROGRESS = _query(
 # options: one text rather than five, for a cheaper transfer), expressions and predicate
 # as stored node trees (never deparsed: deparsing would look the relation up).
 # Which indexes back a constraint is read apart (CONSTRAINT_INDEXES), less often.
+_INDEXES = """
+        SELECT x.indexrelid::bigint AS oid, n.nspname AS schema, t.relname AS table,
+               x.indrelid::bigint AS table_oid, ic.relname AS index, am.amname::text AS method,
+               ic.relpages::bigint AS pages,
+               pg_stat_get_numscans(x.indexrelid) AS idx_scan,
+               pg_stat_get_tuples_returned(x.indexrelid) AS idx_tup_read,
+               pg_stat_get_tuples_fetched(x.indexrelid) AS idx_tup_fetch,
+               {last_idx_scan} AS last_idx_scan,
+               x.indisunique AS is_unique, x.indisprimary AS is_primary,
+               x.indisexclusion AS is_exclusion,
+               x.indisvalid AS is_valid, x.indisready AS is_ready,
+               concat_ws(' / ', x.indnkeyatts, x.indkey, x.indclass, x.indcollation,
+                         x.indoption) AS key_columns,
+               x.indexprs::text AS exprs, x.indpred::text AS pred,
+               {nulls_not_distinct} AS nulls_not_distinct
+        FROM pg_index x
+        JOIN pg_class ic ON ic.oid = x.indexrelid
+        JOIN pg_class t ON t.oid = x.indrelid
+        JOIN pg_namespace n ON n.oid = t.relnamespace
+        JOIN pg_am am ON am.oid = ic.relam
+        WHERE t.relkind IN ('r', 'm') AND ic.relkind = 'i'
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname !~ '^pg_toast'
+          {only}
+        """
 INDEXES, INDEXES_SOME = _listing(
     "indexes",
     "x.indexrelid",
-    (
-        130000,
-        """
-        SELECT x.indexrelid::bigint AS oid, n.nspname AS schema, t.relname AS table,
-               x.indrelid::bigint AS table_oid, ic.relname AS index, am.amname::text AS method,
-               ic.relpages::bigint AS pages,
-               pg_stat_get_numscans(x.indexrelid) AS idx_scan,
-               pg_stat_get_tuples_returned(x.indexrelid) AS idx_tup_read,
-               pg_stat_get_tuples_fetched(x.indexrelid) AS idx_tup_fetch,
-               NULL::timestamptz AS last_idx_scan,
-               x.indisunique AS is_unique, x.indisprimary AS is_primary,
-               x.indisexclusion AS is_exclusion,
-               x.indisvalid AS is_valid, x.indisready AS is_ready,
-               concat_ws(' / ', x.indnkeyatts, x.indkey, x.indclass, x.indcollation,
-                         x.indoption) AS key_columns,
-               x.indexprs::text AS exprs, x.indpred::text AS pred, false AS nulls_not_distinct
-        FROM pg_index x
-        JOIN pg_class ic ON ic.oid = x.indexrelid
-        JOIN pg_class t ON t.oid = x.indrelid
-        JOIN pg_namespace n ON n.oid = t.relnamespace
-        JOIN pg_am am ON am.oid = ic.relam
-        WHERE t.relkind IN ('r', 'm') AND ic.relkind = 'i'
-          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-          AND n.nspname !~ '^pg_toast'
-          {only}
-        """,
-    ),
-    (
-        # NULLS NOT DISTINCT appeared in 15.
-        150000,
-        """
-        SELECT x.indexrelid::bigint AS oid, n.nspname AS schema, t.relname AS table,
-               x.indrelid::bigint AS table_oid, ic.relname AS index, am.amname::text AS method,
-               ic.relpages::bigint AS pages,
-               pg_stat_get_numscans(x.indexrelid) AS idx_scan,
-               pg_stat_get_tuples_returned(x.indexrelid) AS idx_tup_read,
-               pg_stat_get_tuples_fetched(x.indexrelid) AS idx_tup_fetch,
-               NULL::timestamptz AS last_idx_scan,
-               x.indisunique AS is_unique, x.indisprimary AS is_primary,
-               x.indisexclusion AS is_exclusion,
-               x.indisvalid AS is_valid, x.indisready AS is_ready,
-               concat_ws(' / ', x.indnkeyatts, x.indkey, x.indclass, x.indcollation,
-                         x.indoption) AS key_columns,
-               x.indexprs::text AS exprs, x.indpred::text AS pred,
-               x.indnullsnotdistinct AS nulls_not_distinct
-        FROM pg_index x
-        JOIN pg_class ic ON ic.oid = x.indexrelid
-        JOIN pg_class t ON t.oid = x.indrelid
-        JOIN pg_namespace n ON n.oid = t.relnamespace
-        JOIN pg_am am ON am.oid = ic.relam
-        WHERE t.relkind IN ('r', 'm') AND ic.relkind = 'i'
-          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-          AND n.nspname !~ '^pg_toast'
-          {only}
-        """,
-    ),
-    (
+    *_variants(
+        _INDEXES,
         # The time of the last index scan appeared in 16.
-        160000,
-        """
-        SELECT x.indexrelid::bigint AS oid, n.nspname AS schema, t.relname AS table,
-               x.indrelid::bigint AS table_oid, ic.relname AS index, am.amname::text AS method,
-               ic.relpages::bigint AS pages,
-               pg_stat_get_numscans(x.indexrelid) AS idx_scan,
-               pg_stat_get_tuples_returned(x.indexrelid) AS idx_tup_read,
-               pg_stat_get_tuples_fetched(x.indexrelid) AS idx_tup_fetch,
-               pg_stat_get_lastscan(x.indexrelid) AS last_idx_scan,
-               x.indisunique AS is_unique, x.indisprimary AS is_primary,
-               x.indisexclusion AS is_exclusion,
-               x.indisvalid AS is_valid, x.indisready AS is_ready,
-               concat_ws(' / ', x.indnkeyatts, x.indkey, x.indclass, x.indcollation,
-                         x.indoption) AS key_columns,
-               x.indexprs::text AS exprs, x.indpred::text AS pred,
-               x.indnullsnotdistinct AS nulls_not_distinct
-        FROM pg_index x
-        JOIN pg_class ic ON ic.oid = x.indexrelid
-        JOIN pg_class t ON t.oid = x.indrelid
-        JOIN pg_namespace n ON n.oid = t.relnamespace
-        JOIN pg_am am ON am.oid = ic.relam
-        WHERE t.relkind IN ('r', 'm') AND ic.relkind = 'i'
-          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-          AND n.nspname !~ '^pg_toast'
-          {only}
-        """,
+        last_idx_scan={130000: "NULL::timestamptz", 160000: "pg_stat_get_lastscan(x.indexrelid)"},
+        # NULLS NOT DISTINCT appeared in 15.
+        nulls_not_distinct={130000: "false", 150000: "x.indnullsnotdistinct"},
     ),
 )
 
