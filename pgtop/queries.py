@@ -605,195 +605,83 @@ def _extension_query(
 # The counters of every entry, without texts (showtext => false): texts live in a file on
 # the server and are read only for the statements on screen (STATEMENT_TEXTS). Column
 # names are pgtop's own (``*_ms``), the same in every variant; what a version lacks is NULL.
-# Before 1.8 there was no planning time and total_time was execution time; 1.9 added
-# toplevel (part of an entry's identity); 1.10 temp I/O timing and JIT; 1.11 renamed
-# blk_read_time/blk_write_time to shared_blk_*_time and added local I/O timing, JIT
-# deform and stats_since; 1.12 WAL buffers full and parallel workers.
+# Each column: its name, and its source by the extension version that has it.
+_COUNTER_COLUMNS: tuple[tuple[str, dict[tuple[int, int], str]], ...] = (
+    ("userid", {(1, 3): "s.userid::bigint"}),
+    ("dbid", {(1, 3): "s.dbid::bigint"}),
+    # 1.9 added toplevel, part of an entry's identity.
+    ("toplevel", {(1, 3): "NULL::bool", (1, 9): "s.toplevel"}),
+    ("queryid", {(1, 3): "s.queryid"}),
+    ('"user"', {(1, 3): "r.rolname"}),
+    ("database", {(1, 3): "d.datname"}),
+    ("calls", {(1, 3): "s.calls"}),
+    # Before 1.8 there was no planning time and total_time was execution time.
+    ("exec_ms", {(1, 3): "s.total_time", (1, 8): "s.total_exec_time"}),
+    ("plans", {(1, 3): "NULL::bigint", (1, 8): "s.plans"}),
+    ("plan_ms", {(1, 3): "NULL::float8", (1, 8): "s.total_plan_time"}),
+    ("rows", {(1, 3): "s.rows"}),
+    ("shared_blks_hit", {(1, 3): "s.shared_blks_hit"}),
+    ("shared_blks_read", {(1, 3): "s.shared_blks_read"}),
+    ("shared_blks_dirtied", {(1, 3): "s.shared_blks_dirtied"}),
+    ("shared_blks_written", {(1, 3): "s.shared_blks_written"}),
+    ("local_blks_hit", {(1, 3): "s.local_blks_hit"}),
+    ("local_blks_read", {(1, 3): "s.local_blks_read"}),
+    ("local_blks_dirtied", {(1, 3): "s.local_blks_dirtied"}),
+    ("local_blks_written", {(1, 3): "s.local_blks_written"}),
+    ("temp_blks_read", {(1, 3): "s.temp_blks_read"}),
+    ("temp_blks_written", {(1, 3): "s.temp_blks_written"}),
+    # 1.11 renamed blk_read_time/blk_write_time to shared_blk_*_time and added local I/O
+    # timing; 1.10 added temp I/O timing.
+    ("shared_blk_read_ms", {(1, 3): "s.blk_read_time", (1, 11): "s.shared_blk_read_time"}),
+    ("shared_blk_write_ms", {(1, 3): "s.blk_write_time", (1, 11): "s.shared_blk_write_time"}),
+    ("local_blk_read_ms", {(1, 3): "NULL::float8", (1, 11): "s.local_blk_read_time"}),
+    ("local_blk_write_ms", {(1, 3): "NULL::float8", (1, 11): "s.local_blk_write_time"}),
+    ("temp_blk_read_ms", {(1, 3): "NULL::float8", (1, 10): "s.temp_blk_read_time"}),
+    ("temp_blk_write_ms", {(1, 3): "NULL::float8", (1, 10): "s.temp_blk_write_time"}),
+    # 1.8 added WAL usage; 1.12 WAL buffers full.
+    ("wal_records", {(1, 3): "NULL::bigint", (1, 8): "s.wal_records"}),
+    ("wal_fpi", {(1, 3): "NULL::bigint", (1, 8): "s.wal_fpi"}),
+    ("wal_bytes", {(1, 3): "NULL::bigint", (1, 8): "s.wal_bytes::bigint"}),
+    ("wal_buffers_full", {(1, 3): "NULL::bigint", (1, 12): "s.wal_buffers_full"}),
+    # 1.10 added JIT; 1.11 JIT deform.
+    ("jit_functions", {(1, 3): "NULL::bigint", (1, 10): "s.jit_functions"}),
+    ("jit_generation_ms", {(1, 3): "NULL::float8", (1, 10): "s.jit_generation_time"}),
+    ("jit_inlining_count", {(1, 3): "NULL::bigint", (1, 10): "s.jit_inlining_count"}),
+    ("jit_inlining_ms", {(1, 3): "NULL::float8", (1, 10): "s.jit_inlining_time"}),
+    ("jit_optimization_count", {(1, 3): "NULL::bigint", (1, 10): "s.jit_optimization_count"}),
+    ("jit_optimization_ms", {(1, 3): "NULL::float8", (1, 10): "s.jit_optimization_time"}),
+    ("jit_emission_count", {(1, 3): "NULL::bigint", (1, 10): "s.jit_emission_count"}),
+    ("jit_emission_ms", {(1, 3): "NULL::float8", (1, 10): "s.jit_emission_time"}),
+    ("jit_deform_count", {(1, 3): "NULL::bigint", (1, 11): "s.jit_deform_count"}),
+    ("jit_deform_ms", {(1, 3): "NULL::float8", (1, 11): "s.jit_deform_time"}),
+    # 1.12 added parallel workers.
+    (
+        "parallel_workers_to_launch",
+        {(1, 3): "NULL::bigint", (1, 12): "s.parallel_workers_to_launch"},
+    ),
+    (
+        "parallel_workers_launched",
+        {(1, 3): "NULL::bigint", (1, 12): "s.parallel_workers_launched"},
+    ),
+    # Execution time again: named *_time before 1.8.
+    ("min_exec_ms", {(1, 3): "s.min_time", (1, 8): "s.min_exec_time"}),
+    ("max_exec_ms", {(1, 3): "s.max_time", (1, 8): "s.max_exec_time"}),
+    ("mean_exec_ms", {(1, 3): "s.mean_time", (1, 8): "s.mean_exec_time"}),
+    ("stddev_exec_ms", {(1, 3): "s.stddev_time", (1, 8): "s.stddev_exec_time"}),
+    # 1.11 added stats_since.
+    ("stats_since", {(1, 3): "NULL::timestamptz", (1, 11): "s.stats_since"}),
+    ("minmax_stats_since", {(1, 3): "NULL::timestamptz", (1, 11): "s.minmax_stats_since"}),
+)
+_STATEMENT_COUNTERS = """
+        SELECT {columns}
+        FROM {schema}.pg_stat_statements(false) s
+        LEFT JOIN pg_roles r ON r.oid = s.userid
+        LEFT JOIN pg_database d ON d.oid = s.dbid
+        """
 STATEMENT_COUNTERS = _extension_query(
     "statement_counters",
     "pg_stat_statements",
-    (
-        (1, 3),
-        """
-        SELECT s.userid::bigint AS userid, s.dbid::bigint AS dbid, NULL::bool AS toplevel,
-               s.queryid, r.rolname AS "user", d.datname AS database,
-               s.calls, s.total_time AS exec_ms, NULL::bigint AS plans, NULL::float8 AS plan_ms,
-               s.rows,
-               s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
-               s.local_blks_hit, s.local_blks_read, s.local_blks_dirtied, s.local_blks_written,
-               s.temp_blks_read, s.temp_blks_written,
-               s.blk_read_time AS shared_blk_read_ms, s.blk_write_time AS shared_blk_write_ms,
-               NULL::float8 AS local_blk_read_ms, NULL::float8 AS local_blk_write_ms,
-               NULL::float8 AS temp_blk_read_ms, NULL::float8 AS temp_blk_write_ms,
-               NULL::bigint AS wal_records, NULL::bigint AS wal_fpi, NULL::bigint AS wal_bytes,
-               NULL::bigint AS wal_buffers_full,
-               NULL::bigint AS jit_functions, NULL::float8 AS jit_generation_ms,
-               NULL::bigint AS jit_inlining_count, NULL::float8 AS jit_inlining_ms,
-               NULL::bigint AS jit_optimization_count, NULL::float8 AS jit_optimization_ms,
-               NULL::bigint AS jit_emission_count, NULL::float8 AS jit_emission_ms,
-               NULL::bigint AS jit_deform_count, NULL::float8 AS jit_deform_ms,
-               NULL::bigint AS parallel_workers_to_launch,
-               NULL::bigint AS parallel_workers_launched,
-               s.min_time AS min_exec_ms, s.max_time AS max_exec_ms,
-               s.mean_time AS mean_exec_ms, s.stddev_time AS stddev_exec_ms,
-               NULL::timestamptz AS stats_since, NULL::timestamptz AS minmax_stats_since
-        FROM {schema}.pg_stat_statements(false) s
-        LEFT JOIN pg_roles r ON r.oid = s.userid
-        LEFT JOIN pg_database d ON d.oid = s.dbid
-        """,
-    ),
-    (
-        (1, 8),
-        """
-        SELECT s.userid::bigint AS userid, s.dbid::bigint AS dbid, NULL::bool AS toplevel,
-               s.queryid, r.rolname AS "user", d.datname AS database,
-               s.calls, s.total_exec_time AS exec_ms, s.plans, s.total_plan_time AS plan_ms,
-               s.rows,
-               s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
-               s.local_blks_hit, s.local_blks_read, s.local_blks_dirtied, s.local_blks_written,
-               s.temp_blks_read, s.temp_blks_written,
-               s.blk_read_time AS shared_blk_read_ms, s.blk_write_time AS shared_blk_write_ms,
-               NULL::float8 AS local_blk_read_ms, NULL::float8 AS local_blk_write_ms,
-               NULL::float8 AS temp_blk_read_ms, NULL::float8 AS temp_blk_write_ms,
-               s.wal_records, s.wal_fpi, s.wal_bytes::bigint AS wal_bytes,
-               NULL::bigint AS wal_buffers_full,
-               NULL::bigint AS jit_functions, NULL::float8 AS jit_generation_ms,
-               NULL::bigint AS jit_inlining_count, NULL::float8 AS jit_inlining_ms,
-               NULL::bigint AS jit_optimization_count, NULL::float8 AS jit_optimization_ms,
-               NULL::bigint AS jit_emission_count, NULL::float8 AS jit_emission_ms,
-               NULL::bigint AS jit_deform_count, NULL::float8 AS jit_deform_ms,
-               NULL::bigint AS parallel_workers_to_launch,
-               NULL::bigint AS parallel_workers_launched,
-               s.min_exec_time AS min_exec_ms, s.max_exec_time AS max_exec_ms,
-               s.mean_exec_time AS mean_exec_ms, s.stddev_exec_time AS stddev_exec_ms,
-               NULL::timestamptz AS stats_since, NULL::timestamptz AS minmax_stats_since
-        FROM {schema}.pg_stat_statements(false) s
-        LEFT JOIN pg_roles r ON r.oid = s.userid
-        LEFT JOIN pg_database d ON d.oid = s.dbid
-        """,
-    ),
-    (
-        (1, 9),
-        """
-        SELECT s.userid::bigint AS userid, s.dbid::bigint AS dbid, s.toplevel,
-               s.queryid, r.rolname AS "user", d.datname AS database,
-               s.calls, s.total_exec_time AS exec_ms, s.plans, s.total_plan_time AS plan_ms,
-               s.rows,
-               s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
-               s.local_blks_hit, s.local_blks_read, s.local_blks_dirtied, s.local_blks_written,
-               s.temp_blks_read, s.temp_blks_written,
-               s.blk_read_time AS shared_blk_read_ms, s.blk_write_time AS shared_blk_write_ms,
-               NULL::float8 AS local_blk_read_ms, NULL::float8 AS local_blk_write_ms,
-               NULL::float8 AS temp_blk_read_ms, NULL::float8 AS temp_blk_write_ms,
-               s.wal_records, s.wal_fpi, s.wal_bytes::bigint AS wal_bytes,
-               NULL::bigint AS wal_buffers_full,
-               NULL::bigint AS jit_functions, NULL::float8 AS jit_generation_ms,
-               NULL::bigint AS jit_inlining_count, NULL::float8 AS jit_inlining_ms,
-               NULL::bigint AS jit_optimization_count, NULL::float8 AS jit_optimization_ms,
-               NULL::bigint AS jit_emission_count, NULL::float8 AS jit_emission_ms,
-               NULL::bigint AS jit_deform_count, NULL::float8 AS jit_deform_ms,
-               NULL::bigint AS parallel_workers_to_launch,
-               NULL::bigint AS parallel_workers_launched,
-               s.min_exec_time AS min_exec_ms, s.max_exec_time AS max_exec_ms,
-               s.mean_exec_time AS mean_exec_ms, s.stddev_exec_time AS stddev_exec_ms,
-               NULL::timestamptz AS stats_since, NULL::timestamptz AS minmax_stats_since
-        FROM {schema}.pg_stat_statements(false) s
-        LEFT JOIN pg_roles r ON r.oid = s.userid
-        LEFT JOIN pg_database d ON d.oid = s.dbid
-        """,
-    ),
-    (
-        (1, 10),
-        """
-        SELECT s.userid::bigint AS userid, s.dbid::bigint AS dbid, s.toplevel,
-               s.queryid, r.rolname AS "user", d.datname AS database,
-               s.calls, s.total_exec_time AS exec_ms, s.plans, s.total_plan_time AS plan_ms,
-               s.rows,
-               s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
-               s.local_blks_hit, s.local_blks_read, s.local_blks_dirtied, s.local_blks_written,
-               s.temp_blks_read, s.temp_blks_written,
-               s.blk_read_time AS shared_blk_read_ms, s.blk_write_time AS shared_blk_write_ms,
-               NULL::float8 AS local_blk_read_ms, NULL::float8 AS local_blk_write_ms,
-               s.temp_blk_read_time AS temp_blk_read_ms, s.temp_blk_write_time AS temp_blk_write_ms,
-               s.wal_records, s.wal_fpi, s.wal_bytes::bigint AS wal_bytes,
-               NULL::bigint AS wal_buffers_full,
-               s.jit_functions, s.jit_generation_time AS jit_generation_ms,
-               s.jit_inlining_count, s.jit_inlining_time AS jit_inlining_ms,
-               s.jit_optimization_count, s.jit_optimization_time AS jit_optimization_ms,
-               s.jit_emission_count, s.jit_emission_time AS jit_emission_ms,
-               NULL::bigint AS jit_deform_count, NULL::float8 AS jit_deform_ms,
-               NULL::bigint AS parallel_workers_to_launch,
-               NULL::bigint AS parallel_workers_launched,
-               s.min_exec_time AS min_exec_ms, s.max_exec_time AS max_exec_ms,
-               s.mean_exec_time AS mean_exec_ms, s.stddev_exec_time AS stddev_exec_ms,
-               NULL::timestamptz AS stats_since, NULL::timestamptz AS minmax_stats_since
-        FROM {schema}.pg_stat_statements(false) s
-        LEFT JOIN pg_roles r ON r.oid = s.userid
-        LEFT JOIN pg_database d ON d.oid = s.dbid
-        """,
-    ),
-    (
-        (1, 11),
-        """
-        SELECT s.userid::bigint AS userid, s.dbid::bigint AS dbid, s.toplevel,
-               s.queryid, r.rolname AS "user", d.datname AS database,
-               s.calls, s.total_exec_time AS exec_ms, s.plans, s.total_plan_time AS plan_ms,
-               s.rows,
-               s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
-               s.local_blks_hit, s.local_blks_read, s.local_blks_dirtied, s.local_blks_written,
-               s.temp_blks_read, s.temp_blks_written,
-               s.shared_blk_read_time AS shared_blk_read_ms,
-               s.shared_blk_write_time AS shared_blk_write_ms,
-               s.local_blk_read_time AS local_blk_read_ms,
-               s.local_blk_write_time AS local_blk_write_ms,
-               s.temp_blk_read_time AS temp_blk_read_ms, s.temp_blk_write_time AS temp_blk_write_ms,
-               s.wal_records, s.wal_fpi, s.wal_bytes::bigint AS wal_bytes,
-               NULL::bigint AS wal_buffers_full,
-               s.jit_functions, s.jit_generation_time AS jit_generation_ms,
-               s.jit_inlining_count, s.jit_inlining_time AS jit_inlining_ms,
-               s.jit_optimization_count, s.jit_optimization_time AS jit_optimization_ms,
-               s.jit_emission_count, s.jit_emission_time AS jit_emission_ms,
-               s.jit_deform_count, s.jit_deform_time AS jit_deform_ms,
-               NULL::bigint AS parallel_workers_to_launch,
-               NULL::bigint AS parallel_workers_launched,
-               s.min_exec_time AS min_exec_ms, s.max_exec_time AS max_exec_ms,
-               s.mean_exec_time AS mean_exec_ms, s.stddev_exec_time AS stddev_exec_ms,
-               s.stats_since, s.minmax_stats_since
-        FROM {schema}.pg_stat_statements(false) s
-        LEFT JOIN pg_roles r ON r.oid = s.userid
-        LEFT JOIN pg_database d ON d.oid = s.dbid
-        """,
-    ),
-    (
-        (1, 12),
-        """
-        SELECT s.userid::bigint AS userid, s.dbid::bigint AS dbid, s.toplevel,
-               s.queryid, r.rolname AS "user", d.datname AS database,
-               s.calls, s.total_exec_time AS exec_ms, s.plans, s.total_plan_time AS plan_ms,
-               s.rows,
-               s.shared_blks_hit, s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written,
-               s.local_blks_hit, s.local_blks_read, s.local_blks_dirtied, s.local_blks_written,
-               s.temp_blks_read, s.temp_blks_written,
-               s.shared_blk_read_time AS shared_blk_read_ms,
-               s.shared_blk_write_time AS shared_blk_write_ms,
-               s.local_blk_read_time AS local_blk_read_ms,
-               s.local_blk_write_time AS local_blk_write_ms,
-               s.temp_blk_read_time AS temp_blk_read_ms, s.temp_blk_write_time AS temp_blk_write_ms,
-               s.wal_records, s.wal_fpi, s.wal_bytes::bigint AS wal_bytes, s.wal_buffers_full,
-               s.jit_functions, s.jit_generation_time AS jit_generation_ms,
-               s.jit_inlining_count, s.jit_inlining_time AS jit_inlining_ms,
-               s.jit_optimization_count, s.jit_optimization_time AS jit_optimization_ms,
-               s.jit_emission_count, s.jit_emission_time AS jit_emission_ms,
-               s.jit_deform_count, s.jit_deform_time AS jit_deform_ms,
-               s.parallel_workers_to_launch, s.parallel_workers_launched,
-               s.min_exec_time AS min_exec_ms, s.max_exec_time AS max_exec_ms,
-               s.mean_exec_time AS mean_exec_ms, s.stddev_exec_time AS stddev_exec_ms,
-               s.stats_since, s.minmax_stats_since
-        FROM {schema}.pg_stat_statements(false) s
-        LEFT JOIN pg_roles r ON r.oid = s.userid
-        LEFT JOIN pg_database d ON d.oid = s.dbid
-        """,
-    ),
+    *_variants(_STATEMENT_COUNTERS, columns=_columns(*_COUNTER_COLUMNS)),
 )
 
 # The server clock of a reading (rates divide by the time between two), and how many
