@@ -112,19 +112,25 @@ def _columns(*columns: tuple[str, Mapping[_Version, str]]) -> dict[_Version, str
 
 _BLANK_LINE = re.compile(r"\n[ ]+(?=\n)")
 
+# The catalog tabs list relations outside the system schemas (``n``: their namespace).
+_USER_SCHEMAS = """n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname !~ '^pg_toast'"""
+
 
 def _listing(name: str, oid: str, *variants: tuple[int, str], **part: str) -> tuple[Query, Query]:
     """A catalog tab's list query, and its variant for the refreshes between two full reads.
 
     The variant reads the relations given (``%(oids)s``: those on screen) and any whose oid
     is above ``%(after)s`` (the largest listed: relations created since). ``{only}`` in
-    the text is where that condition on ``oid`` goes; any other ``{name}`` takes ``part``'s
+    the text is where that condition on ``oid`` goes; ``{user_schemas}`` is the condition on
+    ``n`` that every tab applies (``_USER_SCHEMAS``); any other ``{name}`` takes ``part``'s
     text in the variant and nothing in the full query.
     """
     some = f"AND ({oid} = ANY(%(oids)s::oid[]) OR {oid} > %(after)s::oid)"
     empty = dict.fromkeys(part, "")
-    full = [(v, _BLANK_LINE.sub("", sql.format(only="", **empty))) for v, sql in variants]
-    partial = [(v, sql.format(only=some, **part)) for v, sql in variants]
+    every = {"user_schemas": _USER_SCHEMAS}
+    full = [(v, _BLANK_LINE.sub("", sql.format(only="", **every, **empty))) for v, sql in variants]
+    partial = [(v, sql.format(only=some, **every, **part)) for v, sql in variants]
     return _query(name, *full), _query(f"{name}_some", *partial)
 
 
@@ -1141,9 +1147,7 @@ TABLES, TABLES_SOME = _listing(
             FROM pg_class c
             JOIN pg_namespace n ON n.oid = c.relnamespace
             LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
-            WHERE c.relkind IN ('r', 'm')
-              AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-              AND n.nspname !~ '^pg_toast'
+            WHERE c.relkind IN ('r', 'm') AND {user_schemas}
               {only}
         ), idx AS (
             SELECT coalesce(o.oid, x.indrelid) AS owner,
@@ -1185,6 +1189,11 @@ SIZE_LOCK_TIMEOUT = _query(
     (130000, "SELECT set_config('lock_timeout', %(lock_timeout)s, true) AS lock_timeout"),
 )
 
+# Relations of this database locked, or queued for, ACCESS EXCLUSIVE (``l``: pg_locks):
+# what the catalog tabs mark, and what they never size.
+_ACCESS_EXCLUSIVE = """l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
+
 # Exact sizes of a few tables (those on screen). A table whose heap, TOAST table or any
 # index is locked, or queued for, ACCESS EXCLUSIVE is reported locked and not sized: the
 # CASE never calls a size function for it. pg_table_size() includes the TOAST table.
@@ -1192,12 +1201,11 @@ TABLE_SIZES = _query(
     "table_sizes",
     (
         130000,
-        """
+        f"""
         WITH locked AS (
             SELECT DISTINCT l.relation
             FROM pg_locks l
-            WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
-              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            WHERE {_ACCESS_EXCLUSIVE}
         ), target AS (
             SELECT c.oid, c.reltoastrelid,
                    EXISTS (
@@ -1226,11 +1234,10 @@ LOCKED_RELATIONS = _query(
     "locked_relations",
     (
         130000,
-        """
+        f"""
         SELECT DISTINCT l.relation::bigint AS oid
         FROM pg_locks l
-        WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
-          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        WHERE {_ACCESS_EXCLUSIVE}
         """,
     ),
 )
@@ -1288,9 +1295,7 @@ _VACUUM_TABLES = """
         FROM pg_class c
         JOIN pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
-        WHERE c.relkind IN ('r', 'm')
-          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-          AND n.nspname !~ '^pg_toast'
+        WHERE c.relkind IN ('r', 'm') AND {user_schemas}
           {only}
         """
 VACUUM_TABLES, VACUUM_TABLES_SOME = _listing(
@@ -1415,8 +1420,7 @@ _INDEXES = """
         JOIN pg_namespace n ON n.oid = t.relnamespace
         JOIN pg_am am ON am.oid = ic.relam
         WHERE t.relkind IN ('r', 'm') AND ic.relkind = 'i'
-          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-          AND n.nspname !~ '^pg_toast'
+          AND {user_schemas}
           {only}
         """
 INDEXES, INDEXES_SOME = _listing(
@@ -1451,12 +1455,11 @@ INDEX_SIZES = _query(
     "index_sizes",
     (
         130000,
-        """
+        f"""
         WITH locked AS (
             SELECT DISTINCT l.relation
             FROM pg_locks l
-            WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
-              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            WHERE {_ACCESS_EXCLUSIVE}
         ), target AS (
             SELECT c.oid, EXISTS (SELECT FROM locked k WHERE k.relation = c.oid) AS locked
             FROM pg_class c
