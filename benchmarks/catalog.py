@@ -36,16 +36,21 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from pgtop import pg
-from pgtop.catalog import (
+from pgtop.cluster import Cluster, find_bindir, start_cluster
+from pgtop.collectors.activity import ActivityCollector
+from pgtop.collectors.base import CollectorContext
+from pgtop.collectors.catalog import (
     LIST_EVERY,
     SCAN_EVERY,
     CatalogCollector,
+    CatalogNeeds,
     IndexesCollector,
     IndexesData,
     TablesCollector,
@@ -53,8 +58,7 @@ from pgtop.catalog import (
     VacuumCollector,
     VacuumData,
 )
-from pgtop.cluster import Cluster, find_bindir, start_cluster
-from pgtop.model import Capabilities
+from pgtop.model import ActivitySnapshot, Capabilities
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 
@@ -132,12 +136,12 @@ def build(cluster: Cluster, relations: int) -> int:
 
 async def server_ms(admin: Connection, work: Callable[[], Awaitable[Any]]) -> tuple[float, float]:
     """Server time (ms, from pg_stat_statements) and wall time (ms) of ``work``."""
-    await admin.execute("SELECT pg_stat_statements_reset()")
+    await admin.execute("SELECT public.pg_stat_statements_reset()")
     started = time.perf_counter()
     await work()
     wall = (time.perf_counter() - started) * 1000
     cur = await admin.execute(
-        "SELECT coalesce(sum(total_exec_time), 0)::float8 AS ms FROM pg_stat_statements "
+        "SELECT coalesce(sum(total_exec_time), 0)::float8 AS ms FROM public.pg_stat_statements "
         "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'bench') "
         "AND query NOT ILIKE '%pg_stat_statements%'"
     )
@@ -146,31 +150,53 @@ async def server_ms(admin: Connection, work: Callable[[], Awaitable[Any]]) -> tu
     return float(row["ms"]), wall
 
 
+class Driven:
+    """A catalog collector refreshed as the app refreshes it, for a pane's needs."""
+
+    def __init__(
+        self, collector: CatalogCollector, conn: Connection, activity: ActivitySnapshot
+    ) -> None:
+        self.collector, self.conn, self.activity = collector, conn, activity
+        self.needs = CatalogNeeds()
+
+    async def refresh(self) -> object:
+        return await self.collector.collect(self.conn, self.activity, self.needs, due=True)
+
+    async def whole(self) -> object:
+        """A refresh after F5: the whole list."""
+        self.needs = replace(self.needs, list_asked=self.needs.list_asked + 1)
+        return await self.refresh()
+
+
+def context(caps: Capabilities) -> CollectorContext:
+    """What a source gives a collector; these read the monitoring connection's database."""
+
+    async def connect(database: str) -> Connection:
+        raise AssertionError(f"no other database is read here ({database})")
+
+    return CollectorContext(caps, connect)
+
+
 async def measure(cluster: Cluster, runs: int) -> list[tuple[str, float, float, str]]:
     conn = await pg.connect(cluster.conninfo("bench"))
     admin = await pg.connect(cluster.conninfo("bench"), statement_timeout_ms=None)
     caps = await pg.probe(conn)
     own = frozenset({conn.info.backend_pid})
+    activity = await ActivityCollector(caps, own).collect(conn)
     results: list[tuple[str, float, float, str]] = []
     collectors: list[tuple[str, CatalogCollector]] = [
-        ("Tables", TablesCollector(caps)),
-        ("Vacuum", VacuumCollector(caps)),
-        ("Indexes", IndexesCollector(caps)),
+        ("Tables", TablesCollector(context(caps))),
+        ("Vacuum", VacuumCollector(context(caps))),
+        ("Indexes", IndexesCollector(context(caps))),
     ]
     try:
         for label, collector in collectors:
             # One collector per tab, as in the app: after the first refresh, objects of
             # unchanged rows are reused, so the wall time of later ones is lower.
-            def work(collector: CatalogCollector = collector) -> Awaitable[object]:
-                return collector.read(conn, own)
-
-            def whole(collector: CatalogCollector = collector) -> Awaitable[object]:
-                collector.target.request(collector.tab, "list")
-                return collector.read(conn, own)
-
-            first_server, first_wall = await server_ms(admin, work)
-            data = await collector.read(conn, own)
-            collector.target.focus[collector.tab] = tuple(oids(data)[:ON_SCREEN])
+            tab = Driven(collector, conn, activity)
+            first_server, first_wall = await server_ms(admin, tab.refresh)
+            tab.needs = replace(tab.needs, on_screen=tuple(oids(await tab.refresh())[:ON_SCREEN]))
+            whole, work = tab.whole, tab.refresh
             kinds = {"whole list": whole, "rows on screen": work}
             medians = {}
             for kind, run in kinds.items():
@@ -214,14 +240,14 @@ async def under_lock(
     results: list[tuple[str, float, float, str]] = []
     try:
         await holder.execute("LOCK TABLE bench_399 IN ACCESS EXCLUSIVE MODE")
-        cur = await admin.execute("SELECT 'bench_399'::regclass::oid::bigint AS oid")
+        cur = await admin.execute("SELECT 'public.bench_399'::regclass::oid::bigint AS oid")
         row = await cur.fetchone()
         assert row is not None
         locked_oid = row["oid"]
         works: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
-            ("Tables, one table locked", lambda: TablesCollector(caps).read(conn, own)),
-            ("Vacuum, one table locked", lambda: VacuumCollector(caps).read(conn, own)),
-            ("Indexes, one table locked", lambda: IndexesCollector(caps).read(conn, own)),
+            ("Tables, one table locked", lambda: TablesCollector(context(caps)).read(conn, own)),
+            ("Vacuum, one table locked", lambda: VacuumCollector(context(caps)).read(conn, own)),
+            ("Indexes, one table locked", lambda: IndexesCollector(context(caps)).read(conn, own)),
         ]
         for label, work in works:
             started = time.perf_counter()

@@ -1025,8 +1025,8 @@ def report(bench: Bench) -> None:
         ("start-up CPU until first data (s)", "startup_cpu_s", "{:.2f}"),
     ]
     for label, attr, fmt in rows:
-        p, q = med("pgtop", attr), med("pg_activity", attr)
-        say(f"{label:<38}{fmt.format(p):>12}{fmt.format(q):>13}{ratio(p, q):>8}")
+        ours, theirs = med("pgtop", attr), med("pg_activity", attr)
+        say(f"{label:<38}{fmt.format(ours):>12}{fmt.format(theirs):>13}{ratio(ours, theirs):>8}")
     latencies: dict[str, list[float]] = {}
     for r in by["pgtop"]:
         for kind, values in r.latency_ms.items():

@@ -38,6 +38,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -95,7 +96,7 @@ def setup(dsn: str, tables: int) -> None:
                 )
 
 
-def _connect(dsn: str, application_name: str) -> psycopg.Connection[tuple[object, ...]]:
+def _connect(dsn: str, application_name: str) -> psycopg.Connection[tuple[Any, ...]]:
     return psycopg.connect(dsn, autocommit=True, application_name=application_name)
 
 

@@ -3,7 +3,7 @@
 A session is named by (pid, backend_start), and for a cancel also by its query_start: a
 signal runs in one statement that checks the identity still holds, so a reused pid or a
 finished query is never hit. A relation is named by its OID; its current schema and name
-are read back before the utility statement is built with ``sql.Identifier``.
+are read back before the utility statement is built with ``pgsql.Identifier``.
 
 Maintenance runs on a connection of its own, opened at start-up (it works when the
 server is out of connection slots), in autocommit, without statement_timeout and with a
@@ -23,18 +23,17 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 import psycopg
-from psycopg import sql
+from psycopg import sql as pgsql
 
-from pgtop import pg, queries
+from pgtop import pg, sql
 from pgtop.config import append_private, log_dir
-from pgtop.model import Backend, Capabilities
+from pgtop.model import Backend, Capabilities, RelationTarget, SessionTarget
 from pgtop.text import name_text
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 SessionAction = Literal["cancel", "terminate"]
 RelationAction = Literal["analyze", "vacuum", "reindex", "drop_invalid_index"]
 
-SYSTEM_SCHEMAS = frozenset({"pg_catalog", "pg_toast", "information_schema"})
 FOLLOW_UP_SECONDS = 5.0
 """How long a signal's outcome is watched before it is reported as still running."""
 CHECK_SECONDS = 3.0
@@ -42,76 +41,19 @@ CHECK_SECONDS = 3.0
 
 
 @dataclass(frozen=True, slots=True)
-class SessionTarget:
-    """A session, captured when the confirm dialog opened."""
-
-    pid: int
-    backend_start: datetime
-    query_start: datetime | None
-    user: str | None
-    application_name: str
-    backend_type: str
-    database: str | None
-    state: str | None
-    query: str
-
-    @classmethod
-    def of(cls, backend: Backend) -> SessionTarget:
-        if backend.backend_start is None:
-            raise ValueError("a session without a start time cannot be targeted")
-        return cls(
-            pid=backend.pid,
-            backend_start=backend.backend_start,
-            query_start=backend.query_start,
-            user=backend.user,
-            application_name=backend.application_name,
-            backend_type=backend.backend_type,
-            database=backend.database,
-            state=backend.state,
-            query=backend.query,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class RelationTarget:
-    """A table or an index, captured by OID when the confirm dialog opened."""
-
-    oid: int
-    schema: str
-    name: str
-    kind: Literal["table", "index"]
-    size_bytes: int | None = None
-    table_oid: int | None = None
-    """For an index: its table."""
-    table_name: str | None = None
-    database: str | None = None
-    """The database it lives in (None: the one pgtop is connected to)."""
-    owner: str | None = None
-    """Its owner (an index's is its table's), read when the dialog opens."""
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.schema}.{self.name}"
-
-    @property
-    def is_system(self) -> bool:
-        return self.schema in SYSTEM_SCHEMAS
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
+class ActionPlan:
     """What an action will do, shown in full before it runs."""
 
     action: str
     target: SessionTarget | RelationTarget
-    statement: sql.Composed
+    statement: pgsql.Composed
     lock: str
     """The lock it takes and what that blocks, in words."""
     warning: str = ""
     """A reason for a second, explicit confirmation (e.g. the target is not a client)."""
     params: dict[str, Any] = field(default_factory=dict)
     """Bound parameters of ``statement``."""
-    shown: sql.Composed | None = None
+    shown: pgsql.Composed | None = None
     """The statement with its parameters written in, for the dialog and the log."""
     conflicts: tuple[str, ...] = ()
     """Lock modes held by others that make this action wait."""
@@ -189,10 +131,10 @@ def session_refusal(
     return None
 
 
-def plan_session(action: SessionAction, backend: Backend) -> Plan:
+def plan_session(action: SessionAction, backend: Backend) -> ActionPlan:
     """The statement that signals exactly this session, and only if it is still the same."""
     target = SessionTarget.of(backend)
-    function = sql.SQL("pg_cancel_backend" if action == "cancel" else "pg_terminate_backend")
+    function = pgsql.SQL("pg_cancel_backend" if action == "cancel" else "pg_terminate_backend")
     text = "SELECT {function}(pid) AS signalled FROM pg_stat_activity"
     text += " WHERE pid = {pid} AND backend_start = {backend_start}"
     params: dict[str, Any] = {"pid": target.pid, "backend_start": target.backend_start}
@@ -201,9 +143,9 @@ def plan_session(action: SessionAction, backend: Backend) -> Plan:
             raise RefusedError("this session is running no query to cancel")
         text += " AND query_start = {query_start}"
         params["query_start"] = target.query_start
-    template = sql.SQL(text)  # built from constants only
-    statement = template.format(function=function, **{k: sql.Placeholder(k) for k in params})
-    shown = template.format(function=function, **{k: sql.Literal(v) for k, v in params.items()})
+    template = pgsql.SQL(text)  # built from constants only
+    statement = template.format(function=function, **{k: pgsql.Placeholder(k) for k in params})
+    shown = template.format(function=function, **{k: pgsql.Literal(v) for k, v in params.items()})
     if action == "cancel":
         lock = "no lock: the running query stops with an error, the session stays connected"
     elif backend.xact_start is not None:
@@ -216,7 +158,7 @@ def plan_session(action: SessionAction, backend: Backend) -> Plan:
         article = "an" if kind[:1].lower() in "aeiou" else "a"
         what = _NON_CLIENT_WORDS.get(kind, f"{article} {kind} process")
         warning = f"This is not a client session: it is {name_text(what, 120)}."
-    return Plan(action, target, statement, lock, warning, params, shown)
+    return ActionPlan(action, target, statement, lock, warning, params, shown)
 
 
 # Lock modes that conflict with the one each statement asks for on the table.
@@ -236,8 +178,8 @@ _CONFLICTS_SHARE = (
 )
 
 
-def _relation(target: RelationTarget) -> sql.Composed:
-    return sql.SQL("{}.{}").format(sql.Identifier(target.schema), sql.Identifier(target.name))
+def _relation(target: RelationTarget) -> pgsql.Composed:
+    return pgsql.SQL("{}.{}").format(pgsql.Identifier(target.schema), pgsql.Identifier(target.name))
 
 
 def maintenance_runs_as_caller(server_version_num: int) -> bool:
@@ -259,7 +201,7 @@ def plan_relation(
     standby: bool,
     server_version_num: int = 0,
     role: str | None = None,
-) -> Plan:
+) -> ActionPlan:
     """ANALYZE, VACUUM (ANALYZE) or REINDEX of one relation, named by identifiers.
 
     Args:
@@ -282,55 +224,45 @@ def plan_relation(
             "(13.7, 14.3 or newer) or run it as the owner"
         )
     name = _relation(target)
-    if action == "analyze":
+    if action in ("analyze", "vacuum"):
         if target.kind != "table":
-            raise RefusedError("ANALYZE applies to tables")
-        return Plan(
+            raise RefusedError(f"{action.upper()} applies to tables")
+        statement = "ANALYZE {}" if action == "analyze" else "VACUUM (ANALYZE) {}"
+        return ActionPlan(
             action,
             target,
-            sql.SQL("ANALYZE {}").format(name),
-            "SHARE UPDATE EXCLUSIVE on the table: reads and writes continue; other "
-            "maintenance (VACUUM, ANALYZE, CREATE INDEX CONCURRENTLY, ALTER TABLE) waits",
-            conflicts=_CONFLICTS_SHARE_UPDATE_EXCLUSIVE,
-        )
-    if action == "vacuum":
-        if target.kind != "table":
-            raise RefusedError("VACUUM applies to tables")
-        return Plan(
-            action,
-            target,
-            sql.SQL("VACUUM (ANALYZE) {}").format(name),
+            pgsql.SQL(statement).format(name),
             "SHARE UPDATE EXCLUSIVE on the table: reads and writes continue; other "
             "maintenance (VACUUM, ANALYZE, CREATE INDEX CONCURRENTLY, ALTER TABLE) waits",
             conflicts=_CONFLICTS_SHARE_UPDATE_EXCLUSIVE,
         )
     if action == "drop_invalid_index":
-        return Plan(
+        return ActionPlan(
             action,
             target,
-            sql.SQL("DROP INDEX CONCURRENTLY {}").format(name),
+            pgsql.SQL("DROP INDEX CONCURRENTLY {}").format(name),
             "SHARE UPDATE EXCLUSIVE on the table: reads and writes continue",
             conflicts=_CONFLICTS_SHARE_UPDATE_EXCLUSIVE,
         )
-    word = sql.SQL("INDEX" if target.kind == "index" else "TABLE")
+    word = pgsql.SQL("INDEX" if target.kind == "index" else "TABLE")
     if target.is_system:
         # REINDEX CONCURRENTLY is refused on system catalogs: the plain form is the only one.
-        return Plan(
-            action,
-            target,
-            sql.SQL("REINDEX {} {}").format(word, name),
+        reindex, conflicts = pgsql.SQL("REINDEX {} {}"), _CONFLICTS_SHARE
+        locks = (
             "SHARE on the table and ACCESS EXCLUSIVE on the index: writes to the table wait, "
-            "and so do reads that would use the index, until it finishes",
-            "System catalogs cannot be reindexed concurrently: writes will wait.",
-            conflicts=_CONFLICTS_SHARE,
+            "and so do reads that would use the index, until it finishes"
         )
-    return Plan(
-        action,
-        target,
-        sql.SQL("REINDEX {} CONCURRENTLY {}").format(word, name),
-        "SHARE UPDATE EXCLUSIVE on the table: reads and writes continue while the index is "
-        "rebuilt beside the old one; other maintenance waits",
-        conflicts=_CONFLICTS_SHARE_UPDATE_EXCLUSIVE,
+        warning = "System catalogs cannot be reindexed concurrently: writes will wait."
+    else:
+        reindex = pgsql.SQL("REINDEX {} CONCURRENTLY {}")
+        conflicts = _CONFLICTS_SHARE_UPDATE_EXCLUSIVE
+        locks = (
+            "SHARE UPDATE EXCLUSIVE on the table: reads and writes continue while the index is "
+            "rebuilt beside the old one; other maintenance waits"
+        )
+        warning = ""
+    return ActionPlan(
+        action, target, reindex.format(word, name), locks, warning, conflicts=conflicts
     )
 
 
@@ -342,7 +274,7 @@ async def open_action_connection(conninfo: str, password: str | None) -> Connect
     return await pg.connect(conninfo, password, statement_timeout_ms=0, lock_timeout_ms=3000)
 
 
-async def send_signal(conn: Connection, plan: Plan) -> Outcome | None:
+async def send_signal(conn: Connection, plan: ActionPlan) -> Outcome | None:
     """Send the signal if the session is still the one captured: None once sent, or why
     nothing was done."""
     target = plan.target
@@ -362,12 +294,12 @@ async def send_signal(conn: Connection, plan: Plan) -> Outcome | None:
     return None
 
 
-async def signal_done(conn: Connection, plan: Plan) -> bool:
+async def signal_done(conn: Connection, plan: ActionPlan) -> bool:
     """Whether a signalled session has left (terminate), or its query stopped (cancel)."""
     target = plan.target
     assert isinstance(target, SessionTarget)
     cur = await conn.execute(
-        queries.SESSION_GONE.sql(conn.info.server_version),
+        sql.SESSION_GONE.sql(conn.info.server_version),
         {
             "pid": target.pid,
             "backend_start": target.backend_start,
@@ -379,7 +311,7 @@ async def signal_done(conn: Connection, plan: Plan) -> bool:
 
 
 async def watch_signal(
-    done: Callable[[], Awaitable[bool]], plan: Plan, follow_up: float = FOLLOW_UP_SECONDS
+    done: Callable[[], Awaitable[bool]], plan: ActionPlan, follow_up: float = FOLLOW_UP_SECONDS
 ) -> Outcome:
     """After a signal: report what happened within ``follow_up`` seconds."""
     target = plan.target
@@ -395,7 +327,7 @@ async def watch_signal(
 
 
 async def signal_session(
-    conn: Connection, plan: Plan, follow_up: float = FOLLOW_UP_SECONDS
+    conn: Connection, plan: ActionPlan, follow_up: float = FOLLOW_UP_SECONDS
 ) -> Outcome:
     """Send the signal if the session is still the one captured; then watch what happens."""
     refused = await send_signal(conn, plan)
@@ -406,7 +338,7 @@ async def signal_session(
 
 async def current_identity(conn: Connection, oid: int) -> tuple[str, str, str] | None:
     """A relation's schema, name and owner now; None when it is gone."""
-    cur = await conn.execute(queries.RELATION_IDENTITY.sql(conn.info.server_version), {"oid": oid})
+    cur = await conn.execute(sql.RELATION_IDENTITY.sql(conn.info.server_version), {"oid": oid})
     row = await cur.fetchone()
     return (row["schema"], row["name"], row["owner"]) if row else None
 
@@ -416,7 +348,7 @@ async def lock_holders(
 ) -> str:
     """Who holds a lock on relation ``oid`` that conflicts, or an old snapshot, in words."""
     cur = await conn.execute(
-        queries.LOCK_HOLDERS.sql(conn.info.server_version),
+        sql.LOCK_HOLDERS.sql(conn.info.server_version),
         {"oid": oid, "conflicts": list(conflicts), "own_pids": sorted(own_pids)},
     )
     rows = await cur.fetchall()
@@ -429,12 +361,12 @@ async def lock_holders(
     )
 
 
-def _reindexes_concurrently(plan: Plan) -> bool:
+def _reindexes_concurrently(plan: ActionPlan) -> bool:
     return plan.action == "reindex" and "CONCURRENTLY" in plan.sql_text
 
 
 async def run_maintenance(
-    conn: Connection, plan: Plan, lock_timeout: float, own_pids: frozenset[int] = frozenset()
+    conn: Connection, plan: ActionPlan, lock_timeout: float, own_pids: frozenset[int] = frozenset()
 ) -> Outcome:
     """Run a utility statement on the action connection, bounded by ``lock_timeout``."""
     target = plan.target
@@ -447,7 +379,7 @@ async def run_maintenance(
     version = conn.info.server_version
     if plan.action == "drop_invalid_index":
         cur = await conn.execute(
-            queries.LEFTOVER_STILL_INVALID.sql(version),
+            sql.LEFTOVER_STILL_INVALID.sql(version),
             {"oid": target.oid, "schema": target.schema, "name": target.name},
         )
         row = await cur.fetchone()
@@ -460,7 +392,7 @@ async def run_maintenance(
     before: dict[str, Any] | None = None
     if _reindexes_concurrently(plan):
         cur = await conn.execute(
-            queries.REINDEX_BEFORE.sql(version), {"table_oid": target.table_oid or target.oid}
+            sql.REINDEX_BEFORE.sql(version), {"table_oid": target.table_oid or target.oid}
         )
         before = await cur.fetchone()
     await conn.execute(
@@ -490,11 +422,11 @@ async def _with_leftovers(
     conn: Connection, target: RelationTarget, before: dict[str, Any] | None, outcome: Outcome
 ) -> Outcome:
     """After a failed REINDEX CONCURRENTLY, find the invalid indexes it left behind: only
-    its own (see ``queries.REINDEX_LEFTOVERS``), never an index another session builds."""
+    its own (see ``sql.REINDEX_LEFTOVERS``), never an index another session builds."""
     if before is None or conn.broken:
         return outcome
     cur = await conn.execute(
-        queries.REINDEX_LEFTOVERS.sql(conn.info.server_version),
+        sql.REINDEX_LEFTOVERS.sql(conn.info.server_version),
         {
             "tables": before["tables"],
             "before": before["indexes"],
@@ -529,7 +461,9 @@ async def _with_leftovers(
 # -- the action log ----------------------------------------------------------------------------
 
 
-def log_action(server: str, role: str, plan: Plan, outcome: Outcome | None, note: str = "") -> None:
+def log_action(
+    server: str, role: str, plan: ActionPlan, outcome: Outcome | None, note: str = ""
+) -> None:
     """Append one JSON line to the action log (0600, never a password)."""
     record = {
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -577,7 +511,7 @@ class ActionRunner:
         self.lock_timeout = lock_timeout
         self._conn = conn
         self._lock = asyncio.Lock()
-        self.running: Plan | None = None
+        self.running: ActionPlan | None = None
         """The action in progress, if any."""
         self.lost: str = ""
         """Why the connection is gone and could not be opened again ("" while it is fine)."""
@@ -632,7 +566,7 @@ class ActionRunner:
                 return str(exc)
         return ""
 
-    async def run(self, plan: Plan, own_pids: frozenset[int] = frozenset()) -> Outcome:
+    async def run(self, plan: ActionPlan, own_pids: frozenset[int] = frozenset()) -> Outcome:
         """Run ``plan`` on the action connection.
 
         Raises:
@@ -670,7 +604,7 @@ class ActionRunner:
 
 async def action_progress(conn: Connection, pid: int) -> str:
     """The server's progress report of the action connection's statement, in words."""
-    cur = await conn.execute(queries.ACTION_PROGRESS.sql(conn.info.server_version), {"pid": pid})
+    cur = await conn.execute(sql.ACTION_PROGRESS.sql(conn.info.server_version), {"pid": pid})
     row = await cur.fetchone()
     if row is None:
         return ""
@@ -682,6 +616,6 @@ async def target_role(conn: Connection, role: str | None) -> TargetRole | None:
     """How the server will judge a signal to a session of ``role``; None without one."""
     if role is None:
         return None
-    cur = await conn.execute(queries.TARGET_ROLE.sql(conn.info.server_version), {"role": role})
+    cur = await conn.execute(sql.TARGET_ROLE.sql(conn.info.server_version), {"role": role})
     row = await cur.fetchone()
     return TargetRole(**row) if row else None

@@ -1,15 +1,19 @@
-"""PgTopApp: the poller, the latest snapshot, and the keys that work everywhere."""
+"""PgTopApp: the poller, the latest data, the actions, and the keys that work everywhere.
+
+The app is the host of every pane (``pgtop.panes.host``): it polls its source (``pgtop.source``)
+for the Activity snapshot and the data of the tab on screen, with what that tab's pane said it
+needs, and hands the results to the screen; it reads requests and runs actions for the panes.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import partial
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -21,14 +25,11 @@ from textual.worker import Worker, WorkerState
 
 from pgtop.actions import (
     ActionConnectionLostError,
-    ActionRunner,
+    ActionPlan,
     Outcome,
-    Plan,
     RefusedError,
     RelationAction,
-    RelationTarget,
     SessionAction,
-    SessionTarget,
     action_log_path,
     action_progress,
     current_identity,
@@ -41,20 +42,21 @@ from pgtop.actions import (
     target_role,
     watch_signal,
 )
-from pgtop.collector import PaneCollector, PaneCollectorFactory
+from pgtop.collectors.statements import Mode, Reading, StatementKey, StatementsSnapshot
 from pgtop.config import Settings, write_crash_log
-from pgtop.messages import PaneDataCollected, PaneDataFailed, PollFailed, SnapshotCollected
-from pgtop.model import ActivitySnapshot, Backend, Capabilities
+from pgtop.messages import PollFailed, SnapshotCollected, TabDataCollected, TabDataFailed
+from pgtop.model import ActivitySnapshot, Backend, Capabilities, RelationTarget, SessionTarget
 from pgtop.pg import ConnectError
 from pgtop.screens.confirm import ConfirmDialog
-from pgtop.source import LiveSource, PollError, SnapshotSource
+from pgtop.source import LiveSource, PollError, Request, Source
+from pgtop.tabs import TABS, Tab, collectors
 from pgtop.text import name_text, one_line
+
+T = TypeVar("T")
 
 INTERVALS = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
 """Refresh intervals that ``+`` and ``-`` step through."""
 MAX_BACKOFF = 15.0
-PANE_MAX_BACKOFF = 60.0
-"""Longest wait before a tab whose collection keeps failing is tried again."""
 KEEPALIVE_SECONDS = 20.0
 """How often the idle action connection is checked (and reopened if the server ended it)."""
 
@@ -102,57 +104,44 @@ class PgTopApp(App[int]):
     """Reconnect attempts since the connection was lost."""
     active_tab: reactive[str] = reactive("activity", repaint=False)
     """The tab on screen: only its collector runs."""
-    pane_update: reactive[tuple[str, object, str] | None] = reactive(
-        None, init=False, repaint=False
-    )
-    """The newest result of a tab's collector: (tab, data or None, failure reason)."""
     action_status: reactive[str] = reactive("", bindings=True, repaint=False)
     """What the running action is doing ("" when none runs)."""
+    catalog_database: reactive[str | None] = reactive(None, repaint=False)
+    """The database the catalog tabs read (None: the monitoring connection's)."""
+    latest_tab_data: reactive[tuple[str, object] | None] = reactive(None, init=False, repaint=False)
+    """The newest data of a tab's collector, for screens that follow it (a detail)."""
 
     def __init__(
         self,
         settings: Settings,
         *,
-        source: SnapshotSource | None = None,
-        pane_collectors: Mapping[str, PaneCollectorFactory] | None = None,
-        action_conn: object | None = None,
+        source: Source | None = None,
+        tabs: Sequence[Tab] = TABS,
         first_snapshot: ActivitySnapshot | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
-        self.source: SnapshotSource = source or LiveSource(settings)
+        self.tabs = tuple(tabs)
+        self.source: Source = source or LiveSource(settings, collectors=collectors(self.tabs))
+        self.actions = self.source.actions
+        """Runs actions on a second connection; None in read-only mode."""
         self.crash: BaseException | None = None
         """An unexpected error that ended the app; the CLI reports it once the terminal is back."""
         self._wake = asyncio.Event()
         self._first_snapshot = first_snapshot
         """Taken while the interface loaded: shown at once instead of a first poll."""
         self.set_reactive(PgTopApp.interval, settings.refresh)
-        self.pane_factories: Mapping[str, PaneCollectorFactory] = (
-            default_pane_collectors() if pane_collectors is None else pane_collectors
-        )
-        self.pane_data: dict[str, object] = {}
+        self.tab_data: dict[str, object] = {}
         """The latest data of each tab's collector, shown at once on a tab switch."""
-        self._pane_collectors: dict[str, tuple[Capabilities, PaneCollector]] = {}
-        self._pane_collected: dict[str, float] = {}
-        self._pane_failures: dict[str, tuple[int, float]] = {}
-        """Per tab: failures in a row, and when to try again (monotonic clock)."""
-        self.actions: ActionRunner | None = None
-        """Runs actions on a second connection; None in read-only mode."""
-        if not settings.read_only:
-            self.actions = ActionRunner(
-                settings.conninfo,
-                settings.password,
-                settings.action_lock_timeout,
-                action_conn,  # type: ignore[arg-type]
-            )
-            runner = self.actions
-            if isinstance(self.source, LiveSource):
-                self.source.also_own = lambda: (runner.pid,)
+        self._needs: dict[str, object] = {}
+        """What each tab's pane said it needs, for its collector's next run."""
+        self._now: set[str] = set()
+        """Tabs whose collector runs on the next poll, whatever its cadence."""
 
     def get_default_screen(self) -> Screen[None]:
         from pgtop.screens.main import MainScreen
 
-        return MainScreen()
+        return MainScreen.of([tab.pane for tab in self.tabs])
 
     def on_mount(self) -> None:
         if self.settings.keymap:
@@ -166,8 +155,73 @@ class PgTopApp(App[int]):
 
     async def on_unmount(self) -> None:
         await self.source.close()
-        if self.actions is not None:
-            await self.actions.close()
+
+    # -- what panes ask (the host) -----------------------------------------------------------
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        return self.source.capabilities
+
+    def other_databases(self) -> bool:
+        return self.source.other_databases and self.capabilities is not None
+
+    def describe_source(self) -> str:
+        return self.source.describe()
+
+    def tab_shown(self, tab: str) -> object | None:
+        self.active_tab = tab
+        self.refresh_now()
+        return self.tab_data.get(tab)
+
+    def state_needs(self, tab: str, needs: object, *, now: bool = False) -> None:
+        """What ``tab``'s collector should read from now on; ``now``: read it at once."""
+        self._needs[tab] = needs
+        if now:
+            self._now.add(tab)
+            self.refresh_now()
+
+    async def fetch(self, request: Request[T]) -> T:
+        return await self.source.fetch(request)
+
+    def actions_offered(self) -> bool:
+        return self.actions is not None
+
+    def open_session(self, backend: Backend) -> None:
+        from pgtop.screens.session import SessionScreen
+
+        self.push_screen(SessionScreen(backend))
+
+    def open_statement(
+        self, key: StatementKey, data: StatementsSnapshot, mode: Mode, mark: Reading | None
+    ) -> None:
+        from pgtop.screens.statement import StatementScreen
+
+        self.push_screen(StatementScreen(key, data, mode, mark))
+
+    def open_database_switcher(self) -> None:
+        from pgtop.screens.databases import DatabaseSwitcher
+
+        caps = self.capabilities
+        if caps is None:
+            return
+        shown = self.catalog_database or caps.database
+        self.push_screen(DatabaseSwitcher(shown, caps.database), self._switch_database)
+
+    def _switch_database(self, database: str | None) -> None:
+        caps = self.capabilities
+        if database is None or caps is None:
+            return
+        chosen = None if database == caps.database else database
+        if chosen == self.catalog_database:
+            return
+        self.catalog_database = chosen
+        from pgtop.screens.main import MainScreen
+
+        screen = self.screen
+        if isinstance(screen, MainScreen):
+            screen.catalog_database_chosen(database)
+
+    # -- the action connection ---------------------------------------------------------------
 
     @work(group="action-connection", exit_on_error=False, description="open the action connection")
     async def open_action_connection(self) -> None:
@@ -211,7 +265,7 @@ class PgTopApp(App[int]):
             delay = self.interval
             if not self.paused:
                 try:
-                    snapshot = self._first_snapshot or await self.source.collect()
+                    snapshot = self._first_snapshot or await self.source.poll()
                     self._first_snapshot = None
                 except PollError as exc:
                     self.post_message(PollFailed(str(exc), connection_lost=exc.connection_lost))
@@ -222,10 +276,25 @@ class PgTopApp(App[int]):
                     delay = max(delay, MAX_BACKOFF)
                 else:
                     self.post_message(SnapshotCollected(snapshot))
-                    await self._collect_pane(snapshot)
+                    await self._collect_tab(snapshot)
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    async def _collect_tab(self, snapshot: ActivitySnapshot) -> None:
+        """The data of the tab on screen, when its source has something new."""
+        tab = self.active_tab
+        now = tab in self._now
+        self._now.discard(tab)
+        try:
+            data = await self.source.collect(tab, snapshot, self._needs.get(tab), now=now)
+        except PollError as exc:
+            self.post_message(TabDataFailed(tab, str(exc)))
+        except Exception as exc:  # a bug in one tab must not stop monitoring
+            self.post_message(TabDataFailed(tab, self._internal_error(exc)))
+        else:
+            if data is not None:
+                self.post_message(TabDataCollected(tab, data))
 
     def report_failure(self, error: BaseException, what: str) -> None:
         """A background task ended in an error: on screen, and in the crash log."""
@@ -237,7 +306,8 @@ class PgTopApp(App[int]):
 
     def _internal_error(self, error: BaseException) -> str:
         """Log an unexpected error privately; one line for the screen."""
-        from pgtop.pg import first_line, redact_text
+        from pgtop.pg import first_line
+        from pgtop.text import redact_text
 
         secrets = (self.settings.password,)
         path = write_crash_log(error, secrets)
@@ -248,74 +318,25 @@ class PgTopApp(App[int]):
         """Poll at once instead of at the end of the current wait."""
         self._wake.set()
 
-    def refresh_pane(self, tab: str) -> None:
-        """Collect ``tab``'s data on the next poll, whatever its cadence or a back-off after
-        failures, and poll now."""
-        self._pane_collected.pop(tab, None)
-        self._pane_failures.pop(tab, None)
-        self.refresh_now()
-
-    def pane_due(self, tab: str) -> bool:
-        """True when ``tab`` has a collector whose data is older than its interval, and
-        that is not backing off after failures."""
-        made = self._pane_collectors.get(tab)
-        last = self._pane_collected.get(tab)
-        if tab not in self.pane_factories:
-            return False
-        failed = self._pane_failures.get(tab)
-        if failed is not None and time.monotonic() < failed[1]:
-            return False
-        return made is None or last is None or time.monotonic() - last >= made[1].interval
-
-    def _pane_failed(self, tab: str, reason: str) -> None:
-        """A tab's collection failed: try again later and later (up to a minute), not on
-        every refresh (a database that refuses the connection logs an error each time)."""
-        made = self._pane_collectors.get(tab)
-        count = self._pane_failures.get(tab, (0, 0.0))[0] + 1
-        base = max(self.interval, made[1].interval if made else 0.0)
-        delay = min(PANE_MAX_BACKOFF, base * 2 ** (count - 1))
-        self._pane_failures[tab] = (count, time.monotonic() + delay)
-        self.post_message(PaneDataFailed(tab, f"{reason} (next try in {delay:.0f}s)"))
-
-    def _pane_collector(self, tab: str, caps: Capabilities) -> PaneCollector | None:
-        factory = self.pane_factories.get(tab)
-        if factory is None:
-            return None
-        made = self._pane_collectors.get(tab)
-        if made is None or made[0] is not caps:  # new connection: fresh state
-            made = (caps, factory(caps))
-            self._pane_collectors[tab] = made
-        return made[1]
-
-    async def _collect_pane(self, snapshot: ActivitySnapshot) -> None:
-        """Run the visible tab's collector if its data is due."""
-        tab = self.active_tab
-        collector = self._pane_collector(tab, snapshot.capabilities)
-        if collector is None:
-            return
-        if not self.pane_due(tab):
-            return
-        try:
-            data = await self.source.run(lambda conn: collector.collect(conn, snapshot))
-        except PollError as exc:
-            self._pane_failed(tab, str(exc))
-        except Exception as exc:  # a bug in one tab must not stop monitoring
-            self._pane_failed(tab, self._internal_error(exc))
-        else:
-            self._pane_collected[tab] = time.monotonic()
-            self._pane_failures.pop(tab, None)
-            self.post_message(PaneDataCollected(tab, data))
-
-    @on(PaneDataCollected)
-    def store_pane_data(self, message: PaneDataCollected) -> None:
+    @on(TabDataCollected)
+    def store_tab_data(self, message: TabDataCollected) -> None:
         if self.paused:
             return
-        self.pane_data[message.tab] = message.data
-        self.pane_update = (message.tab, message.data, "")
+        self.tab_data[message.tab] = message.data
+        self._show_tab(message.tab, message.data, "")
 
-    @on(PaneDataFailed)
-    def record_pane_failure(self, message: PaneDataFailed) -> None:
-        self.pane_update = (message.tab, None, message.reason)
+    @on(TabDataFailed)
+    def record_tab_failure(self, message: TabDataFailed) -> None:
+        self._show_tab(message.tab, None, message.reason)
+
+    def _show_tab(self, tab: str, data: object, reason: str) -> None:
+        from pgtop.screens.main import MainScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                screen.show_tab_data(tab, data, reason)
+        if data is not None:
+            self.latest_tab_data = (tab, data)
 
     @on(SnapshotCollected)
     def store_snapshot(self, message: SnapshotCollected) -> None:
@@ -331,9 +352,8 @@ class PgTopApp(App[int]):
     def record_failure(self, message: PollFailed) -> None:
         self.problem = message.reason
         if message.connection_lost:
-            source = self.source
-            self.lost_since = getattr(source, "lost_since", None) or datetime.now()
-            self.attempts = getattr(source, "attempts", self.attempts + 1)
+            self.lost_since = self.source.lost_since or datetime.now()
+            self.attempts = self.source.attempts
 
     # -- global actions ----------------------------------------------------------------------
 
@@ -480,7 +500,7 @@ class PgTopApp(App[int]):
             return
         await self._confirm_and_run(plan)
 
-    async def _confirm_and_run(self, plan: Plan) -> None:
+    async def _confirm_and_run(self, plan: ActionPlan) -> None:
         if not await self.push_screen_wait(ConfirmDialog(plan)):
             return
         if plan.warning and not await self.push_screen_wait(ConfirmDialog(plan, second=True)):
@@ -537,7 +557,7 @@ class PgTopApp(App[int]):
         for leftover in outcome.leftovers:
             await self._plan_and_run("drop_invalid_index", leftover)
 
-    async def _without_action_connection(self, plan: Plan, why: str) -> Outcome:
+    async def _without_action_connection(self, plan: ActionPlan, why: str) -> Outcome:
         """The action connection is gone and cannot be opened again (a full server):
         a signal still goes out through the monitoring connection, which is alive."""
         if not isinstance(plan.target, SessionTarget):
@@ -559,7 +579,7 @@ class PgTopApp(App[int]):
             f"connection is gone: {why})",
         )
 
-    async def _watch_progress(self, plan: Plan) -> None:
+    async def _watch_progress(self, plan: ActionPlan) -> None:
         """Show the server's progress report of the running action."""
         assert self.actions is not None
         while True:
@@ -609,13 +629,3 @@ class PgTopApp(App[int]):
             self._exception = error
             self._exception_event.set()
         self._close_messages_no_wait()
-
-
-def default_pane_collectors() -> dict[str, PaneCollectorFactory]:
-    """The collectors of the tabs that need more than the Activity snapshot."""
-    from pgtop.catalog import catalog_collectors
-    from pgtop.locks import LocksCollector
-    from pgtop.statements import StatementsCollector
-
-    # "tables", "vacuum" and "indexes" share one CatalogTarget (the database they read).
-    return {"locks": LocksCollector, "queries": StatementsCollector, **catalog_collectors()}

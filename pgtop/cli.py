@@ -23,11 +23,12 @@ from pgtop.config import (
     DEFAULT_REFRESH,
     MAX_REFRESH,
     MIN_REFRESH,
-    TABS,
     Settings,
     load_file_config,
     write_crash_log,
 )
+from pgtop.reports import REPORTS
+from pgtop.text import redact_text
 
 if TYPE_CHECKING:
     import psycopg
@@ -107,9 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     opts.add_argument(
         "--once",
-        choices=TABS,
         metavar="TAB",
-        help=f"print one snapshot of TAB and exit ({', '.join(TABS)})",
+        help=f"print one snapshot of TAB and exit ({', '.join(REPORTS)})",
     )
     opts.add_argument(
         "--format",
@@ -136,11 +136,8 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace, t
         values["read_only"] = True
     if args.demo and (args.conninfo or args.host or args.port or args.dbname or args.username):
         raise UsageError("--demo starts its own server: give no connection options with it")
-    if args.once:
-        from pgtop.once import REPORTS
-
-        if args.once not in REPORTS:
-            raise UsageError(f"--once {args.once} is not available yet (try: {', '.join(REPORTS)})")
+    if args.once is not None and args.once not in REPORTS:
+        raise UsageError(f"--once: no tab {args.once!r} (choose from {', '.join(REPORTS)})")
     conninfo = build_conninfo(
         args.conninfo, host=args.host, port=args.port, user=args.username, dbname=args.dbname
     )
@@ -218,22 +215,33 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             asyncio.ensure_future(asyncio.to_thread(_load_interface)) if interactive else None
         )
         conn, caps, settings = await open_monitor(settings, args)
+        from pgtop.source import LiveSource, PollError
+        from pgtop.tabs import collectors
+
         if settings.once:
+            from pgtop.collectors.activity import WHOLE_TEXT_LIMIT
             from pgtop.once import print_once
 
+            # Whole texts: one character more than is shown, to tell when one was cut.
+            once = LiveSource(
+                replace(settings, read_only=True),
+                conn,
+                caps,
+                collectors=collectors(),
+                query_limit=WHOLE_TEXT_LIMIT + 1,
+            )
             try:
-                return await print_once(conn, caps, settings.once, settings.output_format)
+                return await print_once(once, settings.once, settings.output_format)
+            except PollError as exc:
+                return fail(str(exc), pg.EXIT_UNREACHABLE)
             finally:
-                await conn.close()
+                await once.close()
         if ui_loaded is None:
             await conn.close()
             return fail(
                 "the interactive view needs a terminal; use --once TAB for a snapshot",
                 pg.EXIT_USAGE,
             )
-        from pgtop.source import LiveSource, PollError
-
-        source = LiveSource(settings, conn, caps)
         action_conn = None
         if not settings.read_only:
             # Opened now, while there are free slots, so actions work when none are left.
@@ -243,20 +251,19 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                 action_conn = await open_action_connection(settings.conninfo, settings.password)
             except pg.ConnectError as exc:
                 print(f"pgtop: warning: no action connection yet ({exc})", file=sys.stderr)
-            else:
-                source.also_own = lambda: (action_conn.info.backend_pid,)
+        source = LiveSource(settings, conn, caps, collectors=collectors(), action_conn=action_conn)
         first = None
         with contextlib.suppress(PollError):  # the interface shows it, and retries
-            first = await source.collect()
+            first = await source.poll()
         await ui_loaded
         from pgtop.app import PgTopApp
 
-        app = PgTopApp(settings, source=source, action_conn=action_conn, first_snapshot=first)
+        app = PgTopApp(settings, source=source, first_snapshot=first)
         await app.run_async()
         if app.crash is not None:
             path = write_crash_log(app.crash, (settings.password,))
             where = f"; details in {path}" if path else ""
-            reason = pg.redact_text(pg.first_line(app.crash), (settings.password,))
+            reason = redact_text(pg.first_line(app.crash), (settings.password,))
             return fail(f"unexpected error: {reason}{where}", EXIT_CRASH)
         return app.return_code or EXIT_OK
     finally:
@@ -266,7 +273,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
 def _load_interface() -> None:
     import pgtop.app
-    import pgtop.screens.main  # noqa: F401
+    import pgtop.screens.main
+    import pgtop.tabs  # noqa: F401
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -277,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pgtop`` command. Returns the exit code."""
     from pgtop import pg
     from pgtop.output import OutputError
-    from pgtop.queries import UnsupportedServerError
+    from pgtop.sql import UnsupportedServerError
 
     try:
         settings, args, warnings = parse_settings(sys.argv[1:] if argv is None else argv)
@@ -310,6 +318,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = write_crash_log(exc, (settings.password,))
         where = f"; details in {path}" if path else ""
         with contextlib.suppress(Exception):
-            reason = pg.redact_text(pg.first_line(exc), (settings.password,))
+            reason = redact_text(pg.first_line(exc), (settings.password,))
             return fail(f"unexpected error: {reason}{where}", EXIT_CRASH)
         return EXIT_CRASH

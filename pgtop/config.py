@@ -25,7 +25,6 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 APP_NAME = "pgtop"
 MIN_REFRESH = 0.5
 DEFAULT_REFRESH = 2.0
-TABS = ("activity", "locks", "queries", "tables", "vacuum", "indexes")
 
 
 def config_path() -> Path:
@@ -190,7 +189,7 @@ def write_crash_log(error: BaseException, secrets: Sequence[str | None] = ()) ->
     path of the log that holds it is returned.
     """
     from pgtop import __version__
-    from pgtop.pg import redact_text
+    from pgtop.text import redact_text
 
     signature = _signature(error)
     now = time.monotonic()

@@ -28,7 +28,7 @@ class PollFailed(Message):
         self.connection_lost = connection_lost
 
 
-class PaneDataCollected(Message):
+class TabDataCollected(Message):
     """A tab's own collector finished."""
 
     def __init__(self, tab: str, data: object) -> None:
@@ -37,7 +37,7 @@ class PaneDataCollected(Message):
         self.data = data
 
 
-class PaneDataFailed(Message):
+class TabDataFailed(Message):
     """A tab's own collector failed; ``reason`` is one line for the user."""
 
     def __init__(self, tab: str, reason: str) -> None:

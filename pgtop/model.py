@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Literal
 
 HIDDEN_QUERY = "<insufficient privilege>"
 """What pg_stat_activity shows in place of a query the role may not see."""
@@ -45,11 +46,6 @@ class Capabilities:
     @property
     def sees_all_queries(self) -> bool:
         return self.is_superuser or self.read_all_stats
-
-    def pgss_version_tuple(self) -> tuple[int, ...] | None:
-        if self.pgss_version is None:
-            return None
-        return tuple(int(part) for part in self.pgss_version.split(".") if part.isdigit())
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +141,54 @@ class ActivitySnapshot:
     @property
     def waiting(self) -> int:
         return sum(1 for b in self.backends if b.waiting_on_lock)
+
+
+SYSTEM_SCHEMAS = frozenset({"pg_catalog", "pg_toast", "information_schema"})
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTarget:
+    """A session, captured when the confirm dialog opened."""
+
+    pid: int
+    backend_start: datetime
+    query_start: datetime | None
+    user: str | None
+    application_name: str
+    backend_type: str
+    database: str | None
+    state: str | None
+    query: str
+
+    @classmethod
+    def of(cls, backend: Backend) -> SessionTarget:
+        """The backend's fields of the same names."""
+        if backend.backend_start is None:
+            raise ValueError("a session without a start time cannot be targeted")
+        return cls(**{f.name: getattr(backend, f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True, slots=True)
+class RelationTarget:
+    """A table or an index, captured by OID when the confirm dialog opened."""
+
+    oid: int
+    schema: str
+    name: str
+    kind: Literal["table", "index"]
+    size_bytes: int | None = None
+    table_oid: int | None = None
+    """For an index: its table."""
+    table_name: str | None = None
+    database: str | None = None
+    """The database it lives in (None: the one pgtop is connected to)."""
+    owner: str | None = None
+    """Its owner (an index's is its table's), read when the dialog opens."""
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def is_system(self) -> bool:
+        return self.schema in SYSTEM_SCHEMAS

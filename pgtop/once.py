@@ -1,111 +1,16 @@
-"""``--once TAB``: one snapshot on stdout, as JSON or an aligned text table."""
+"""``--once TAB``: one report (``pgtop.reports``) on stdout, as JSON or an aligned text table."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+import sys
 from datetime import datetime
 from typing import Any
 
-import psycopg
-
-from pgtop.catalog import indexes_report, tables_report, vacuum_report
-from pgtop.collector import WHOLE_TEXT_LIMIT, ActivityCollector
-from pgtop.locks import locks_report
-from pgtop.model import Capabilities
 from pgtop.output import write_output
-from pgtop.statements import statements_report
-from pgtop.text import duration, lenient, one_line
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """One tab's snapshot as plain data."""
-
-    collected_at: datetime
-    rows: list[dict[str, Any]]
-    text_columns: Sequence[tuple[str, Callable[[dict[str, Any]], str]]]
-    """Columns of the text table: header and how to show a row's value."""
-
-
-def _age(field: str, now: datetime) -> Callable[[dict[str, Any]], str]:
-    def show(row: dict[str, Any]) -> str:
-        value = row[field]
-        return duration((now - value).total_seconds()) if value else ""
-
-    return show
-
-
-def _plain(field: str, limit: int = 40) -> Callable[[dict[str, Any]], str]:
-    def show(row: dict[str, Any]) -> str:
-        value = row[field]
-        if value is None:
-            return ""
-        if isinstance(value, list):
-            return ",".join(str(v) for v in value)
-        return one_line(str(value), limit)
-
-    return show
-
-
-async def activity_report(
-    conn: psycopg.AsyncConnection[dict[str, Any]], caps: Capabilities
-) -> Report:
-    collector = ActivityCollector(
-        caps, frozenset({conn.info.backend_pid}), query_limit=WHOLE_TEXT_LIMIT + 1
-    )
-    snapshot = await collector.collect(conn)
-    now = snapshot.collected_at
-    rows = []
-    for b in snapshot.backends:
-        rows.append(
-            {
-                "pid": b.pid,
-                "database": b.database,
-                "user": b.user,
-                "application_name": b.application_name,
-                "client_addr": b.client_addr,
-                "backend_type": b.backend_type,
-                "state": b.state,
-                "wait_event_type": b.wait_event_type,
-                "wait_event": b.wait_event,
-                "backend_start": b.backend_start,
-                "xact_start": b.xact_start,
-                "query_start": b.query_start,
-                "blocked_by": list(b.blocked_by),
-                "query_hidden": b.query_hidden,
-                "query": b.query[:WHOLE_TEXT_LIMIT],
-                "query_truncated": len(b.query) > WHOLE_TEXT_LIMIT,
-            }
-        )
-    rows.sort(key=lambda r: (r["backend_type"] != "client backend", r["pid"]))
-    columns = [
-        ("PID", _plain("pid")),
-        ("DATABASE", _plain("database", 20)),
-        ("USER", _plain("user", 20)),
-        ("APPLICATION", _plain("application_name", 24)),
-        ("STATE", _plain("state", 20)),
-        ("WAIT", lambda r: ":".join(filter(None, (r["wait_event_type"], r["wait_event"])))),
-        ("XACT AGE", _age("xact_start", now)),
-        ("QUERY AGE", _age("query_start", now)),
-        ("BLOCKED BY", _plain("blocked_by")),
-        ("QUERY", _plain("query", 200)),
-    ]
-    return Report(now, rows, columns)
-
-
-REPORTS: dict[
-    str,
-    Callable[[psycopg.AsyncConnection[dict[str, Any]], Capabilities], Awaitable[Report]],
-] = {
-    "activity": activity_report,
-    "locks": locks_report,
-    "queries": statements_report,
-    "tables": tables_report,
-    "vacuum": vacuum_report,
-    "indexes": indexes_report,
-}
+from pgtop.reports import Report, reports
+from pgtop.source import Source
+from pgtop.text import lenient
 
 
 def _json_default(value: Any) -> Any:
@@ -138,14 +43,13 @@ def render_text(report: Report) -> str:
     return "\n".join(lines)
 
 
-async def print_once(
-    conn: psycopg.AsyncConnection[dict[str, Any]],
-    caps: Capabilities,
-    tab: str,
-    output_format: str,
-) -> int:
-    """Print one snapshot of ``tab``; returns the exit code."""
-    report = await REPORTS[tab](conn, caps)
+async def print_once(source: Source, tab: str, output_format: str) -> int:
+    """Print one report of ``tab`` read from ``source``; returns the exit code."""
+    report = await reports()[tab](source)
+    caps = source.capabilities
+    assert caps is not None
+    for note in report.notes:
+        print(f"pgtop: warning: {note}", file=sys.stderr)
     if output_format == "json":
         document = {
             "tab": tab,

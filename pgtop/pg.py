@@ -17,8 +17,9 @@ from psycopg import conninfo as pq_conninfo
 from psycopg._encodings import pg2pyenc
 from psycopg.adapt import Loader
 
-from pgtop import queries
+from pgtop import sql
 from pgtop.model import Capabilities
+from pgtop.text import redact_text
 
 APPLICATION_NAME = "pgtop"
 DEFAULT_CONNECT_TIMEOUT = 5
@@ -262,28 +263,6 @@ def target(conninfo: str) -> str:
     return f"{where}/{dbname}" if dbname else where
 
 
-_PASSWORD_IN_TEXT = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)|(://[^:/@\s]*:)[^@\s]*@")
-
-
-def redact_text(text: str, secrets: Sequence[str | None] = ()) -> str:
-    """Remove passwords from free text (logs, crash reports).
-
-    >>> redact_text("dsn password='a b' x postgresql://u:pw@h/db", ["zz"])
-    'dsn password=*** x postgresql://u:***@h/db'
-    """
-
-    def mask(match: re.Match[str]) -> str:
-        if match.group(1):
-            return f"{match.group(1)}***"
-        return f"{match.group(3)}***@"
-
-    text = _PASSWORD_IN_TEXT.sub(mask, text)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
 def codec_of(encoding: str | None) -> str:
     """The Python codec of a PostgreSQL encoding name; UTF-8 where there is none (SQL_ASCII:
     bytes of unknown encoding, most often UTF-8).
@@ -445,7 +424,7 @@ async def connect(
             )
         for name in ("text", "varchar", "name", "bpchar"):
             conn.adapters.register_loader(name, _LenientText)
-        cur = await conn.execute(queries.SESSION_SETUP.sql(conn.info.server_version))
+        cur = await conn.execute(sql.SESSION_SETUP.sql(conn.info.server_version))
         row = await cur.fetchone()
     except psycopg.Error as exc:
         await conn.close()
@@ -463,11 +442,11 @@ async def connect(
 
 async def probe(conn: psycopg.AsyncConnection[dict[str, Any]]) -> Capabilities:
     """Ask the server what this role may see and use."""
-    if conn.info.server_version < queries.MIN_SERVER_VERSION:
-        raise queries.UnsupportedServerError(
+    if conn.info.server_version < sql.MIN_SERVER_VERSION:
+        raise sql.UnsupportedServerError(
             f"PostgreSQL {conn.info.server_version // 10000} is not supported (13 or newer)"
         )
-    cur = await conn.execute(queries.PROBE.sql(conn.info.server_version))
+    cur = await conn.execute(sql.PROBE.sql(conn.info.server_version))
     row = await cur.fetchone()
     assert row is not None, "pg_roles has no row for current_user"
     return Capabilities(**row)

@@ -1,25 +1,53 @@
-"""The live monitoring connection: polls, reconnects, and never waits on a dead server."""
+"""Where every tab's data comes from: the contract between a source, its collectors and the
+panes, and the live server as a source.
+
+The contract:
+
+* A **source** gives, on each refresh, the Activity snapshot (``poll``) and the data of the
+  tab on screen (``collect``): frozen values, never a live object. It answers requests made
+  on demand (``fetch``: a session's detail, a statement's text or plan, the list of
+  databases), each a frozen value that says what it wants. It says where it is
+  (``describe``), what the role may see (``capabilities``), and since when and how often it
+  has been trying to reconnect (``lost_since``, ``attempts``). It may offer actions
+  (``actions``: None where nothing may be changed, such as a recording), and says whether
+  the catalog tabs may read another database (``other_databases``). Today's source is
+  the live server (``LiveSource``); a recording played back or another server is another
+  implementation of the same protocol, and no tab changes for it.
+* A **collector** (``pgtop.collectors.base``) gets the monitoring connection, the Activity
+  snapshot just taken and what the tab's pane needs, and returns the tab's data; it alone
+  keeps caches and other connections, which it opens through its context (the source holds
+  the connection settings and the password).
+* A **pane** shows what it is given, says what it needs as a frozen value (the rows on
+  screen, the database, a read of everything now) and asks for requests and actions through
+  its host (the app). It never touches a collector, a connection or a credential.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import psycopg
+from psycopg import conninfo as pq_conninfo
 
 from pgtop import pg
-from pgtop.collector import ActivityCollector, backend_detail
+from pgtop.actions import ActionRunner
+from pgtop.collectors.activity import LIST_QUERY_LIMIT, ActivityCollector
+from pgtop.collectors.base import CollectorContext, CollectorFactory, Connection, TabCollector
 from pgtop.config import Settings
-from pgtop.model import ActivitySnapshot, Backend, Capabilities
+from pgtop.model import ActivitySnapshot, Capabilities
 
-Connection = psycopg.AsyncConnection[dict[str, Any]]
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 WATCHDOG_SECONDS = pg.STATEMENT_TIMEOUT_MS / 1000 + 5
 """A poll still running after this long is abandoned with its connection."""
+TAB_MAX_BACKOFF = 60.0
+"""Longest wait before a tab whose collection keeps failing is tried again."""
 
 
 class PollError(Exception):
@@ -30,44 +58,116 @@ class PollError(Exception):
         self.connection_lost = connection_lost
 
 
-class SnapshotSource(Protocol):
-    """Where the app gets its data; tests inject canned sources."""
+class Request(Protocol[T_co]):
+    """Something read on demand: a frozen value that knows how to read itself."""
+
+    async def read(self, conn: Connection) -> T_co: ...
+
+
+class Source(Protocol):
+    """Where the app gets its data (see the module's docstring)."""
 
     capabilities: Capabilities | None
+    lost_since: datetime | None
+    """When the connection was lost; None while connected."""
+    attempts: int
+    """Reconnect attempts since the connection was lost."""
+    actions: ActionRunner | None
+    """Runs actions; None where none may run (read-only, a recording)."""
+    other_databases: bool
+    """The catalog tabs may read another database than the monitoring connection's (a
+    live server: a connection of their own; not a recording)."""
 
     def describe(self) -> str: ...
 
-    async def collect(self) -> ActivitySnapshot: ...
+    async def poll(self) -> ActivitySnapshot:
+        """The Activity snapshot now.
 
-    async def backend_detail(self, backend: Backend) -> tuple[str | None, list[dict[str, Any]]]: ...
+        Raises:
+            PollError: it could not be read.
+        """
+        ...
 
-    async def run(self, work: Callable[[Connection], Awaitable[T]]) -> T: ...
+    async def collect(
+        self, tab: str, activity: ActivitySnapshot, needs: object, *, now: bool = False
+    ) -> object | None:
+        """``tab``'s data, or None when it has nothing new (not due yet, or no collector).
+
+        Args:
+            needs: what the tab's pane needs (its collector's own frozen type), or None.
+            now: what ``needs`` newly asks for is wanted now, even during a back-off
+                after failures (the collector reads everything only when it is due, or
+                when ``needs`` asks for everything).
+
+        Raises:
+            PollError: it could not be read; the message says when it is tried again.
+        """
+        ...
+
+    async def fetch(self, request: Request[T]) -> T:
+        """What ``request`` reads.
+
+        Raises:
+            PollError: it could not be read.
+        """
+        ...
+
+    async def run(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run the app's own statements around an action (checks before a signal, its
+        progress) on the monitoring connection.
+
+        Raises:
+            PollError: there is no connection to run them on.
+        """
+        ...
 
     async def close(self) -> None: ...
 
 
+class _Tab:
+    """A tab's collector, with when it last ran and how often it failed since."""
+
+    def __init__(self, collector: TabCollector) -> None:
+        self.collector = collector
+        self.collected_at: float | None = None
+        self.failures = 0
+        self.retry_at = 0.0
+
+
 class LiveSource:
-    """Owns the monitoring connection; reopens it when it is lost."""
+    """The live server: owns the monitoring connection, reopens it when it is lost, and
+    makes the tabs' collectors for each connection."""
 
     def __init__(
         self,
         settings: Settings,
         conn: Connection | None = None,
         capabilities: Capabilities | None = None,
+        *,
+        collectors: Mapping[str, CollectorFactory] | None = None,
+        query_limit: int = LIST_QUERY_LIMIT,
+        action_conn: Connection | None = None,
     ) -> None:
         self.settings = settings
         self.capabilities = capabilities
         self._conn = conn
+        self._factories: Mapping[str, CollectorFactory] = collectors or {}
+        self._query_limit = query_limit
         self._collector: ActivityCollector | None = None
+        self._tabs: dict[str, _Tab] = {}
+        self._context: CollectorContext | None = None
+        self._closing: set[asyncio.Future[None]] = set()
         self._description = pg.describe(conn) if conn else pg.target(settings.conninfo)
         self.lost_since: datetime | None = None
-        """When the connection was lost; None while connected."""
         self.attempts = 0
-        """Reconnect attempts since the connection was lost."""
+        self.other_databases = True
         self._lock = asyncio.Lock()
         """One statement or pipeline at a time: psycopg connections are not shareable."""
-        self.also_own: Callable[[], Iterable[int | None]] = tuple
-        """Other backends of pgtop's (the action connection), never listed as user work."""
+        self.actions: ActionRunner | None = None
+        if not settings.read_only:
+            self.actions = ActionRunner(
+                settings.conninfo, settings.password, settings.action_lock_timeout, action_conn
+            )
 
     def describe(self) -> str:
         return self._description
@@ -79,11 +179,14 @@ class LiveSource:
 
     @property
     def own_pids(self) -> frozenset[int]:
-        """pgtop's own backends: this connection's and those ``also_own`` names."""
-        pids = {pid for pid in self.also_own() if pid is not None}
-        if self._conn is not None:
-            pids.add(self._conn.info.backend_pid)
-        return frozenset(pids)
+        """pgtop's own backends: the monitoring connection's and the action connection's."""
+        pids: Iterable[int | None] = (
+            self.monitor_pid,
+            self.actions.pid if self.actions is not None else None,
+        )
+        return frozenset(pid for pid in pids if pid is not None)
+
+    # -- the connection ----------------------------------------------------------------------
 
     async def _ensure(self) -> Connection:
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
@@ -99,20 +202,28 @@ class LiveSource:
             raise PollError(pg.first_line(exc), connection_lost=True) from None
         self._conn = conn
         self._description = pg.describe(conn)
-        self._collector = None
         return conn
 
     def _abandon(self) -> None:
-        """Drop the connection at once, without waiting on the server."""
+        """Drop the connection at once, without waiting on the server; the collectors made
+        for it go with it."""
         conn, self._conn = self._conn, None
         self._collector = None
+        tabs, self._tabs = self._tabs, {}
+        self._context = None
+        for tab in tabs.values():
+            # What they opened (a connection to another database) is closed in the
+            # background: nothing waits on a server that may be gone.
+            closing = asyncio.ensure_future(tab.collector.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
         if conn is not None:
             with contextlib.suppress(Exception):
                 conn.pgconn.finish()
         if self.lost_since is None:
             self.lost_since = datetime.now()
 
-    async def _guarded(self, work: Callable[[Connection], Awaitable[Any]]) -> Any:
+    async def _guarded(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         """Run one piece of work on the connection, alone and under the watchdog.
 
         Connecting is bounded by connect_timeout; the work by the watchdog.
@@ -120,7 +231,7 @@ class LiveSource:
         async with self._lock:
             return await self._watched(work(await self._ensure()))
 
-    async def _watched(self, work: Awaitable[Any]) -> Any:
+    async def _watched(self, work: Awaitable[T]) -> T:
         task = asyncio.ensure_future(work)
         done, _ = await asyncio.wait({task}, timeout=WATCHDOG_SECONDS)
         if not done:
@@ -140,32 +251,91 @@ class LiveSource:
         except psycopg.Error as exc:
             raise PollError(pg.first_line(exc), connection_lost=False) from None
 
-    async def collect(self) -> ActivitySnapshot:
+    # -- the contract ------------------------------------------------------------------------
+
+    async def poll(self) -> ActivitySnapshot:
         async def work(conn: Connection) -> ActivitySnapshot:
             if self._collector is None:
                 assert self.capabilities is not None
-                self._collector = ActivityCollector(self.capabilities, self.own_pids)
+                self._collector = ActivityCollector(
+                    self.capabilities, self.own_pids, query_limit=self._query_limit
+                )
             self._collector.own_pids = self.own_pids
             return await self._collector.collect(conn)
 
-        snapshot: ActivitySnapshot = await self._guarded(work)
+        snapshot = await self._guarded(work)
         self.lost_since = None
         self.attempts = 0
         return snapshot
 
-    async def backend_detail(self, backend: Backend) -> tuple[str | None, list[dict[str, Any]]]:
-        async def work(conn: Connection) -> tuple[str | None, list[dict[str, Any]]]:
-            return await backend_detail(conn, backend)
+    def _tab(self, tab: str) -> _Tab | None:
+        factory = self._factories.get(tab)
+        if factory is None:
+            return None
+        made = self._tabs.get(tab)
+        if made is None:
+            assert self.capabilities is not None
+            if self._context is None:
+                self._context = CollectorContext(self.capabilities, self._connect_to)
+            made = self._tabs[tab] = _Tab(factory(self._context))
+        return made
 
-        result: tuple[str | None, list[dict[str, Any]]] = await self._guarded(work)
-        return result
+    async def _connect_to(self, database: str) -> Connection:
+        conninfo = pq_conninfo.make_conninfo(self.settings.conninfo, dbname=database)
+        return await pg.connect(conninfo, self.settings.password)
+
+    async def collect(
+        self, tab: str, activity: ActivitySnapshot, needs: object, *, now: bool = False
+    ) -> object | None:
+        made = self._tab(tab)
+        if made is None:
+            return None
+        clock = time.monotonic()
+        if now:
+            made.retry_at = 0.0
+        elif clock < made.retry_at:
+            return None
+        last = made.collected_at
+        due = last is None or clock - last >= made.collector.interval
+        collector = made.collector
+        try:
+            data = await self._guarded(
+                lambda conn: collector.collect(conn, activity, needs, due=due)
+            )
+        except PollError as exc:
+            raise PollError(
+                self._failed(made, str(exc)), connection_lost=exc.connection_lost
+            ) from None
+        except Exception:  # a bug: reported by the caller, and not retried at once either
+            self._failed(made, "")
+            raise
+        if due:
+            made.collected_at = time.monotonic()
+        made.failures = 0
+        return data
+
+    def _failed(self, made: _Tab, reason: str) -> str:
+        """A tab's collection failed: try again later and later (up to a minute), not on
+        every refresh (a database that refuses the connection logs an error each time)."""
+        made.failures += 1
+        base = max(self.settings.refresh, made.collector.interval)
+        delay = min(TAB_MAX_BACKOFF, base * 2 ** (made.failures - 1))
+        made.retry_at = time.monotonic() + delay
+        return f"{reason} (next try in {delay:.0f}s)"
+
+    async def fetch(self, request: Request[T]) -> T:
+        return await self._guarded(request.read)
 
     async def run(self, work: Callable[[Connection], Awaitable[T]]) -> T:
-        """Run a tab's own statements on the monitoring connection, alone and watched."""
-        result: T = await self._guarded(work)
-        return result
+        return await self._guarded(work)
 
     async def close(self) -> None:
+        for made in self._tabs.values():
+            with contextlib.suppress(Exception):
+                await made.collector.close()
+        self._tabs = {}
+        if self.actions is not None:
+            await self.actions.close()
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):

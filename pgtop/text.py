@@ -1,4 +1,4 @@
-"""Turning untrusted server text into something safe to show, and formatting values.
+"""Turning untrusted server text into something safe to show (figures: ``pgtop.formats``).
 
 Everything the server sends (query texts, application names, role, database and relation
 names) is untrusted. It reaches the screen only as plain text: never parsed as markup, with
@@ -8,7 +8,7 @@ every control character and bidirectional override replaced by a visible escape.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from collections.abc import Sequence
 
 _FOLDED = re.compile(r"[\t\n][ \t\n]*| {2,}")
 """Runs that ``one_line`` folds into one space: ASCII spaces, tabs and newlines only. Any
@@ -95,45 +95,23 @@ def lenient(text: str) -> str:
     return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
-def duration(seconds: float | None) -> str:
-    """Compact age: ``"4.2s"``, ``"12m03s"``, ``"3h05m"``, ``"2d04h"``; empty when unknown.
+_PASSWORD_IN_TEXT = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)|(://[^:/@\s]*:)[^@\s]*@")
 
-    >>> duration(4.24), duration(723), duration(11100), duration(187200)
-    ('4.2s', '12m03s', '3h05m', '2d04h')
+
+def redact_text(text: str, secrets: Sequence[str | None] = ()) -> str:
+    """Remove passwords from free text (logs, crash reports).
+
+    >>> redact_text("dsn password='a b' x postgresql://u:pw@h/db", ["zz"])
+    'dsn password=*** x postgresql://u:***@h/db'
     """
-    if seconds is None:
-        return ""
-    if seconds < 0:
-        seconds = 0.0
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    whole = int(seconds)
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    if whole < 86400:
-        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
-    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
 
+    def mask(match: re.Match[str]) -> str:
+        if match.group(1):
+            return f"{match.group(1)}***"
+        return f"{match.group(3)}***@"
 
-def age(then: datetime | None, now: datetime) -> float | None:
-    """Seconds from ``then`` to ``now``, or None when ``then`` is unknown."""
-    if then is None:
-        return None
-    delta: timedelta = now - then
-    return delta.total_seconds()
-
-
-def size(num_bytes: float | None) -> str:
-    """Human size with binary units.
-
-    >>> size(0), size(1536), size(5 * 1024**3)
-    ('0 B', '1.5 KiB', '5.0 GiB')
-    """
-    if num_bytes is None:
-        return ""
-    value = float(num_bytes)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+    text = _PASSWORD_IN_TEXT.sub(mask, text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text

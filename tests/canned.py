@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from pgtop.actions import ActionRunner
+from pgtop.collectors.activity import SessionDetail
 from pgtop.model import HIDDEN_QUERY, ActivitySnapshot, Backend, Capabilities, ServerCounters
+from pgtop.source import PollError
 
 NOW = datetime(2026, 11, 26, 9, 30, 0, tzinfo=timezone.utc)
 
@@ -155,19 +159,42 @@ def incident_snapshot() -> ActivitySnapshot:
 
 
 class CannedSource:
-    """Returns the same snapshot on every poll."""
+    """A source (``pgtop.source.Source``) that returns the same data on every poll: the
+    snapshot, and for each tab in ``tabs`` its data (no server)."""
 
-    def __init__(self, snapshot: ActivitySnapshot) -> None:
+    def __init__(
+        self, snapshot: ActivitySnapshot, tabs: Mapping[str, object] | None = None
+    ) -> None:
         self.snapshot = snapshot
+        self.tabs = dict(tabs or {})
         self.capabilities: Capabilities | None = snapshot.capabilities
+        self.lost_since: datetime | None = None
+        self.attempts = 0
+        # Offered, as on a live server (nothing connects unless an action runs).
+        self.actions: ActionRunner | None = ActionRunner("", None, 3.0)
+        self.other_databases = False
+        """Its catalog data is of one database."""
+        self.needs: dict[str, object] = {}
+        """What each tab's pane last said it needs."""
 
     def describe(self) -> str:
         return "app@db.example:5432/shop"
 
-    async def collect(self) -> ActivitySnapshot:
+    async def poll(self) -> ActivitySnapshot:
         return self.snapshot
 
-    async def backend_detail(self, backend: Backend) -> tuple[str | None, list[dict[str, Any]]]:
+    async def collect(
+        self, tab: str, activity: ActivitySnapshot, needs: object, *, now: bool = False
+    ) -> object | None:
+        self.needs[tab] = needs
+        return self.tabs.get(tab)
+
+    async def fetch(self, request: Any) -> Any:
+        if isinstance(request, SessionDetail):
+            return await self.session_detail(request.backend)
+        raise PollError("not in the canned data", connection_lost=False)
+
+    async def session_detail(self, backend: Backend) -> tuple[str | None, list[dict[str, Any]]]:
         return backend.query, [
             {
                 "locktype": "transactionid",
@@ -194,7 +221,7 @@ class CannedSource:
         ]
 
     async def run(self, work: Any) -> Any:
-        return await work(None)
+        raise PollError("no server behind canned data", connection_lost=False)
 
     async def close(self) -> None:
         return None

@@ -20,8 +20,10 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from pgtop.actions import Plan, RelationTarget, SessionTarget
-from pgtop.text import name_text, one_line, size, visible
+from pgtop.actions import ActionPlan
+from pgtop.formats import size
+from pgtop.model import RelationTarget, SessionTarget
+from pgtop.text import name_text, one_line, visible
 
 ARM_SECONDS = 0.4
 """A yes typed before the dialog had been visible this long is not taken as an answer."""
@@ -36,7 +38,7 @@ TITLES = {
 }
 
 
-def target_text(plan: Plan) -> Text:
+def target_text(plan: ActionPlan) -> Text:
     """The target, every value as plain text with control characters visible."""
     target = plan.target
     text = Text()
@@ -79,7 +81,7 @@ class ConfirmDialog(ModalScreen[bool]):
         Binding("y", "answer(True)", "Yes", id="confirm-yes"),  # handled in on_key
     ]
 
-    def __init__(self, plan: Plan, *, second: bool = False) -> None:
+    def __init__(self, plan: ActionPlan, *, second: bool = False) -> None:
         super().__init__()
         self.plan = plan
         self.second = second

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from rich.text import Text
 from textual import work
@@ -12,32 +12,25 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from pgtop.collector import WHOLE_TEXT_LIMIT
-from pgtop.screens.failures import ReportsFailures
-from pgtop.source import PollError
-from pgtop.statements import (
+from pgtop.collectors.activity import WHOLE_TEXT_LIMIT
+from pgtop.collectors.plans import QueryPlan, StatementPlan, plan_obstacle
+from pgtop.collectors.statements import (
     COUNTER_FIELDS,
     Counters,
     Mode,
-    Plan,
     Reading,
     Statement,
     StatementKey,
     StatementsSnapshot,
+    StatementText,
     TextsUnreadableError,
     base_for,
-    cores,
     counters_since,
-    explain,
-    millis,
-    plan_obstacle,
-    rate,
-    statement_text,
 )
-from pgtop.text import duration, name_text, one_line, size, visible
-
-if TYPE_CHECKING:
-    from pgtop.app import PgTopApp
+from pgtop.formats import cores, duration, hit_ratio, millis, rate, size
+from pgtop.panes.host import Host, ReportsFailures, host_of
+from pgtop.source import PollError
+from pgtop.text import name_text, one_line, visible
 
 COUNTER_LABELS: tuple[tuple[str, str, str], ...] = (
     ("calls", "calls", "count"),
@@ -178,7 +171,7 @@ def _ratio(a: int, b: int) -> str:
 
 def _hit_ratio(c: Counters) -> str:
     blocks = c.shared_blks_hit + c.shared_blks_read
-    return f"{100 * c.shared_blks_hit / blocks:.1f}%" if blocks else ""
+    return hit_ratio(c.shared_blks_hit / blocks) if blocks else ""
 
 
 class StatementScreen(ReportsFailures, Screen[None]):
@@ -195,22 +188,21 @@ class StatementScreen(ReportsFailures, Screen[None]):
         snapshot: StatementsSnapshot,
         mode: Mode,
         mark: Reading | None,
-        text: str | None,
     ) -> None:
         super().__init__()
         self.key = key
         self.snapshot = snapshot
         self.mode = mode
         self.mark = mark
-        self.statement = snapshot.current.statements[key]
-        self.text = text
+        self.statement = statement = snapshot.current.statements[key]
+        self.text = snapshot.texts.get(statement.queryid) if statement.queryid is not None else None
         self.cut = False
         """The whole text is longer than what was read (``WHOLE_TEXT_LIMIT``)."""
         self._gone = False
 
     @property
-    def pgtop(self) -> PgTopApp:
-        return cast("PgTopApp", self.app)
+    def host(self) -> Host:
+        return host_of(self.app)
 
     def compose(self) -> ComposeResult:
         s = self.statement
@@ -233,12 +225,12 @@ class StatementScreen(ReportsFailures, Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.watch(self.app, "pane_update", self._follow, init=False)
+        self.watch(self.app, "latest_tab_data", self._follow, init=False)
         self._show_query(self.text)
         self._show_counters()
         self.action_reload()
 
-    def _follow(self, update: tuple[str, object, str] | None) -> None:
+    def _follow(self, update: tuple[str, object] | None) -> None:
         if update is None or update[0] != "queries":
             return
         data = update[1]
@@ -340,16 +332,14 @@ class StatementScreen(ReportsFailures, Screen[None]):
         plan_box.update(Text("planning…", style="italic"))
         statement = self.statement
         data = self.snapshot
-        source = self.pgtop.source
+        host = self.host
         text = self.text
         queryid = statement.queryid
         if queryid is not None:
             version = data.extension_version
             schema = data.extension_schema
             try:
-                whole = await source.run(
-                    lambda conn: statement_text(conn, version, schema, queryid)
-                )
+                whole = await host.fetch(StatementText(queryid, version, schema))
             except (PollError, TextsUnreadableError) as exc:
                 plan_box.update(Text(f"could not load: {one_line(str(exc), 300)}", style="bold"))
                 return
@@ -376,7 +366,7 @@ class StatementScreen(ReportsFailures, Screen[None]):
         server_version = data.server_version_num
         role = statement.user
         try:
-            plan = await source.run(lambda conn: explain(conn, planned_text, server_version, role))
+            plan = await host.fetch(StatementPlan(planned_text, server_version, role))
         except PollError as exc:
             plan_box.update(Text(f"could not plan: {one_line(str(exc), 300)}", style="bold"))
             return
@@ -386,7 +376,7 @@ class StatementScreen(ReportsFailures, Screen[None]):
         plan_box.update(plan_text(plan))
 
 
-def plan_text(plan: Plan) -> Text:
+def plan_text(plan: QueryPlan) -> Text:
     """A plan under a note saying how it was made: as which role, generic or not."""
     note = f"planned as role {name_text(plan.role, 64)}, the role that ran it"
     if plan.parameters:

@@ -12,7 +12,7 @@ from textual.widgets import TabbedContent
 from pgtop.app import PgTopApp
 from pgtop.config import Settings
 from pgtop.messages import SnapshotCollected
-from pgtop.screens.backend import BackendScreen
+from pgtop.screens.session import SessionScreen
 from pgtop.source import LiveSource
 from pgtop.widgets.keyed_table import KeyedTable
 
@@ -71,6 +71,7 @@ async def test_activity_shows_staged_sessions_end_to_end(
             lambda: app.snapshot is not None and app.snapshot.own_pids == source.own_pids,
             "a poll that knows both",
         )
+        assert app.snapshot is not None
         assert not source.own_pids & {b.pid for b in app.snapshot.backends}
         assert not source.own_pids & set(shown_pids(app))
 
@@ -107,7 +108,7 @@ async def test_sort_filter_detail_and_tabs(dsn: str, sleepers: dict[str, int]) -
         # detail of the selected backend: every field and the full query
         assert table(app).move_cursor_to_key(pid)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, BackendScreen), "detail screen")
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen), "detail screen")
         await shows(
             pilot,
             f"Backend {pid}",
@@ -117,7 +118,7 @@ async def test_sort_filter_detail_and_tabs(dsn: str, sleepers: dict[str, int]) -
             "HOLDS  ExclusiveLock",  # its own virtual transaction id
         )
         await pilot.press("escape")
-        assert not isinstance(app.screen, BackendScreen)
+        assert not isinstance(app.screen, SessionScreen)
 
         # tab keys
         tabs = app.screen.query_one(TabbedContent)
@@ -164,8 +165,9 @@ async def test_cursor_keeps_its_backend_across_refreshes(
 
         await wait_for(pilot, newcomers_above, "newcomers above the cursor")
         assert table(app).cursor_key == target
-        assert table(app).cursor_row is not None
-        assert table(app).cursor_row.key == target
+        row = table(app).cursor_row
+        assert row is not None
+        assert row.key == target
 
 
 async def test_pause_stops_refreshing(dsn: str) -> None:

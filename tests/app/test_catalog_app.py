@@ -9,12 +9,13 @@ import pytest
 from helpers import screen_text, shows, wait_for
 from psycopg.conninfo import conninfo_to_dict
 
-from pgtop.app import PgTopApp, default_pane_collectors
-from pgtop.catalog import catalog_collectors
+from pgtop.app import PgTopApp
+from pgtop.collectors.catalog import CatalogCollector
 from pgtop.config import Settings
-from pgtop.screens.indexes import IndexesPane
-from pgtop.screens.tables import DatabaseSwitcher, TablesPane
-from pgtop.screens.vacuum import VacuumPane
+from pgtop.panes.indexes import IndexesPane
+from pgtop.panes.tables import TablesPane
+from pgtop.panes.vacuum import VacuumPane
+from pgtop.screens.databases import DatabaseSwitcher
 from pgtop.widgets.keyed_table import KeyedTable
 
 SIZE = (180, 45)
@@ -58,10 +59,14 @@ def staged(fresh_db: str, sessions: Any) -> dict[str, Any]:
     }
 
 
-def make_app(conninfo: str, **collectors: Any) -> PgTopApp:
-    factories = dict(default_pane_collectors())
-    factories.update(collectors)
-    return PgTopApp(Settings(conninfo=conninfo, refresh=0.5), pane_collectors=factories)
+def make_app(conninfo: str) -> PgTopApp:
+    return PgTopApp(Settings(conninfo=conninfo, refresh=0.5))
+
+
+@pytest.fixture
+def catalog_interval(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Set the catalog tabs' cadence, in seconds, instead of their slow one."""
+    return lambda seconds: monkeypatch.setattr(CatalogCollector, "fixed_interval", seconds)
 
 
 def rows(app: PgTopApp, table_id: str) -> list[str]:
@@ -85,7 +90,7 @@ async def test_tables_vacuum_and_indexes_show_the_staged_objects(
         locked_row = next(r for r in rows(app, "#tables-table") if locked in r)
         assert "~" in locked_row, "the locked table keeps its estimate"
         pane = app.screen.query_one(TablesPane)
-        relation = pane.selected_relation()
+        relation = pane.selected_target()
         assert relation is not None
         assert relation.kind == "table"
         assert relation.database == dbname_of(fresh_db)
@@ -110,7 +115,7 @@ async def test_tables_vacuum_and_indexes_show_the_staged_objects(
         idle_first = [("!! idle in tx" in r) for r in holders]
         assert idle_first == sorted(idle_first, reverse=True), "idle in transaction first"
         assert any(locked in r and "LOCKED" in r for r in rows(app, "#vacuum-table"))
-        vacuum_relation = app.screen.query_one(VacuumPane).selected_relation()
+        vacuum_relation = app.screen.query_one(VacuumPane).selected_target()
         assert vacuum_relation is not None
 
         await pilot.press("6")
@@ -125,12 +130,12 @@ async def test_tables_vacuum_and_indexes_show_the_staged_objects(
                 .fetchone()[0]
             )
         )
-        index = app.screen.query_one(IndexesPane).selected_relation()
+        index = app.screen.query_one(IndexesPane).selected_target()
         assert index is not None
         assert (index.kind, index.name, index.table_name) == (
             "index",
             f"{orders}_status2",
-            orders,
+            f"public.{orders}",
         )
 
 
@@ -155,8 +160,11 @@ async def test_the_filter_keeps_matching_tables(fresh_db: str, staged: dict[str,
         await wait_for(pilot, lambda: len(rows(app, "#tables-table")) == 3, "all tables again")
 
 
-async def test_f5_reads_again_at_once(fresh_db: str, staged: dict[str, Any]) -> None:
-    app = make_app(fresh_db, **catalog_collectors(interval=3600))
+async def test_f5_reads_again_at_once(
+    fresh_db: str, staged: dict[str, Any], catalog_interval: Any
+) -> None:
+    catalog_interval(3600.0)
+    app = make_app(fresh_db)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.snapshot is not None, "the first poll")
         await pilot.press("4")
@@ -170,13 +178,14 @@ async def test_f5_reads_again_at_once(fresh_db: str, staged: dict[str, Any]) -> 
 
 
 async def test_between_reads_of_the_whole_list_the_status_says_how_old_it_is(
-    fresh_db: str, staged: dict[str, Any]
+    fresh_db: str, staged: dict[str, Any], catalog_interval: Any
 ) -> None:
     db = staged["db"]
     many = [f"many_{n:03}_{uuid.uuid4().hex[:4]}" for n in range(60)]
-    for table in many:
-        db.execute(f"CREATE TABLE {table} (id int)")
-    app = make_app(fresh_db, **catalog_collectors(interval=3))
+    for created_table in many:
+        db.execute(f"CREATE TABLE {created_table} (id int)")
+    catalog_interval(3.0)
+    app = make_app(fresh_db)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.snapshot is not None, "the first poll")
         await pilot.press("4")
@@ -190,8 +199,8 @@ async def test_between_reads_of_the_whole_list_the_status_says_how_old_it_is(
         db.execute(f"DROP TABLE {off_screen}")
         created = f"created_{uuid.uuid4().hex[:6]}"
         db.execute(f"CREATE TABLE {created} (id int)")
-        before = app.pane_data["tables"]
-        await wait_for(pilot, lambda: app.pane_data["tables"] is not before, "a refresh")
+        before = app.tab_data["tables"]
+        await wait_for(pilot, lambda: app.tab_data["tables"] is not before, "a refresh")
         await shows(pilot, "of 64 tables", "old, list ")
         assert any(row.cells[1] == off_screen for row in table.rows), "kept until the list"
         assert any(row.cells[1] == created for row in table.rows), "new: listed at once"
@@ -207,13 +216,14 @@ async def test_between_reads_of_the_whole_list_the_status_says_how_old_it_is(
 
 
 async def test_the_vacuum_tab_reads_its_rows_on_screen_between_whole_reads(
-    fresh_db: str, staged: dict[str, Any]
+    fresh_db: str, staged: dict[str, Any], catalog_interval: Any
 ) -> None:
     db = staged["db"]
     churn = f"churn_{uuid.uuid4().hex[:6]}"
     db.execute(f"CREATE TABLE {churn} (id int) WITH (autovacuum_enabled = off)")
     db.execute(f"INSERT INTO {churn} SELECT generate_series(1, 500)")
-    app = make_app(fresh_db, **catalog_collectors(interval=3))
+    catalog_interval(3.0)
+    app = make_app(fresh_db)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.snapshot is not None, "the first poll")
         await pilot.press("5")
@@ -262,7 +272,7 @@ async def test_the_database_switcher_reads_another_database(
 async def test_a_session_holding_the_horizon_opens_its_detail(
     fresh_db: str, staged: dict[str, Any]
 ) -> None:
-    from pgtop.screens.backend import BackendScreen
+    from pgtop.screens.session import SessionScreen
 
     app = make_app(fresh_db)
     async with app.run_test(size=SIZE) as pilot:
@@ -274,7 +284,7 @@ async def test_a_session_holding_the_horizon_opens_its_detail(
         horizon.focus()
         assert horizon.move_cursor_to_key(key)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, BackendScreen), "the detail")
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen), "the detail")
         await shows(pilot, str(staged["idle_pid"]), "SELECT 1")
 
 

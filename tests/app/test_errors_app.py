@@ -13,7 +13,7 @@ from helpers import shows
 from pgtop.app import PgTopApp
 from pgtop.config import Settings, write_crash_log
 from pgtop.model import ActivitySnapshot
-from pgtop.screens.activity import ActivityPane
+from pgtop.panes.activity import ActivityPane
 
 SECRET = "Pw-Do-Not-Show-42"
 
@@ -34,11 +34,11 @@ async def test_a_failing_poll_keeps_the_app_running(private_logs: Path) -> None:
     class Flaky(CannedSource):
         calls = 0
 
-        async def collect(self) -> ActivitySnapshot:
+        async def poll(self) -> ActivitySnapshot:
             self.calls += 1
             if self.calls == 2:
                 raise RuntimeError(f"unexpected state password={SECRET}")
-            return await super().collect()
+            return await super().poll()
 
     source = Flaky(incident_snapshot())
     app = PgTopApp(settings(), source=source)
@@ -60,7 +60,7 @@ async def test_a_crash_ends_the_app_with_a_private_log(
     def broken_show(self: ActivityPane, snapshot: Any) -> None:
         raise ValueError(f"cannot draw, dsn was password={SECRET}")
 
-    monkeypatch.setattr(ActivityPane, "show", broken_show)
+    monkeypatch.setattr(ActivityPane, "show_activity", broken_show)
     app = PgTopApp(settings(), source=CannedSource(incident_snapshot()))
     with pytest.raises(ValueError, match="cannot draw"):
         async with app.run_test(size=(120, 30)) as pilot:

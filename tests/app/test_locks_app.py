@@ -14,9 +14,9 @@ from textual.widgets import TabbedContent
 
 from pgtop.app import PgTopApp
 from pgtop.config import Settings
-from pgtop.messages import PaneDataCollected
-from pgtop.screens.backend import BackendScreen
-from pgtop.screens.locks import LocksPane
+from pgtop.messages import TabDataCollected
+from pgtop.panes.locks import LocksPane
+from pgtop.screens.session import SessionScreen
 from pgtop.widgets.keyed_table import KeyedTable
 
 SIZE = (160, 40)
@@ -30,7 +30,7 @@ def _table(sessions: Any) -> str:
 
 
 def _begin(sessions: Any, name: str, *statements: str) -> psycopg.Connection[Any]:
-    conn = sessions.open(application_name=name)
+    conn: psycopg.Connection[Any] = sessions.open(application_name=name)
     conn.execute("BEGIN")
     for sql in statements:
         conn.execute(sql)
@@ -82,10 +82,10 @@ async def test_the_tree_roots_first_and_the_cursor_keeps_its_node(
     dsn: str, sessions: Any, two_trees: dict[str, int]
 ) -> None:
     a, b, c, d, e = (two_trees[k] for k in "abcde")
-    collected: list[PaneDataCollected] = []
+    collected: list[TabDataCollected] = []
 
     def hook(message: object) -> None:
-        if isinstance(message, PaneDataCollected) and message.tab == "locks":
+        if isinstance(message, TabDataCollected) and message.tab == "locks":
             collected.append(message)
 
     app = PgTopApp(Settings(conninfo=dsn, refresh=0.5))
@@ -143,10 +143,10 @@ async def test_the_tree_roots_first_and_the_cursor_keeps_its_node(
 
         # Enter opens the detail of the selected node's session.
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, BackendScreen), "detail screen")
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen), "detail screen")
         await shows(pilot, f"Backend {b}", "WAITS  ShareLock")
         await pilot.press("escape")
-        assert not isinstance(app.screen, BackendScreen)
+        assert not isinstance(app.screen, SessionScreen)
 
         # Activity agrees: the same blockers, from the same poll.
         await pilot.press("1")

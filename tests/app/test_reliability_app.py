@@ -26,8 +26,8 @@ from pgtop.actions import plan_session
 from pgtop.app import PgTopApp
 from pgtop.cluster import Cluster
 from pgtop.config import Settings
-from pgtop.screens.backend import BackendScreen
 from pgtop.screens.confirm import ConfirmDialog
+from pgtop.screens.session import SessionScreen
 from pgtop.widgets.keyed_table import KeyedTable
 
 SIZE = (160, 45)
@@ -113,14 +113,14 @@ async def test_a_failing_background_task_reaches_the_screen_and_the_crash_log(
     monkeypatch.setenv("PGTOP_LOG_DIR", str(tmp_path))
 
     class Broken(CannedSource):
-        async def backend_detail(self, backend: Any) -> Any:
+        async def session_detail(self, backend: Any) -> Any:
             raise RuntimeError("the detail query broke")
 
     app = PgTopApp(Settings(refresh=60), source=Broken(incident_snapshot()))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.snapshot is not None, "the first snapshot")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, BackendScreen), "the detail")
+        await wait_for(pilot, lambda: isinstance(app.screen, SessionScreen), "the detail")
         await notified(pilot, "the detail query broke")
         assert any("load backend detail failed" in n.title for n in app._notifications)
         assert app.is_running
@@ -128,9 +128,7 @@ async def test_a_failing_background_task_reaches_the_screen_and_the_crash_log(
     assert "the detail query broke" in log.read_text()
 
 
-@pytest.mark.parametrize(
-    ("tab", "table"), [("1", "activity"), ("3", "statements"), ("4", "tables")]
-)
+@pytest.mark.parametrize(("tab", "table"), [("1", "activity"), ("3", "queries"), ("4", "tables")])
 async def test_keys_typed_right_after_slash_belong_to_the_filter(tab: str, table: str) -> None:
     """``/queue`` in one burst quit pgtop; ``/ibibib`` toggled idle and background."""
     app = PgTopApp(Settings(refresh=60), source=CannedSource(incident_snapshot()))
@@ -190,7 +188,9 @@ async def test_a_full_server_terminates_through_the_monitoring_connection(
         target = runaway.info.backend_pid
         app = PgTopApp(Settings(conninfo=cluster.conninfo(user="ops"), refresh=0.5))
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: app.actions is not None and app.actions.pid, "actions")
+            await wait_for(
+                pilot, lambda: app.actions is not None and app.actions.pid is not None, "actions"
+            )
             assert app.actions is not None
             action_pid = app.actions.pid
             cluster.psql(f"SELECT pg_terminate_backend({action_pid})")

@@ -15,7 +15,7 @@ from textual.widgets import Static
 
 from pgtop.app import PgTopApp
 from pgtop.cluster import Cluster
-from pgtop.collector import WHOLE_TEXT_LIMIT
+from pgtop.collectors.activity import WHOLE_TEXT_LIMIT
 from pgtop.config import Settings
 from pgtop.screens.confirm import ConfirmDialog
 from pgtop.screens.statement import StatementScreen
@@ -112,7 +112,7 @@ async def test_a_huge_statement_is_cut_in_its_detail(
     app = PgTopApp(Settings(conninfo=cluster.conninfo(), refresh=0.5))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3")
-        table = app.screen.query_one("#statements-table", KeyedTable)
+        table = app.screen.query_one("#queries-table", KeyedTable)
         await wait_for(pilot, lambda: bool(table.rows), "the statements")
         await pilot.press("m", "m")
         await shows(pilot, "mode lifetime")

@@ -17,8 +17,8 @@ from textual.widgets import TabbedContent
 from pgtop.app import PgTopApp
 from pgtop.cluster import Cluster
 from pgtop.config import Settings
+from pgtop.panes.queries import QueriesPane
 from pgtop.screens.statement import StatementScreen
-from pgtop.screens.statements import StatementsPane
 from pgtop.widgets.keyed_table import KeyedTable
 
 SIZE = (160, 40)
@@ -29,7 +29,7 @@ def make_app(conninfo: str) -> PgTopApp:
 
 
 def table(app: PgTopApp) -> KeyedTable:
-    return app.screen.query_one("#statements-table", KeyedTable)
+    return app.screen.query_one("#queries-table", KeyedTable)
 
 
 def rows_with(app: PgTopApp, text: str) -> list[Any]:
@@ -148,5 +148,5 @@ async def test_a_database_without_the_extension_is_explained(bare_db: str) -> No
             f"pg_stat_statements is not created in database '{name}'",
             "CREATE EXTENSION pg_stat_statements",
         )
-        pane = app.screen.query_one(StatementsPane)
+        pane = app.screen.query_one(QueriesPane)
         assert not pane.table.display

@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -18,15 +18,14 @@ from pgtop import pg
 from pgtop.actions import (
     ActionRunner,
     RefusedError,
-    RelationTarget,
     TargetRole,
     plan_relation,
     plan_session,
     session_refusal,
     target_role,
 )
-from pgtop.collector import ActivityCollector
-from pgtop.model import ActivitySnapshot, Backend, Capabilities
+from pgtop.collectors.activity import ActivityCollector
+from pgtop.model import ActivitySnapshot, Backend, Capabilities, RelationTarget
 
 HOSTILE_TABLES = ["x; DROP TABLE bystander; --", "Mixed Case", 'quo"te', "sp ace", "ünï"]
 
@@ -118,7 +117,7 @@ def test_a_stale_identity_does_nothing(dsn: str, sessions: Any) -> None:
     assert backend.backend_start is not None
     stale = replace(backend, backend_start=backend.backend_start - timedelta(microseconds=1))
     for action in ("terminate", "cancel"):
-        outcome = run(dsn, plan_session(action, stale))  # type: ignore[arg-type]
+        outcome = run(dsn, plan_session(action, stale))
         assert not outcome.ok
         assert "no longer the one selected" in outcome.message
     assert backend_named(dsn, name).wait_event == "PgSleep"
@@ -254,12 +253,13 @@ def relation(sessions: Any, schema: str, name: str) -> RelationTarget:
         (schema, name),
     ).fetchone()
     assert row is not None
-    kind = "index" if row[1] == "i" else "table"
-    return RelationTarget(oid=row[0], schema=schema, name=name, kind=kind)
+    if row[1] == "i":
+        return RelationTarget(oid=row[0], schema=schema, name=name, kind="index")
+    return RelationTarget(oid=row[0], schema=schema, name=name, kind="table")
 
 
 @pytest.fixture
-def hostile_schema(sessions: Any) -> str:
+def hostile_schema(sessions: Any) -> Iterator[str]:
     schema = tag("Sch ema")
     admin = sessions.admin
     admin.execute(psycopg.sql.SQL("CREATE SCHEMA {}").format(psycopg.sql.Identifier(schema)))

@@ -15,7 +15,12 @@ import pytest
 
 from pgtop import pg
 from pgtop.cluster import Cluster
-from pgtop.collector import LIST_QUERY_LIMIT, WHOLE_TEXT_LIMIT, ActivityCollector, backend_detail
+from pgtop.collectors.activity import (
+    LIST_QUERY_LIMIT,
+    WHOLE_TEXT_LIMIT,
+    ActivityCollector,
+    SessionDetail,
+)
 from pgtop.config import Settings
 from pgtop.model import ActivitySnapshot, Backend
 from pgtop.source import LiveSource
@@ -191,7 +196,7 @@ async def test_live_source_reconnects_after_its_backend_is_terminated(
 ) -> None:
     source = LiveSource(Settings(conninfo=dsn))
     try:
-        first = await source.collect()
+        first = await source.poll()
         old_pid = next(iter(source.own_pids))
         sessions.admin.execute("SELECT pg_terminate_backend(%s)", (old_pid,))
         sessions.wait_until(
@@ -200,10 +205,10 @@ async def test_live_source_reconnects_after_its_backend_is_terminated(
         from pgtop.source import PollError
 
         with pytest.raises(PollError) as lost:
-            await source.collect()
+            await source.poll()
         assert lost.value.connection_lost
         assert source.lost_since is not None
-        again = await source.collect()
+        again = await source.poll()
         assert source.lost_since is None
         assert next(iter(source.own_pids)) != old_pid
         assert again.collected_at > first.collected_at
@@ -259,7 +264,7 @@ def test_a_huge_query_is_clipped_in_lists_and_bounded_in_the_detail(
                     break
                 await asyncio.sleep(0.05)
             (row,) = rows
-            full, _locks = await backend_detail(conn, row)
+            full, _locks = await SessionDetail(row).read(conn)
             return row, full
         finally:
             await conn.close()

@@ -9,9 +9,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from pgtop import collector as collector_module
 from pgtop import pg
-from pgtop.collector import ActivityCollector
+from pgtop.collectors import activity as collector_module
+from pgtop.collectors.activity import ActivityCollector
 from pgtop.model import ActivitySnapshot, Backend
 
 CHANGES_MARKER = "pg_stat_get_backend_idset"

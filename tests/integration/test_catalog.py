@@ -13,27 +13,32 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import psycopg
 import pytest
+from collecting import context, once_source
 from psycopg.conninfo import conninfo_to_dict
 
-from pgtop import catalog, pg, queries
-from pgtop.catalog import (
+from pgtop import pg, sql
+from pgtop.collectors.activity import ActivityCollector
+from pgtop.collectors.catalog import (
     LIST_EVERY,
     SCAN_EVERY,
-    CatalogTarget,
+    CatalogCollector,
+    CatalogNeeds,
+    CatalogShared,
+    DatabaseList,
     IndexesCollector,
     IndexesData,
     TablesCollector,
     TablesData,
     VacuumCollector,
     VacuumData,
-    list_databases,
     under_lock_timeout,
 )
-from pgtop.collector import ActivityCollector
+from pgtop.collectors.catalog import collectors as catalog_collectors
 from pgtop.model import Capabilities
 from pgtop.once import print_once
 
@@ -76,6 +81,21 @@ def own(conn: Connection) -> frozenset[int]:
 async def bounded(work: Awaitable[T]) -> T:
     """``work``, failing the test if it does not finish: it must never wait on a lock."""
     return await asyncio.wait_for(work, timeout=HANG)
+
+
+async def collect(
+    collector: CatalogCollector,
+    conn: Connection,
+    needs: CatalogNeeds | None = None,
+    *,
+    due: bool = True,
+) -> Any:
+    """What ``collector`` gives its source after an Activity poll, for a pane that
+    needs ``needs``."""
+    activity = await ActivityCollector(collector.capabilities, own(conn)).collect(conn)
+    data = await bounded(collector.collect(conn, activity, needs, due=due))
+    assert data is not None
+    return data
 
 
 async def until(
@@ -141,7 +161,7 @@ async def test_sizes_match_the_servers_size_functions(
 ) -> None:
     conn, caps = monitor
     tables = make_tables(db)
-    data = await bounded(TablesCollector(caps).read(conn, own(conn)))
+    data = await collect(TablesCollector(context(caps)), conn)
     assert isinstance(data, TablesData)
     by_name = {t.name: t for t in data.tables}
     assert set(tables.values()) <= set(by_name)
@@ -171,10 +191,8 @@ async def test_only_the_rows_asked_for_are_sized_exactly(
     conn, caps = monitor
     tables = make_tables(db)
     db.execute(f"ANALYZE {tables['plain']}")
-    target = CatalogTarget()
-    collector = TablesCollector(caps, target)
-    target.focus["tables"] = (oid_of(db, tables["plain"]),)
-    data = await bounded(collector.read(conn, own(conn)))
+    collector = TablesCollector(context(caps))
+    data = await collect(collector, conn, CatalogNeeds(on_screen=(oid_of(db, tables["plain"]),)))
     by_name = {t.name: t for t in data.tables}
     assert not by_name[tables["plain"]].size_is_estimate
     wide = by_name[tables["wide"]]
@@ -187,9 +205,8 @@ async def test_only_the_rows_asked_for_are_sized_exactly(
     assert wide.table_bytes == row[0]
 
     # The cursor moves to the wide table: only sizes are read again, on the same rows.
-    target.focus["tables"] = (oid_of(db, tables["wide"]),)
-    target.request("tables", "sizes")
-    resized = await bounded(collector.read(conn, own(conn)))
+    needs = CatalogNeeds(on_screen=(oid_of(db, tables["wide"]),), sizes_asked=1)
+    resized = await collect(collector, conn, needs, due=False)
     assert resized.collected_at == data.collected_at, "no full read for a size request"
     by_name = {t.name: t for t in resized.tables}
     assert not by_name[tables["wide"]].size_is_estimate
@@ -208,9 +225,9 @@ async def test_a_table_locked_access_exclusive_keeps_its_estimate_and_nothing_wa
     lock_exclusive(sessions, fresh_db, tables["wide"])
     await wait_forever_on_locks(conn)
 
-    data = await bounded(TablesCollector(caps).read(conn, own(conn)))
-    vacuum = await bounded(VacuumCollector(caps).read(conn, own(conn)))
-    indexes = await bounded(IndexesCollector(caps).read(conn, own(conn)))
+    data = await collect(TablesCollector(context(caps)), conn)
+    vacuum = await collect(VacuumCollector(context(caps)), conn)
+    indexes = await collect(IndexesCollector(context(caps)), conn)
 
     by_name = {t.name: t for t in data.tables}
     locked = by_name[tables["wide"]]
@@ -242,7 +259,7 @@ async def test_a_queued_access_exclusive_request_is_not_waited_behind(
         [migration.info.backend_pid],
     )
     await wait_forever_on_locks(conn)
-    data = await bounded(TablesCollector(caps).read(conn, own(conn)))
+    data = await collect(TablesCollector(context(caps)), conn)
     queued = next(t for t in data.tables if t.name == tables["plain"])
     assert queued.locked
     assert queued.size_is_estimate
@@ -258,7 +275,7 @@ async def test_a_lock_taken_after_the_check_costs_the_short_timeout_only(
     conn, _ = monitor
     tables = make_tables(db)
     lock_exclusive(sessions, fresh_db, tables["plain"])
-    unguarded = queries.Query(
+    unguarded = sql.Query(
         "unguarded_sizes",
         ((130000, "SELECT pg_relation_size(o) AS bytes FROM unnest(%(oids)s::oid[]) o"),),
     )
@@ -291,7 +308,7 @@ async def test_dead_rows_after_an_update(
         return next((t for t in data.tables if t.name == table), None)
 
     data = await until(
-        lambda: VacuumCollector(caps).read(conn, own(conn)),
+        lambda: collect(VacuumCollector(context(caps)), conn),
         lambda d: row(d) is not None and row(d).n_dead_tup == 300,
         "300 dead rows",
     )
@@ -330,7 +347,7 @@ async def test_a_table_past_its_autovacuum_threshold_is_due(
         return {t.name: t for t in data.tables}
 
     data = await until(
-        lambda: VacuumCollector(caps).read(conn, own(conn)),
+        lambda: collect(VacuumCollector(context(caps)), conn),
         lambda d: all(by_name(d)[t].n_dead_tup == 11 for t in (due, off)),
         "11 dead rows in each table",
     )
@@ -366,7 +383,7 @@ async def test_an_idle_transaction_is_shown_holding_the_xmin_horizon(
         " AND state = 'idle in transaction' AND backend_xmin IS NOT NULL)",
         [idle.info.backend_pid],
     )
-    data = await bounded(VacuumCollector(caps).read(conn, own(conn)))
+    data = await collect(VacuumCollector(context(caps)), conn)
     sessions_shown = [h for h in data.holders if h.kind == "session"]
     pids = [h.pid for h in sessions_shown]
     assert pids[:2] == [idle.info.backend_pid, busy.info.backend_pid]
@@ -398,7 +415,7 @@ async def test_a_running_vacuum_is_listed_with_its_phase(
     vacuumer.execute("SET vacuum_cost_limit = 1")
     sessions.run_in_background(vacuumer, f"VACUUM {table}")
     data = await until(
-        lambda: VacuumCollector(caps).read(conn, own(conn)),
+        lambda: collect(VacuumCollector(context(caps)), conn),
         lambda d: any(p.pid == vacuumer.info.backend_pid for p in d.running),
         "the vacuum in progress",
     )
@@ -438,7 +455,7 @@ async def test_unused_invalid_and_duplicate_indexes_are_flagged(
         return {i.name: i for i in data.indexes if i.table == t}
 
     data = await until(
-        lambda: IndexesCollector(caps).read(conn, own(conn)),
+        lambda: collect(IndexesCollector(context(caps)), conn),
         lambda d: flags(d).get(f"{t}_note") is not None and flags(d)[f"{t}_note"].idx_scan > 0,
         "the partial index scanned",
     )
@@ -477,7 +494,7 @@ async def test_a_foreign_key_keeps_the_referenced_index_out_of_unused(
     db.execute(f"CREATE TABLE {parent} (id int)")
     db.execute(f"CREATE UNIQUE INDEX {parent}_id ON {parent} (id)")
     db.execute(f"CREATE TABLE {child} (parent_id int REFERENCES {parent} (id))")
-    data = await bounded(IndexesCollector(caps).read(conn, own(conn)))
+    data = await collect(IndexesCollector(context(caps)), conn)
     index = next(i for i in data.indexes if i.name == f"{parent}_id")
     assert index.backs_constraint
     assert not index.unused
@@ -491,11 +508,11 @@ async def test_constraints_are_read_again_after_the_slower_cadence_or_for_new_in
     db.execute(f"CREATE TABLE {parent} (id int, code int)")
     db.execute(f"CREATE UNIQUE INDEX {parent}_id ON {parent} (id)")
     db.execute(f"CREATE TABLE {child} (parent_id int, parent_code int)")
-    collector = IndexesCollector(caps)
+    collector = IndexesCollector(context(caps))
 
     async def backs(index: str) -> bool:
-        data = await bounded(collector.read(conn, own(conn)))
-        return next(i for i in data.indexes if i.name == index).backs_constraint
+        data = await collect(collector, conn)
+        return bool(next(i for i in data.indexes if i.name == index).backs_constraint)
 
     assert not await backs(f"{parent}_id")
     db.execute(f"ALTER TABLE {child} ADD FOREIGN KEY (parent_id) REFERENCES {parent} (id)")
@@ -507,7 +524,7 @@ async def test_constraints_are_read_again_after_the_slower_cadence_or_for_new_in
     # the next refresh rather than after a whole cycle.
     db.execute(f"CREATE UNIQUE INDEX {parent}_code ON {parent} (code)")
     db.execute(f"ALTER TABLE {child} ADD FOREIGN KEY (parent_code) REFERENCES {parent} (code)")
-    data = await bounded(collector.read(conn, own(conn)))
+    data = await collect(collector, conn)
     new = next(i for i in data.indexes if i.name == f"{parent}_code")
     assert not new.backs_constraint
     assert new.enforces_constraint, "unique"
@@ -547,20 +564,20 @@ async def test_between_whole_reads_the_rows_on_screen_and_new_relations_are_read
 ) -> None:
     conn, caps = monitor
     kinds = {"tables": TablesCollector, "vacuum": VacuumCollector, "indexes": IndexesCollector}
-    collector: Any = kinds[tab](caps)
+    collector = kinds[tab](context(caps))
     seen, unseen, dropped_seen, dropped_unseen, created = (
         name(prefix) for prefix in ("seen", "unseen", "dropseen", "dropunseen", "created")
     )
     for table in (seen, unseen, dropped_seen, dropped_unseen):
         db.execute(f"CREATE TABLE {table} (id int PRIMARY KEY) WITH (autovacuum_enabled = off)")
-    first = await bounded(collector.read(conn, own(conn)))
+    first = await collect(collector, conn)
     assert first.header.listed_at is None, "a read of the whole list"
     assert _counter(tab, first, seen) == _counter(tab, first, unseen) == 0
 
     def relation(table: str) -> int:
         return oid_of(db, f"{table}_pkey" if tab == "indexes" else table)
 
-    collector.target.focus[tab] = (relation(seen), relation(dropped_seen))
+    needs = CatalogNeeds(on_screen=(relation(seen), relation(dropped_seen)))
     flush_stats(db)
     with db.transaction():
         for table in (seen, unseen):
@@ -575,7 +592,7 @@ async def test_between_whole_reads_the_rows_on_screen_and_new_relations_are_read
 
     moved = await until(server_counts, lambda c: all(c.values()), "the server to count them")
 
-    partial = await bounded(collector.read(conn, own(conn)))
+    partial = await collect(collector, conn, needs)
     assert partial.header.listed_at == first.header.collected_at
     assert _counter(tab, partial, seen) == moved[seen], "a row on screen is read anew"
     assert _counter(tab, partial, unseen) == 0, "a row off screen waits for the whole list"
@@ -583,8 +600,7 @@ async def test_between_whole_reads_the_rows_on_screen_and_new_relations_are_read
     assert _counter(tab, partial, dropped_unseen) == 0, "dropped, off screen: still listed"
     assert _counter(tab, partial, created) == 0, "created since: listed at once"
 
-    collector.target.request(tab, "list")
-    whole = await bounded(collector.read(conn, own(conn)))
+    whole = await collect(collector, conn, replace(needs, list_asked=1))
     assert whole.header.listed_at is None
     assert _counter(tab, whole, unseen) == moved[unseen]
     assert _counter(tab, whole, dropped_unseen) is None
@@ -599,16 +615,16 @@ async def test_the_whole_list_is_read_again_after_six_intervals_or_the_longest_a
     max_age: float,
 ) -> None:
     conn, caps = monitor
-    monkeypatch.setattr(catalog, "LIST_MAX_AGE", max_age)
-    collector = VacuumCollector(caps)
-    collector.interval = interval
+    monkeypatch.setattr(catalog_collectors, "LIST_MAX_AGE", max_age)
+    monkeypatch.setattr(VacuumCollector, "fixed_interval", interval)
+    collector = VacuumCollector(context(caps))
     age = min(LIST_EVERY * interval, max_age)
-    first = await bounded(collector.read(conn, own(conn)))
+    first = await collect(collector, conn)
     assert first.header.listed_at is None
-    between = await bounded(collector.read(conn, own(conn)))
+    between = await collect(collector, conn)
     assert between.header.listed_at == first.collected_at
     await asyncio.sleep(age + 0.05)
-    again = await bounded(collector.read(conn, own(conn)))
+    again = await collect(collector, conn)
     assert again.header.listed_at is None, "the whole list again"
 
 
@@ -618,14 +634,15 @@ async def test_write_rates_are_per_row_and_kept_while_the_row_is_not_read(
     conn, caps = monitor
     busy = name("busy")
     db.execute(f"CREATE TABLE {busy} (id int)")
-    collector = TablesCollector(caps, default_exact=0)
+    collector = TablesCollector(context(caps))
+    needs = CatalogNeeds(exact_default=0)
 
     def rate(data: TablesData) -> float | None:
         return next(t.ins_per_s for t in data.tables if t.name == busy)
 
-    first = await bounded(collector.read(conn, own(conn)))
+    first = await collect(collector, conn, needs)
     assert rate(first) is None, "no earlier read to compare with"
-    collector.target.focus["tables"] = (oid_of(db, busy),)
+    needs = replace(needs, on_screen=(oid_of(db, busy),))
     flush_stats(db)
     db.execute(f"INSERT INTO {busy} SELECT generate_series(1, 600)")
 
@@ -633,16 +650,15 @@ async def test_write_rates_are_per_row_and_kept_while_the_row_is_not_read(
         return _server_counter(db, "tables", busy)
 
     await until(counted, lambda n: n == 600, "the server to count the rows")
-    measured = await bounded(collector.read(conn, own(conn)))
+    measured = await collect(collector, conn, needs)
     elapsed = (measured.collected_at - first.collected_at).total_seconds()
     assert rate(measured) == pytest.approx(600 / elapsed), "since its last read"
 
-    collector.target.focus["tables"] = ()
-    off_screen = await bounded(collector.read(conn, own(conn)))
+    needs = replace(needs, on_screen=())
+    off_screen = await collect(collector, conn, needs)
     assert rate(off_screen) == rate(measured), "not read: the rate last measured"
 
-    collector.target.request("tables", "list")
-    quiet = await bounded(collector.read(conn, own(conn)))
+    quiet = await collect(collector, conn, replace(needs, list_asked=1))
     assert rate(quiet) == 0.0, "read again, nothing written since"
 
 
@@ -667,8 +683,9 @@ async def test_the_database_size_counts_every_relation_and_follows_the_tables_ro
         "WITH (autovacuum_enabled = off, toast.autovacuum_enabled = off)"
     )
     db.execute(f"ANALYZE {grows}")
-    target = CatalogTarget()
-    tables = TablesCollector(caps, target, default_exact=0)
+    shared = context(caps)
+    tables = TablesCollector(shared)
+    needs = CatalogNeeds(exact_default=0)
 
     def rows_bytes(data: TablesData) -> int:
         assert all(t.size_is_estimate for t in data.tables)
@@ -677,8 +694,8 @@ async def test_the_database_size_counts_every_relation_and_follows_the_tables_ro
     # The first read sums every relation (autovacuum may change a catalog's relpages
     # meanwhile: read again, with nothing kept, until both agree).
     async def first_read() -> tuple[TablesData, int]:
-        target.pages.expire()
-        data = await bounded(tables.read(conn, own(conn)))
+        shared.shared(CatalogShared).pages.expire()
+        data = await collect(tables, conn, needs)
         return data, database_bytes(db)
 
     first, _ = await until(first_read, lambda r: r[0].header.database_bytes == r[1], "the sum")
@@ -688,14 +705,13 @@ async def test_the_database_size_counts_every_relation_and_follows_the_tables_ro
     # Between two reads of every relation, the Tables tab counts its own rows again.
     db.execute(f"INSERT INTO {grows} SELECT g, repeat('x', 500) FROM generate_series(1, 2000) g")
     db.execute(f"ANALYZE {grows}")
-    target.request("tables", "list")
-    second = await bounded(tables.read(conn, own(conn)))
+    second = await collect(tables, conn, replace(needs, list_asked=1))
     assert second.header.database_bytes > first.header.database_bytes
     assert second.header.database_bytes == outside + rows_bytes(second)
 
     # The other tabs share the figure until the next read.
-    vacuum = await bounded(VacuumCollector(caps, target).read(conn, own(conn)))
-    indexes = await bounded(IndexesCollector(caps, target).read(conn, own(conn)))
+    vacuum = await collect(VacuumCollector(shared), conn)
+    indexes = await collect(IndexesCollector(shared), conn)
     assert vacuum.header.database_bytes == second.header.database_bytes
     assert indexes.header.database_bytes == second.header.database_bytes
 
@@ -706,15 +722,15 @@ async def test_the_database_size_is_read_again_after_the_slower_cadence(
     conn, caps = monitor
     grows = name("grows")
     db.execute(f"CREATE TABLE {grows} (id int) WITH (autovacuum_enabled = off)")
-    collector = VacuumCollector(caps)
-    collector.target.focus["vacuum"] = (oid_of(db, grows),)
-    first = await bounded(collector.read(conn, own(conn)))
+    collector = VacuumCollector(context(caps))
+    needs = CatalogNeeds(on_screen=(oid_of(db, grows),))
+    first = await collect(collector, conn, needs)
     db.execute(f"INSERT INTO {grows} SELECT generate_series(1, 20000)")
     db.execute(f"ANALYZE {grows}")
     for _ in range(SCAN_EVERY - 1):
-        kept = await bounded(collector.read(conn, own(conn)))
+        kept = await collect(collector, conn, needs)
         assert kept.header.database_bytes == first.header.database_bytes
-    read = await bounded(collector.read(conn, own(conn)))
+    read = await collect(collector, conn, needs)
     grown = next(t for t in read.tables if t.name == grows).relpages * read.header.block_size
     assert grown > 0
     assert read.header.database_bytes >= first.header.database_bytes + grown
@@ -729,36 +745,33 @@ async def test_the_catalog_tabs_read_the_database_chosen(
     table = name("elsewhere")
     db.execute(f"CREATE TABLE {table} (id int)")
     conn = await pg.connect(dsn)
-    target = CatalogTarget()
+    caps = await pg.probe(conn)
+    shared = context(caps, dsn)
+    tables, vacuum_tab = TablesCollector(shared), VacuumCollector(shared)
     try:
-        caps = await pg.probe(conn)
-        activity = await ActivityCollector(caps, own(conn)).collect(conn)
-        databases = {d.name: d for d in await list_databases(conn)}
+        databases = {d.name: d for d in await DatabaseList().read(conn)}
         chosen = dbname_of(fresh_db)
         assert databases[caps.database].current
         assert databases[chosen].bytes
         assert databases[chosen].can_connect
 
-        target.choose(chosen, dsn, None)
-        data = await bounded(TablesCollector(caps, target).collect(conn, activity))
+        data = await collect(tables, conn, CatalogNeeds(database=chosen))
         assert isinstance(data, TablesData)
         assert data.database == chosen
         assert table in {t.name for t in data.tables}
-        vacuum = await bounded(VacuumCollector(caps, target).collect(conn, activity))
+        vacuum = await collect(vacuum_tab, conn, CatalogNeeds(database=chosen))
         assert isinstance(vacuum, VacuumData)
         assert vacuum.database == chosen
 
-        target.choose(None, dsn, None)
-        back = await bounded(TablesCollector(caps, target).collect(conn, activity))
+        back = await collect(tables, conn, CatalogNeeds())
         assert isinstance(back, TablesData)
         assert back.database == caps.database
         assert table not in {t.name for t in back.tables}
 
-        target.choose("no_such_database_here", dsn, None)
         with pytest.raises(psycopg.OperationalError, match="no_such_database_here"):
-            await bounded(TablesCollector(caps, target).collect(conn, activity))
+            await collect(tables, conn, CatalogNeeds(database="no_such_database_here"))
     finally:
-        await target.close()
+        await tables.close()
         await conn.close()
 
 
@@ -785,13 +798,13 @@ async def test_the_catalog_tabs_read_the_database_chosen(
 async def test_once_json_rows(
     tab: str,
     keys: set[str],
-    monitor: tuple[Connection, Capabilities],
+    fresh_db: str,
     db: psycopg.Connection[Any],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    conn, caps = monitor
     tables = make_tables(db)
-    assert await print_once(conn, caps, tab, "json") == 0
+    async with once_source(fresh_db) as source:
+        assert await print_once(source, tab, "json") == 0
     document = json.loads(capsys.readouterr().out)
     assert document["tab"] == tab
     rows = document["rows"]
@@ -806,6 +819,7 @@ async def test_once_json_rows(
         assert (
             wide["total_bytes"] == wide["table_bytes"] + wide["index_bytes"] + wide["toast_bytes"]
         )
-    assert await print_once(conn, caps, tab, "text") == 0
+    async with once_source(fresh_db) as source:
+        assert await print_once(source, tab, "text") == 0
     text = capsys.readouterr().out
     assert text.splitlines()[0].startswith("SCHEMA")

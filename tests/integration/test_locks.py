@@ -18,10 +18,12 @@ from typing import Any
 
 import psycopg
 import pytest
+from collecting import context, once_source
 
 from pgtop import pg
-from pgtop.collector import ActivityCollector
-from pgtop.locks import Forest, LocksCollector, LocksData, build_forest, locks_report
+from pgtop.collectors.activity import ActivityCollector
+from pgtop.collectors.locks import Forest, LocksCollector, LocksData, build_forest
+from pgtop.reports import locks as locks_report
 
 Edge = tuple[int, int]
 
@@ -62,7 +64,7 @@ def _waits_for(sessions: Any, pid: int, blockers: int) -> None:
 
 def _begin(sessions: Any, name: str, *statements: str) -> psycopg.Connection[Any]:
     """A session with an open transaction that ran ``statements``."""
-    conn = sessions.open(application_name=name)
+    conn: psycopg.Connection[Any] = sessions.open(application_name=name)
     conn.execute("BEGIN")
     for sql in statements:
         conn.execute(sql)
@@ -90,7 +92,7 @@ async def pgtop_view(dsn: str) -> tuple[LocksData, Forest]:
     try:
         caps = await pg.probe(conn)
         activity = await ActivityCollector(caps, frozenset({conn.info.backend_pid})).collect(conn)
-        data = await LocksCollector(caps).collect(conn, activity)
+        data = await LocksCollector(context(caps)).collect(conn, activity, None, due=True)
     finally:
         await conn.close()
     return data, build_forest(data.activity, data.waits_by_pid())
@@ -269,7 +271,7 @@ async def test_nothing_is_read_when_no_one_waits(dsn: str) -> None:
     assert not any(b.waiting_on_lock for b in activity.backends)
     await conn.close()
     # A closed connection fails any statement: the collector must not send one.
-    data = await LocksCollector(caps).collect(conn, activity)
+    data = await LocksCollector(context(caps)).collect(conn, activity, None, due=True)
     assert data.waits == ()
     assert build_forest(data.activity).nodes == ()
 
@@ -281,11 +283,8 @@ async def test_locks_report_has_one_row_per_true_edge(dsn: str, sessions: Any) -
     p1 = _wait_behind(sessions, w1, f"UPDATE {t} SET v = 2 WHERE id = 1 /* w1 */", 1)
     ph = _pid(holder)
 
-    conn = await pg.connect(dsn)
-    try:
-        report = await locks_report(conn, await pg.probe(conn))
-    finally:
-        await conn.close()
+    async with once_source(dsn) as source:
+        report = await locks_report.report(source)
     assert [(r["blocked_pid"], r["blocking_pid"]) for r in report.rows] == [(p1, ph)]
     (row,) = report.rows
     assert row["locktype"] == "transactionid"

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from pgtop import pg, queries
+from pgtop import pg, sql
 
 PARAMS: dict[str, dict[str, Any]] = {
     "session_setup": {},
@@ -64,19 +64,19 @@ PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(queries.REGISTRY))
+@pytest.mark.parametrize("name", sorted(sql.REGISTRY))
 def test_every_variant_runs_and_keeps_its_columns(dsn: str, name: str) -> None:
-    query = queries.REGISTRY[name]
+    query = sql.REGISTRY[name]
     assert name in PARAMS, f"add sample parameters for {name} to this test"
     # In pgtop's own session settings: names resolve through pg_catalog alone.
     options = pg.startup_options(dsn, pg.FIXED_SETTINGS)
     with psycopg.connect(dsn, autocommit=True, options=options) as conn:
         version = conn.info.server_version
         columns = []
-        for minimum, sql in query.variants:
+        for minimum, text in query.variants:
             if minimum > version:
                 continue
-            cur = conn.execute(sql, PARAMS[name])
+            cur = conn.execute(text, PARAMS[name])
             assert cur.description is not None
             columns.append([column.name for column in cur.description])
         assert columns, f"no variant of {name} runs on {version}"

@@ -22,7 +22,7 @@ import pytest
 from pgtop import pg
 from pgtop.actions import ActionConnectionLostError, ActionRunner, plan_session
 from pgtop.cluster import Cluster
-from pgtop.collector import ActivityCollector
+from pgtop.collectors.activity import ActivityCollector
 from pgtop.config import write_crash_log
 from pgtop.model import Backend
 from pgtop.pg import EXIT_OUTPUT, EXIT_USAGE
@@ -148,11 +148,11 @@ def test_a_sql_ascii_database_does_not_blind_pgtop(
     # pg_stat_statements converts every text to the reading database's encoding: from a
     # UTF-8 database, the SQL_ASCII statement's bytes make every text unreadable. The
     # counters still come, and pgtop says why the texts do not.
-    queries = run_pgtop(tmp_path, "--once", "queries", "--format", "json", pg_cluster.conninfo())
-    assert queries.returncode == 0, queries.stderr
-    (warning,) = queries.stderr.splitlines()
+    from_utf8 = run_pgtop(tmp_path, "--once", "queries", "--format", "json", pg_cluster.conninfo())
+    assert from_utf8.returncode == 0, from_utf8.stderr
+    (warning,) = from_utf8.stderr.splitlines()
     assert "statement texts cannot be read here" in warning
-    assert json.loads(queries.stdout)["rows"]
+    assert json.loads(from_utf8.stdout)["rows"]
     from_ascii = run_pgtop(tmp_path, "--once", "queries", "--format", "json", ascii_db)
     assert from_ascii.returncode == 0, from_ascii.stderr
     assert from_ascii.stderr == ""

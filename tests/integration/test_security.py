@@ -22,24 +22,25 @@ from typing import Any
 
 import psycopg
 import pytest
+from collecting import context
 from psycopg import sql
 
 from pgtop import pg
 from pgtop.actions import (
     ActionRunner,
     RefusedError,
-    RelationTarget,
     maintenance_runs_as_caller,
     open_action_connection,
     plan_relation,
     plan_session,
     run_maintenance,
 )
-from pgtop.catalog import CatalogTarget, TablesCollector
 from pgtop.cluster import Cluster, start_cluster
-from pgtop.collector import WHOLE_TEXT_LIMIT, ActivityCollector
-from pgtop.locks import LocksCollector
-from pgtop.statements import StatementsCollector, StatementsSnapshot
+from pgtop.collectors.activity import WHOLE_TEXT_LIMIT, ActivityCollector
+from pgtop.collectors.catalog import CatalogNeeds, TablesCollector, TablesData
+from pgtop.collectors.locks import LocksCollector
+from pgtop.collectors.statements import StatementsCollector, StatementsSnapshot
+from pgtop.model import RelationTarget
 
 
 @dataclass
@@ -121,9 +122,10 @@ async def monitor_everything(conninfo: str) -> tuple[Any, ...]:
         collector = ActivityCollector(caps, frozenset({conn.info.backend_pid}))
         for _ in range(3):
             activity = await collector.collect(conn)
-        locks = await LocksCollector(caps).collect(conn, activity)
-        statements = await StatementsCollector(caps).collect(conn)
-        tables = await TablesCollector(caps).read(conn, activity.own_pids)
+        ctx = context(caps, conninfo)
+        locks = await LocksCollector(ctx).collect(conn, activity, None, due=True)
+        statements = await StatementsCollector(ctx).collect(conn)
+        tables = await TablesCollector(ctx).collect(conn, activity, None, due=True)
         return caps, activity, locks, statements, tables
     finally:
         await conn.close()
@@ -232,16 +234,18 @@ def test_database_settings_of_an_owner_do_not_apply(
         home = await pg.connect(pg_cluster.conninfo())
         try:
             caps = await pg.probe(home)
-            shared = CatalogTarget()
-            shared.choose(hostile.dbname, pg_cluster.conninfo(), None)
-            tables = TablesCollector(caps, shared)
+            tables = TablesCollector(context(caps, pg_cluster.conninfo()))
             data = await tables.collect(
-                home, await ActivityCollector(caps, frozenset()).collect(home)
+                home,
+                await ActivityCollector(caps, frozenset()).collect(home),
+                CatalogNeeds(database=hostile.dbname),
+                due=True,
             )
+            assert isinstance(data, TablesData)
             assert data.database == hostile.dbname
             assert "t" in {table.name for table in data.tables}
         finally:
-            await shared.close()
+            await tables.close()
             await home.close()
 
     asyncio.run(check())

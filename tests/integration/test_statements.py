@@ -12,29 +12,31 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
+from collecting import context, once_source, texts_of
+from psycopg import sql as pgsql
 from psycopg.conninfo import conninfo_to_dict
 
-from pgtop import pg, queries
+from pgtop import pg, sql
 from pgtop.cli import main
 from pgtop.cluster import Cluster
-from pgtop.model import Capabilities
-from pgtop.once import print_once
-from pgtop.statements import (
+from pgtop.collectors.plans import explain
+from pgtop.collectors.statements import (
     Figures,
     Mode,
     StatementKey,
+    StatementNeeds,
     StatementsCollector,
     StatementsSnapshot,
     StatementsUnavailable,
     StatementsUnavailableError,
-    explain,
+    StatementText,
     is_own,
     mode_figures,
     privilege_notice,
-    statement_text,
-    statements_report,
 )
+from pgtop.model import Capabilities
+from pgtop.once import print_once
+from pgtop.reports import queries as queries_report
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 
@@ -57,11 +59,11 @@ def stage_table(conn: psycopg.Connection[Any], rows: int = 100) -> str:
     """A new table with ``rows`` rows; its name makes its statements unique in the cluster."""
     name = f"staged_{uuid.uuid4().hex[:10]}"
     conn.execute(
-        sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, v text)").format(sql.Identifier(name))
+        pgsql.SQL("CREATE TABLE {} (id int PRIMARY KEY, v text)").format(pgsql.Identifier(name))
     )
     conn.execute(
-        sql.SQL("INSERT INTO {} SELECT g, 'v' || g FROM generate_series(1, %s) g").format(
-            sql.Identifier(name)
+        pgsql.SQL("INSERT INTO {} SELECT g, 'v' || g FROM generate_series(1, %s) g").format(
+            pgsql.Identifier(name)
         ),
         (rows,),
     )
@@ -73,27 +75,26 @@ def count_text(table: str) -> str:
     return f'SELECT count(*) FROM "{table}" WHERE id < $1'
 
 
-def count_query(table: str) -> sql.Composed:
-    return sql.SQL("SELECT count(*) FROM {} WHERE id < %s").format(sql.Identifier(table))
+def count_query(table: str) -> pgsql.Composed:
+    return pgsql.SQL("SELECT count(*) FROM {} WHERE id < %s").format(pgsql.Identifier(table))
 
 
-def run(conn: psycopg.Connection[Any], query: sql.Composed, times: int) -> None:
+def run(conn: psycopg.Connection[Any], query: pgsql.Composed, times: int) -> None:
     for n in range(times):
         conn.execute(query, (n,))
 
 
-async def collect(collector: StatementsCollector, conn: Connection) -> StatementsSnapshot:
-    result = await collector.collect(conn)
+async def collect(
+    collector: StatementsCollector, conn: Connection, needs: StatementNeeds | None = None
+) -> StatementsSnapshot:
+    result = await collector.collect(conn, None, needs, due=True)
     assert isinstance(result, StatementsSnapshot), result
     return result
 
 
-async def key_of(
-    collector: StatementsCollector, conn: Connection, snapshot: StatementsSnapshot, needle: str
-) -> StatementKey:
+async def key_of(conn: Connection, snapshot: StatementsSnapshot, needle: str) -> StatementKey:
     """The key of the one statement whose text starts with ``needle``."""
-    ids = [s.queryid for s in snapshot.current.statements.values() if s.queryid is not None]
-    texts = await collector.fetch_texts(conn, ids)
+    texts = await texts_of(conn, snapshot)
     found = [
         key
         for key, s in snapshot.current.statements.items()
@@ -123,7 +124,7 @@ async def test_interval_mark_and_reset(fresh_db: str, sessions: Any) -> None:
     query = count_query(table)
     run(work, query, 7)  # the entry exists before the first reading
     async with monitor(fresh_db) as (conn, caps):
-        collector = StatementsCollector(caps)
+        collector = StatementsCollector(context(caps))
         first = await collect(collector, conn)
         assert first.previous is None
         assert mode_figures(Mode.NOW, first, None) is None  # rates need two readings
@@ -133,7 +134,7 @@ async def test_interval_mark_and_reset(fresh_db: str, sessions: Any) -> None:
         work.execute("SET work_mem = '64kB'")
         work.execute("SELECT g FROM generate_series(1, 100000) g ORDER BY g DESC")  # spills
         second = await collect(collector, conn)
-        key = await key_of(collector, conn, second, count_text(table))
+        key = await key_of(conn, second, count_text(table))
         seconds = (second.collected_at - first.collected_at).total_seconds()
         now = figures(Mode.NOW, second)
         f = now[key]
@@ -146,7 +147,7 @@ async def test_interval_mark_and_reset(fresh_db: str, sessions: Any) -> None:
         assert f.mean_ms == pytest.approx(f.exec_ms / 30)
         assert f.shared_blks_hit + f.shared_blks_read >= 30
         assert not f.restarted
-        sort_key = await key_of(collector, conn, second, "SELECT g FROM generate_series")
+        sort_key = await key_of(conn, second, "SELECT g FROM generate_series")
         spilled = now[sort_key]
         assert spilled.temp_blks_written > 0
         temp_rate = spilled.per_second(spilled.temp_blks_written)
@@ -156,7 +157,7 @@ async def test_interval_mark_and_reset(fresh_db: str, sessions: Any) -> None:
 
         # pgtop's own statements are recognized as such; the staged one is not
         statements = second.current.statements
-        texts = await collector.fetch_texts(conn, [])
+        texts = await texts_of(conn, second)
         own = [s for s in statements.values() if is_own(s, texts.get(s.queryid or 0), caps.user)]
         own_texts = " ".join(texts[s.queryid or 0] for s in own)
         assert "pg_stat_statements" in own_texts
@@ -198,7 +199,7 @@ async def test_texts_are_fetched_only_for_the_statements_asked_for(
     work = sessions.open(dbname=dbname(fresh_db))
     table = stage_table(work)
     run(work, count_query(table), 2)
-    other = sql.SQL("SELECT v FROM {} WHERE id = %s").format(sql.Identifier(table))
+    other = pgsql.SQL("SELECT v FROM {} WHERE id = %s").format(pgsql.Identifier(table))
     run(work, other, 2)
 
     def text_reads() -> int:
@@ -211,16 +212,15 @@ async def test_texts_are_fetched_only_for_the_statements_asked_for(
         return int(row[0])
 
     async with monitor(fresh_db) as (conn, caps):
-        collector = StatementsCollector(caps)
+        collector = StatementsCollector(context(caps))
         plain = await collect(collector, conn)
         assert plain.texts == {}  # nothing on screen: no text read
         assert text_reads() == 0
         by_text = {}
         ids = [s.queryid for s in plain.current.statements.values() if s.queryid is not None]
         for queryid in ids:
-            got = await statement_text(
-                conn, plain.extension_version, plain.extension_schema, queryid
-            )
+            request = StatementText(queryid, plain.extension_version, plain.extension_schema)
+            got = await request.read(conn)
             assert got is not None
             text, cut = got
             assert not cut
@@ -229,18 +229,17 @@ async def test_texts_are_fetched_only_for_the_statements_asked_for(
         second = by_text[f'SELECT v FROM "{table}" WHERE id = $1']
         reads = text_reads()
 
-        collector.wanted = frozenset({wanted})
-        snapshot = await collect(collector, conn)
+        needs = StatementNeeds(texts=frozenset({wanted}))
+        snapshot = await collect(collector, conn, needs)
         assert set(snapshot.texts) == {wanted}
         assert table in snapshot.texts[wanted]
         assert text_reads() == reads + 1
 
-        again = await collect(collector, conn)  # cached: not read again
+        again = await collect(collector, conn, needs)  # cached: not read again
         assert set(again.texts) == {wanted}
         assert text_reads() == reads + 1
 
-        collector.wanted = frozenset({wanted, second})
-        more = await collect(collector, conn)
+        more = await collect(collector, conn, StatementNeeds(texts=frozenset({wanted, second})))
         assert set(more.texts) == {wanted, second}
         assert text_reads() == reads + 2
 
@@ -251,7 +250,7 @@ async def test_not_preloaded(new_cluster: Callable[..., Cluster]) -> None:
     # A superuser reads shared_preload_libraries: the probe already knows.
     async with monitor(cluster.conninfo()) as (conn, caps):
         assert caps.pgss_preloaded is False
-        collector = StatementsCollector(caps)
+        collector = StatementsCollector(context(caps))
         result = await collector.collect(conn)
         assert isinstance(result, StatementsUnavailable)
         assert "shared_preload_libraries" in result.remedy
@@ -260,7 +259,7 @@ async def test_not_preloaded(new_cluster: Callable[..., Cluster]) -> None:
     async with monitor(cluster.conninfo(user="plain")) as (conn, caps):
         assert caps.pgss_preloaded is None
         assert caps.pgss_version is not None
-        collector = StatementsCollector(caps)
+        collector = StatementsCollector(context(caps))
         result = await collector.collect(conn)
         assert isinstance(result, StatementsUnavailable)
         assert "shared_preload_libraries" in result.remedy
@@ -285,7 +284,7 @@ async def test_not_created_is_explained_and_looked_for_again(
 ) -> None:
     async with monitor(bare_db) as (conn, caps):
         assert caps.pgss_version is None
-        collector = StatementsCollector(caps)
+        collector = StatementsCollector(context(caps))
         result = await collector.collect(conn)
         assert isinstance(result, StatementsUnavailable)
         assert "CREATE EXTENSION pg_stat_statements" in result.remedy
@@ -293,7 +292,7 @@ async def test_not_created_is_explained_and_looked_for_again(
         await conn.close()
         assert await collector.collect(conn) == result  # no statement sent
     async with monitor(bare_db) as (conn, caps):
-        collector = StatementsCollector(caps)
+        collector = StatementsCollector(context(caps))
         assert isinstance(await collector.collect(conn), StatementsUnavailable)
         pg_cluster.psql("CREATE EXTENSION pg_stat_statements", dbname=dbname(bare_db))
         assert isinstance(await collector.collect(conn), StatementsUnavailable)  # not yet due
@@ -325,7 +324,7 @@ async def test_a_role_without_read_all_stats(
     mine.execute("SELECT 41 + %s", (1,))
     async with monitor(pg_cluster.conninfo(db, user=plain_role)) as (conn, caps):
         assert not caps.sees_all_queries
-        collector = StatementsCollector(caps)
+        collector = StatementsCollector(context(caps))
         snapshot = await collect(collector, conn)
         notice = privilege_notice(snapshot)
         assert "pg_read_all_stats" in notice
@@ -338,21 +337,21 @@ async def test_a_role_without_read_all_stats(
         own = [s for s in snapshot.current.statements.values() if s.user == plain_role]
         ids = [s.queryid for s in own if s.queryid is not None]
         assert len(ids) == len(own)  # this role's own statements keep their queryid
-        texts = await collector.fetch_texts(conn, ids)
+        texts = await texts_of(conn, snapshot)
         assert any(text.startswith("SELECT $2 + $1") for text in texts.values()), texts
 
 
 async def test_explain(fresh_db: str, sessions: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     work = sessions.open(dbname=dbname(fresh_db))
     table = stage_table(work, rows=1000)
-    run(work, sql.SQL("SELECT v FROM {} WHERE id = %s").format(sql.Identifier(table)), 3)
+    run(work, pgsql.SQL("SELECT v FROM {} WHERE id = %s").format(pgsql.Identifier(table)), 3)
     async with monitor(fresh_db) as (conn, caps):
         version = caps.server_version_num
         me = caps.user
-        collector = StatementsCollector(caps)
+        collector = StatementsCollector(context(caps))
         snapshot = await collect(collector, conn)
-        key = await key_of(collector, conn, snapshot, f'SELECT v FROM "{table}"')
-        texts = await collector.fetch_texts(conn, [])
+        key = await key_of(conn, snapshot, f'SELECT v FROM "{table}"')
+        texts = await texts_of(conn, snapshot)
         normalized = texts[key[2] or 0]
         assert "$1" in normalized
         settings = (
@@ -384,7 +383,7 @@ async def test_explain(fresh_db: str, sessions: Any, monkeypatch: pytest.MonkeyP
         assert plain.parameters == 0
         assert any("Aggregate" in line for line in plain.lines)
         # The check is bounded: the statement, the table, its primary key and its index.
-        monkeypatch.setattr(queries, "REACH_LIMIT", 3)
+        monkeypatch.setattr(sql, "REACH_LIMIT", 3)
         bounded = await explain(conn, f"SELECT count(*) FROM {table}", version, me)
         assert bounded.problem == "it reaches more than 3 objects, more than pgtop checks"
         monkeypatch.undo()
@@ -398,7 +397,7 @@ async def test_explain(fresh_db: str, sessions: Any, monkeypatch: pytest.MonkeyP
         assert "cannot insert multiple commands" in two.problem
         assert not two.lines
         row = work.execute(
-            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+            pgsql.SQL("SELECT count(*) FROM {}").format(pgsql.Identifier(table))
         ).fetchone()
         assert row == (1000,)
 
@@ -416,7 +415,7 @@ async def test_explain(fresh_db: str, sessions: Any, monkeypatch: pytest.MonkeyP
         # A table locked by another session: a short wait, then a clear message.
         locker = sessions.open(dbname=dbname(fresh_db), autocommit=False)
         locker.execute(
-            sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(table))
+            pgsql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(pgsql.Identifier(table))
         )
         started = time.monotonic()
         locked = await explain(conn, f"SELECT count(*) FROM {table}", version, me)
@@ -521,8 +520,8 @@ def make_role(fresh_db: str, pg_cluster: Cluster) -> Iterator[Callable[[], str]]
         pg_cluster.psql(f'DROP ROLE "{name}"')
 
 
-def compose(template: str, schema: str) -> sql.Composed:
-    return sql.SQL(template).format(s=sql.Identifier(schema))
+def compose(template: str, schema: str) -> pgsql.Composed:
+    return pgsql.SQL(template).format(s=pgsql.Identifier(schema))
 
 
 def server_notices(conn: Connection) -> list[str]:
@@ -617,7 +616,7 @@ async def test_a_statement_is_planned_as_the_role_that_ran_it(
     author, bystander = make_role(), make_role()
     mine = sessions.open(dbname=db, user=author)
     mine.execute(compose("CREATE TABLE {s}.secret (id int PRIMARY KEY, v text)", author))
-    mine.execute(compose("GRANT USAGE ON SCHEMA {s} TO ", author) + sql.Identifier(bystander))
+    mine.execute(compose("GRANT USAGE ON SCHEMA {s} TO ", author) + pgsql.Identifier(bystander))
     query = compose("SELECT count(*) FROM {s}.secret WHERE id < %s", author)
     mine.execute(query, (5,))
     sent = query.as_string(mine).replace("%s", "$1")
@@ -639,10 +638,10 @@ async def test_a_statement_is_planned_as_the_role_that_ran_it(
 
         # What pgtop ran as the author to plan it is recorded under the author's role, and
         # still known as pgtop's own; the author's statement is not.
-        collector = StatementsCollector(caps)
+        collector = StatementsCollector(context(caps))
         snapshot = await collect(collector, conn)
         authors = [s for s in snapshot.current.statements.values() if s.user == author]
-        texts = await collector.fetch_texts(conn, [s.queryid for s in authors if s.queryid])
+        texts = await texts_of(conn, snapshot)
         own = {texts[s.queryid or 0]: is_own(s, texts[s.queryid or 0], caps.user) for s in authors}
         assert own[text] is False
         planning = [t for t in own if "pgtop_" in t]
@@ -695,7 +694,7 @@ async def test_what_pgtop_cannot_check_is_not_planned(
 
         # Without the TEMP privilege there is no temporary function to check with.
         superuser.execute(
-            sql.SQL("REVOKE TEMP ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db))
+            pgsql.SQL("REVOKE TEMP ON DATABASE {} FROM PUBLIC").format(pgsql.Identifier(db))
         )
         plan = await explain(conn, "SELECT 1", version, author)
         assert not plan.lines
@@ -725,7 +724,7 @@ EXTENSION_VERSIONS = ["1.4", "1.8", "1.9", "1.10", "1.11", "1.12"]
 
 def test_every_extension_variant_is_exercised() -> None:
     tested = {tuple(int(p) for p in v.split(".")) for v in EXTENSION_VERSIONS}
-    for query in queries.EXTENSION_REGISTRY.values():
+    for query in sql.EXTENSION_REGISTRY.values():
         for minimum, _ in query.variants:
             assert any(
                 v >= minimum and query.sql(v, "s") == query.sql(minimum, "s") for v in tested
@@ -756,11 +755,11 @@ async def test_the_variant_follows_the_installed_extension(
         run(work, query, 2)
         async with monitor(pg_cluster.conninfo(name)) as (conn, caps):
             assert caps.pgss_version == extension_version
-            collector = StatementsCollector(caps)
+            collector = StatementsCollector(context(caps))
             await collect(collector, conn)
             run(work, query, 6)
             snapshot = await collect(collector, conn)
-            key = await key_of(collector, conn, snapshot, count_text(table))
+            key = await key_of(conn, snapshot, count_text(table))
             assert figures(Mode.NOW, snapshot)[key].calls == 6
             s = snapshot.current.statements[key]
             version = tuple(int(p) for p in extension_version.split("."))
@@ -785,8 +784,8 @@ async def test_once_report(
     work = sessions.open(dbname=dbname(fresh_db))
     table = stage_table(work)
     run(work, count_query(table), 3)
-    async with monitor(fresh_db) as (conn, caps):
-        report = await statements_report(conn, caps)
+    async with once_source(fresh_db) as source:
+        report = await queries_report.report(source)
         times = [row["total_exec_ms"] for row in report.rows]
         assert times == sorted(times, reverse=True)
         staged = [row for row in report.rows if row["query"] == count_text(table)]
@@ -807,19 +806,22 @@ async def test_once_report(
             assert field in row
         assert row["mean_exec_ms"] == pytest.approx(row["total_exec_ms"] / 3)
 
-        assert await print_once(conn, caps, "queries", "json") == 0
+    # Each report is read by a source of its own, as each --once run makes one.
+    async with once_source(fresh_db) as source:
+        assert await print_once(source, "queries", "json") == 0
         document = json.loads(capsys.readouterr().out)
         assert document["tab"] == "queries"
         assert any(table in r["query"] for r in document["rows"])
-        assert await print_once(conn, caps, "queries", "text") == 0
+    async with once_source(fresh_db) as source:
+        assert await print_once(source, "queries", "text") == 0
         out = capsys.readouterr().out
         assert out.splitlines()[0].split()[:4] == ["QUERYID", "USER", "DATABASE", "CALLS"]
 
 
 async def test_once_report_without_the_extension_says_why(bare_db: str) -> None:
-    async with monitor(bare_db) as (conn, caps):
+    async with once_source(bare_db) as source:
         with pytest.raises(StatementsUnavailableError, match="CREATE EXTENSION"):
-            await statements_report(conn, caps)
+            await queries_report.report(source)
 
 
 def test_once_queries_exit_code_without_the_extension(

@@ -10,7 +10,7 @@ import pytest
 from canned import NOW, CannedSource, incident_snapshot, settle
 
 from pgtop.app import PgTopApp
-from pgtop.catalog import (
+from pgtop.collectors.catalog import (
     AutovacuumSettings,
     CatalogHeader,
     HorizonHolder,
@@ -25,7 +25,6 @@ from pgtop.catalog import (
     find_duplicates,
 )
 from pgtop.config import Settings
-from pgtop.model import ActivitySnapshot, Capabilities
 from pgtop.widgets.keyed_table import KeyedTable
 
 HEADER = CatalogHeader(
@@ -292,35 +291,13 @@ def indexes() -> IndexesData:
     return IndexesData(HEADER, flagged)
 
 
-class CannedCollector:
-    """Returns the same data on every collection."""
-
-    interval = 3600.0
-
-    def __init__(self, data: object) -> None:
-        self.data = data
-
-    async def collect(self, conn: Any, activity: ActivitySnapshot) -> object:
-        return self.data
-
-
-def canned(data: object) -> Any:
-    def make(capabilities: Capabilities) -> CannedCollector:
-        return CannedCollector(data)
-
-    return make
-
-
 @pytest.fixture
 def catalog_app() -> PgTopApp:
     return PgTopApp(
         Settings(refresh=60),
-        source=CannedSource(incident_snapshot()),
-        pane_collectors={
-            "tables": canned(TABLES),
-            "vacuum": canned(VACUUM),
-            "indexes": canned(indexes()),
-        },
+        source=CannedSource(
+            incident_snapshot(), {"tables": TABLES, "vacuum": VACUUM, "indexes": indexes()}
+        ),
     )
 
 

@@ -17,7 +17,7 @@ from canned import NOW, CannedSource, settle
 
 from pgtop import pg
 from pgtop.app import PgTopApp
-from pgtop.collector import ActivityCollector
+from pgtop.collectors.activity import ActivityCollector
 from pgtop.config import Settings
 from pgtop.model import ActivitySnapshot, ServerCounters
 

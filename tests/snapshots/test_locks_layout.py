@@ -9,9 +9,9 @@ from typing import Any
 from canned import NOW, CannedSource, backend, incident_snapshot, settle
 
 from pgtop.app import PgTopApp
+from pgtop.collectors.locks import LocksData, LockWait
 from pgtop.config import Settings
-from pgtop.locks import LocksData, LockWait
-from pgtop.model import ActivitySnapshot, Capabilities
+from pgtop.model import ActivitySnapshot
 from pgtop.widgets.keyed_table import KeyedTable
 
 
@@ -91,24 +91,12 @@ def locks_snapshot() -> ActivitySnapshot:
     return replace(base, backends=base.backends + extra)
 
 
-class CannedLocks:
-    """The Locks collector of a canned source: fixed lock details, no connection."""
-
-    interval = 0.0
-
-    def __init__(self, capabilities: Capabilities) -> None:
-        self.capabilities = capabilities
-
-    async def collect(self, conn: Any, activity: ActivitySnapshot) -> LocksData:
-        return LocksData(activity, WAITS)
-
-
 async def show_locks(pilot: Any) -> None:
     await settle(pilot)
     await pilot.press("2")
     table = pilot.app.screen.query_one("#locks-table", KeyedTable)
     for _ in range(200):
-        if len(table.rows) == 8 and pilot.app.pane_data.get("locks") is not None:
+        if len(table.rows) == 8 and pilot.app.tab_data.get("locks") is not None:
             break
         await pilot.pause(0.02)
     await pilot.pause(0.1)
@@ -123,7 +111,6 @@ def test_locks_at_120x35(snap_compare: Any) -> None:
     and how long it has waited; the cursor "▶" on the first root."""
     app = PgTopApp(
         Settings(refresh=60),
-        source=CannedSource(locks_snapshot()),
-        pane_collectors={"locks": CannedLocks},
+        source=CannedSource(locks_snapshot(), {"locks": LocksData(locks_snapshot(), WAITS)}),
     )
     assert snap_compare(app, terminal_size=(120, 35), run_before=show_locks)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from canned import HOSTILE, NOW, CannedSource, incident_snapshot, settle
+from canned import CAPS, HOSTILE, NOW, CannedSource, incident_snapshot, settle
 
 from pgtop.app import PgTopApp
+from pgtop.collectors.statements import (
+    COUNTER_FIELDS,
+    Counters,
+    Reading,
+    Statement,
+    StatementsSnapshot,
+)
 from pgtop.config import Settings
-from pgtop.model import ActivitySnapshot, Capabilities
-from pgtop.statements import COUNTER_FIELDS, Counters, Reading, Statement, StatementsSnapshot
 
 TEXTS = {
     101: "UPDATE accounts SET balance = balance + $1 WHERE id = $2",
@@ -83,31 +87,18 @@ def readings() -> tuple[Reading, Reading]:
     return previous, current
 
 
-class CannedStatements:
-    """A Queries collector that returns the same two readings on every call."""
-
-    interval = 60.0
-
-    def __init__(self, capabilities: Capabilities) -> None:
-        self.capabilities = capabilities
-        self.wanted: frozenset[int] = frozenset()
-
-    async def collect(self, conn: Any, activity: ActivitySnapshot) -> StatementsSnapshot:
-        previous, current = readings()
-        return StatementsSnapshot(
-            current=current,
-            previous=previous,
-            texts=TEXTS,
-            extension_version="1.10",
-            server_version_num=self.capabilities.server_version_num,
-            database="shop",
-            user="postgres",
-            sees_all=False,
-            text_source=self,
-        )
-
-    async def fetch_texts(self, conn: Any, queryids: Iterable[int]) -> Mapping[int, str]:
-        return TEXTS
+def statements_data() -> StatementsSnapshot:
+    previous, current = readings()
+    return StatementsSnapshot(
+        current=current,
+        previous=previous,
+        texts=TEXTS,
+        extension_version="1.10",
+        server_version_num=CAPS.server_version_num,
+        database="shop",
+        user="postgres",
+        sees_all=False,
+    )
 
 
 async def show_queries(pilot: Any) -> None:
@@ -129,7 +120,6 @@ def test_queries_now_at_120x35(snap_compare: Any) -> None:
     hostile text shown literally with escapes; the idle statement left out ("1 idle hidden")."""
     app = PgTopApp(
         Settings(refresh=60),
-        source=CannedSource(incident_snapshot()),
-        pane_collectors={"queries": CannedStatements},
+        source=CannedSource(incident_snapshot(), {"queries": statements_data()}),
     )
     assert snap_compare(app, terminal_size=(120, 35), run_before=show_queries)

@@ -3,21 +3,18 @@ shares, duplicate and unused indexes, the order of xmin horizon holders, vacuum 
 
 from __future__ import annotations
 
-import doctest
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from psycopg.conninfo import conninfo_to_dict
 
-from pgtop import catalog
-from pgtop.catalog import (
+from pgtop.collectors.catalog import (
     WRAPAROUND_LIMIT,
     AutovacuumSettings,
+    EveryNth,
     HorizonHolder,
     IndexInfo,
-    Sometimes,
     VacuumProgress,
     autovacuum_due,
     find_duplicates,
@@ -29,10 +26,8 @@ from pgtop.catalog import (
     per_second,
     top_by,
     vacuum_percent,
-    with_database,
     xid_share,
 )
-from pgtop.screens import tables as catalog_screens
 
 PG17 = AutovacuumSettings(
     active=True,
@@ -413,7 +408,7 @@ def test_largest_estimates_are_sized_first() -> None:
 
 
 def test_a_slow_read_is_reused_on_the_refreshes_between_two_reads() -> None:
-    kept: Sometimes[str] = Sometimes(every=3)
+    kept: EveryNth[str] = EveryNth(every=3)
     assert kept.reuse("app") is None, "nothing read yet"
     kept.keep("app", "first")
     assert [kept.reuse("app"), kept.reuse("app"), kept.reuse("app")] == ["first", "first", None]
@@ -428,24 +423,3 @@ def test_a_slow_read_is_reused_on_the_refreshes_between_two_reads() -> None:
     kept.update("shop", "not this one")
     kept.expire()
     assert kept.reuse("app") is None, "expired: read on the next refresh"
-
-
-def test_another_database_keeps_the_rest_of_the_connection_string() -> None:
-    uri = conninfo_to_dict(with_database("postgresql://me@db1:6432/app?sslmode=require", "shop"))
-    assert uri == {
-        "user": "me",
-        "host": "db1",
-        "port": "6432",
-        "sslmode": "require",
-        "dbname": "shop",
-    }
-    keywords = conninfo_to_dict(with_database("host=db1 dbname=app password=secret", "o'brien"))
-    assert keywords == {"host": "db1", "password": "secret", "dbname": "o'brien"}
-    assert conninfo_to_dict(with_database("", "x")) == {"dbname": "x"}
-
-
-@pytest.mark.parametrize("module", [catalog, catalog_screens], ids=lambda m: m.__name__)
-def test_doctests(module: Any) -> None:
-    result = doctest.testmod(module, raise_on_error=False)
-    assert result.attempted > 0
-    assert result.failed == 0

@@ -15,7 +15,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 import pgtop
-from pgtop.pg import EXIT_USAGE, ConnectError, build_conninfo, redact, redact_text
+from pgtop.pg import EXIT_USAGE, ConnectError, build_conninfo, redact
+from pgtop.text import redact_text
 
 #: Seconds a usage error may take at most (it never touches the network).
 TIMEOUT = 30

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import random
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -10,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from pgtop import locks
-from pgtop.locks import (
+from pgtop.collectors.locks import (
     Forest,
     LocksData,
     LockWait,
@@ -19,13 +17,13 @@ from pgtop.locks import (
     blocked_totals,
     blocking_edges,
     build_forest,
-    edge_rows,
     lock_target,
     longest_wait,
     wait_age,
 )
 from pgtop.model import ActivitySnapshot, Backend, Capabilities, ServerCounters
-from pgtop.screens.locks import IDLE_IN_TX_MARK, node_row
+from pgtop.panes.locks import IDLE_IN_TX_MARK, node_row
+from pgtop.reports.locks import edge_rows
 
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=timezone.utc)
 CAPS = Capabilities(
@@ -119,12 +117,6 @@ def paths(forest: Forest) -> list[tuple[int, ...]]:
 
 def drawn(forest: Forest) -> list[str]:
     return [f"{node.prefix}{node.pid}" for node in forest.nodes]
-
-
-def test_doctests() -> None:
-    result = doctest.testmod(locks, raise_on_error=False)
-    assert result.attempted > 0
-    assert result.failed == 0
 
 
 def test_a_chain_is_one_tree_with_its_lines() -> None:

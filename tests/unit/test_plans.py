@@ -4,17 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pgtop import queries
+from pgtop import sql
+from pgtop.collectors.plans import QueryPlan, plan_obstacle, unexplainable
+from pgtop.collectors.statements import Counters, Statement, is_own, planning_prefixes
 from pgtop.screens.statement import plan_text
-from pgtop.statements import (
-    Counters,
-    Plan,
-    Statement,
-    is_own,
-    plan_obstacle,
-    planning_prefixes,
-    unexplainable,
-)
 
 STATEMENT = Statement(
     userid=10,
@@ -45,7 +38,9 @@ def test_what_prepare_does_not_take_is_refused_before_asking() -> None:
 
 
 def test_the_plan_says_as_which_role_and_whether_it_is_generic() -> None:
-    generic = plan_text(Plan(("Index Scan", "  Index Cond: (id = $1)"), role="alice", parameters=2))
+    generic = plan_text(
+        QueryPlan(("Index Scan", "  Index Cond: (id = $1)"), role="alice", parameters=2)
+    )
     assert generic.plain.splitlines() == [
         "planned as role alice, the role that ran it; a generic plan: its 2 parameters "
         "($1, …) planned without values",
@@ -55,17 +50,17 @@ def test_the_plan_says_as_which_role_and_whether_it_is_generic() -> None:
     note = generic.spans[0]
     assert (note.start, note.style) == (0, "italic")
     assert generic.plain[note.end :] == "Index Scan\n  Index Cond: (id = $1)"  # not italic
-    plain = plan_text(Plan(("Seq Scan on t",), role="alice"))
+    plain = plan_text(QueryPlan(("Seq Scan on t",), role="alice"))
     assert plain.plain.splitlines()[0] == "planned as role alice, the role that ran it"
     # A role name is server text: shown literally, control characters made visible.
-    hostile = plan_text(Plan(("Result",), role="[bold]x\x1b[2J"))
+    hostile = plan_text(QueryPlan(("Result",), role="[bold]x\x1b[2J"))
     assert "[bold]x\\e[2J" in hostile.plain
     assert "\x1b" not in hostile.plain
 
 
 def test_what_pgtop_runs_as_another_role_is_known_as_its_own() -> None:
     prefixes = planning_prefixes()
-    assert len(prefixes) == len(queries.AS_STATEMENT_ROLE)
+    assert len(prefixes) == len(sql.AS_STATEMENT_ROLE)
     assert all("pgtop_" in prefix for prefix in prefixes), prefixes
     reach = 'CREATE FUNCTION pg_temp.pgtop_reach("pg_catalog"."int4") RETURNS void LANGUAGE sql'
     assert is_own(STATEMENT, reach, "pgtop")

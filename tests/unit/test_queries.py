@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from pgtop import queries
+from pgtop import sql
 
 SUPPORTED = [130000, 140000, 150000, 160000, 170000, 180000]
 
 
-@pytest.mark.parametrize("name", sorted(queries.REGISTRY))
+@pytest.mark.parametrize("name", sorted(sql.REGISTRY))
 @pytest.mark.parametrize("version", SUPPORTED)
 def test_every_query_has_a_variant_for_every_supported_major(name: str, version: int) -> None:
-    assert queries.REGISTRY[name].sql(version).strip()
+    assert sql.REGISTRY[name].sql(version).strip()
 
 
 def test_the_newest_applicable_variant_is_chosen() -> None:
-    activity = queries.ACTIVITY
+    activity = sql.ACTIVITY
     assert "NULL::bigint AS query_id" in activity.sql(130012)
     assert "a.query_id" in activity.sql(140000)
     assert "a.query_id" in activity.sql(180001)
 
 
 def test_older_servers_are_refused_with_a_reason() -> None:
-    with pytest.raises(queries.UnsupportedServerError, match="PostgreSQL 13 or newer"):
-        queries.ACTIVITY.sql(120000)
+    with pytest.raises(sql.UnsupportedServerError, match="PostgreSQL 13 or newer"):
+        sql.ACTIVITY.sql(120000)

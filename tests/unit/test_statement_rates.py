@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import random
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -10,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from pgtop import statements
-from pgtop.statements import (
+from pgtop.collectors.statements import (
     COUNTER_COLUMNS,
     COUNTER_FIELDS,
     Counters,
@@ -250,7 +248,3 @@ def test_lifetime_figures_keep_the_counters() -> None:
     s = replace(statement(calls=4, exec_ms=10.0), mean_exec_ms=2.5)
     f = lifetime_figures(reading(0, s))[key()]
     assert (f.calls, f.exec_ms, f.mean_ms) == (4, 10.0, 2.5)
-
-
-def test_the_formatting_examples_hold() -> None:
-    assert doctest.testmod(statements).failed == 0

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import doctest
 from datetime import datetime, timedelta
 
 import pytest
 
-import pgtop.app
-import pgtop.collector
-import pgtop.pg
-import pgtop.text
-from pgtop.collector import rates
+from pgtop.collectors.activity import rates
 from pgtop.model import ServerCounters
 from pgtop.text import name_text, one_line, visible
-
-
-@pytest.mark.parametrize("module", [pgtop.text, pgtop.collector, pgtop.pg, pgtop.app])
-def test_doctests(module: object) -> None:
-    result = doctest.testmod(module, raise_on_error=False)  # type: ignore[arg-type]
-    assert result.failed == 0
-    assert result.attempted > 0
 
 
 @pytest.mark.parametrize(

@@ -5,24 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from datetime import datetime
-from typing import cast
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from pgtop.catalog import (
-    HorizonHolder,
-    RelationRef,
-    VacuumData,
-    VacuumProgress,
-    VacuumTable,
-    vacuum_table_ref,
-    xid_share,
-)
-from pgtop.screens.tables import LOCKED_TEXT, CatalogPane, count, percent
-from pgtop.text import duration, name_text, one_line, size
+from pgtop.collectors.catalog import HorizonHolder, VacuumData, VacuumProgress, VacuumTable
+from pgtop.collectors.catalog.model import xid_share
+from pgtop.formats import count, duration, percent, size
+from pgtop.model import RelationTarget
+from pgtop.panes.catalog import LOCKED_TEXT, CatalogPane
+from pgtop.text import name_text, one_line
 from pgtop.widgets.keyed_table import Column, KeyedTable, Row
 
 COLUMNS = (
@@ -219,6 +213,8 @@ class VacuumPane(CatalogPane):
     """Which tables need vacuum, what vacuum is doing, and what stops it from cleaning."""
 
     TAB = "vacuum"
+    TITLE = "Vacuum"
+    KEY = "5"
     COLUMNS = COLUMNS
     DEFAULT_SORT = "dead"
     DESCENDING = frozenset(
@@ -227,7 +223,7 @@ class VacuumPane(CatalogPane):
     )  # fmt: skip
     NOUN = "tables"
 
-    def compose_more(self) -> ComposeResult:
+    def compose_below(self) -> ComposeResult:
         yield Static("", id="vacuum-running-title", classes="pane-status")
         running = KeyedTable(RUNNING_COLUMNS, sortable=False, id="vacuum-running")
         running.display = False
@@ -236,9 +232,6 @@ class VacuumPane(CatalogPane):
         holders = KeyedTable(HOLDER_COLUMNS, sortable=False, id="vacuum-horizon")
         holders.display = False
         yield holders
-
-    def accepts(self, data: object) -> bool:
-        return isinstance(data, VacuumData)
 
     def items(self, data: VacuumData) -> Iterable[tuple[Hashable, object]]:
         return ((table.oid, table) for table in data.tables)
@@ -275,7 +268,7 @@ class VacuumPane(CatalogPane):
         # Slot names and prepared-transaction ids are server text: never markup.
         horizon_title.update(Text(horizon_summary(data)))
 
-    def status_parts(self, data: VacuumData) -> list[str]:
+    def data_parts(self, data: VacuumData) -> list[str]:
         due = sum(1 for table in data.tables if table.verdict.due)
         parts = [f"{due} autovacuum due"]
         wraparound = sum(1 for table in data.tables if table.verdict.vacuum == "wraparound")
@@ -288,22 +281,24 @@ class VacuumPane(CatalogPane):
             parts.append(f"database xid age {percent(share)} of freeze max")
         return parts
 
-    def _table_info(self, key: Hashable) -> VacuumTable | None:
-        cached = self._cache.get(key)
-        return cast(VacuumTable, cached[0]) if cached is not None else None
-
-    def selected_relation(self) -> RelationRef | None:
-        data = self._data
-        key = self.table.cursor_key
-        table = self._table_info(key) if key is not None else None
+    def selected_target(self) -> RelationTarget | None:
+        data: VacuumData | None = self._data
+        table: VacuumTable | None = self.item(self.table.cursor_key)
         if data is None or table is None:
             return None
-        return vacuum_table_ref(data.header, table)
+        return RelationTarget(
+            oid=table.oid,
+            schema=table.schema,
+            name=table.name,
+            kind="table",
+            size_bytes=table.relpages * data.header.block_size,
+            database=data.database,
+        )
 
     @on(KeyedTable.RowActivated, "#vacuum-horizon")
     def open_holder(self, event: KeyedTable.RowActivated) -> None:
         data = self._data
-        snapshot = self.pgtop.snapshot
+        snapshot = self.host.snapshot
         if data is None or snapshot is None:
             return
         holder = next((h for h in data.holders if (h.kind, h.ident) == event.key), None)
@@ -311,9 +306,7 @@ class VacuumPane(CatalogPane):
             return
         backend = next((b for b in snapshot.backends if b.pid == holder.pid), None)
         if backend is not None:
-            from pgtop.screens.backend import BackendScreen
-
-            self.app.push_screen(BackendScreen(backend))
+            self.host.open_session(backend)
 
 
 def horizon_summary(data: VacuumData) -> str:

@@ -3,41 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar, cast
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.widgets import Input, Static, TabPane
+from textual.widgets import Static
 
-from pgtop.model import ActivitySnapshot
-from pgtop.screens.failures import ReportsFailures
-from pgtop.source import PollError
-from pgtop.statements import (
-    TEXT_CACHE_SIZE,
+from pgtop.collectors.statements import (
     Figures,
     Mode,
     Reading,
     Statement,
     StatementKey,
+    StatementNeeds,
     StatementsSnapshot,
     StatementsUnavailable,
-    cores,
-    count,
     is_own,
-    millis,
     mode_figures,
     privilege_notice,
-    rate,
 )
-from pgtop.text import duration, name_text, one_line
+from pgtop.formats import cores, count, duration, millis, rate
+from pgtop.panes.base import FILTER_BINDINGS, SORT_BINDINGS, ListPane
+from pgtop.text import name_text, one_line
 from pgtop.widgets.keyed_table import Column, KeyedTable, Row
+from pgtop.widgets.status_line import StatusLine
 
-if TYPE_CHECKING:
-    from pgtop.app import PgTopApp
-
-TAB = "queries"
 DEFAULT_SORT = "total"
 """Total execution time: what takes most of the server's time."""
 NAME_COLUMNS = ("user", "database", "query")
@@ -77,9 +69,6 @@ def columns_for(mode: Mode) -> tuple[Column, ...]:
         Column("temp", name_text("TEMP"), width=8, align="right", hide_below=90),
         Column("query", "QUERY", min_width=20),
     )
-
-
-COLUMN_KEYS = tuple(column.key for column in columns_for(Mode.NOW))
 
 
 def hidden_text(statement: Statement) -> str:
@@ -166,64 +155,51 @@ def span_text(mode: Mode, snapshot: StatementsSnapshot, mark: Reading | None) ->
     return f"cumulative since the reset at {reset:%Y-%m-%d %H:%M}" if reset else "cumulative"
 
 
-class StatementsPane(ReportsFailures, TabPane):
+class QueriesPane(ListPane):
     """pg_stat_statements, one row per statement, in one of three modes."""
 
+    TAB = "queries"
+    TITLE = "Queries"
+    KEY = "3"
+    COLUMNS = columns_for(Mode.NOW)
+    DEFAULT_SORT = DEFAULT_SORT
+    DESCENDING = frozenset(c.key for c in columns_for(Mode.NOW) if c.key not in NAME_COLUMNS)
+    NOUN = "statements"
+
     BINDINGS: ClassVar[list[BindingType]] = [
-        # A priority binding runs while the key is dispatched, before the keys typed
-        # after it: they go to the filter however fast they come.
-        Binding("slash", "start_filter", "Filter", id="statements-filter", priority=True),
-        Binding("m", "next_mode", "Mode", id="statements-mode"),
-        Binding("x", "set_mark", "Mark", id="statements-mark"),
-        Binding("i", "toggle_idle", "Idle", id="statements-toggle-idle", show=False),
-        Binding("greater_than_sign", "sort_step(1)", "Sort →", id="statements-sort-next"),
-        Binding(
-            "less_than_sign", "sort_step(-1)", "Sort ←", id="statements-sort-previous", show=False
-        ),
-        Binding("r", "reverse_sort", "Reverse", id="statements-sort-reverse", show=False),
-        Binding("escape", "clear_filter", "Clear filter", show=False, id="statements-clear"),
+        *FILTER_BINDINGS,
+        Binding("m", "next_mode", "Mode", id="mode"),
+        Binding("x", "set_mark", "Mark", id="mark"),
+        Binding("i", "toggle_idle", "Idle", id="toggle-idle", show=False),
+        *SORT_BINDINGS,
     ]
 
-    def __init__(self, title: str, *, id: str) -> None:
-        super().__init__(title, id=id)
+    def __init__(self) -> None:
+        super().__init__()
         self.mode = Mode.NOW
         self.mark: Reading | None = None
         self.show_idle = False
         """Also list statements that did nothing in the span (now and since mark)."""
         self._data: StatementsSnapshot | None = None
         self._unavailable: StatementsUnavailable | None = None
-        self._failure = ""
-        self._texts: dict[int, str] = {}
         self._own: dict[tuple[int, str | None], bool] = {}
         self._cache: dict[StatementKey, tuple[Figures, str | None, Row]] = {}
-        self._asking: set[int] = set()
+        self._counts = (0, 0, 0)
+        """Rows shown, entries in the span, idle entries hidden."""
+        self._asked: frozenset[int] = frozenset()
 
-    @property
-    def pgtop(self) -> PgTopApp:
-        return cast("PgTopApp", self.app)
+    def compose_above(self) -> ComposeResult:
+        yield Static(id="queries-notice")
+        yield Static(id="queries-explain")
 
-    def compose(self) -> ComposeResult:
-        yield Static(id="statements-status", classes="pane-status")
-        yield Static(id="statements-notice")
-        yield Static(id="statements-explain")
-        table = KeyedTable(columns_for(self.mode), id="statements-table")
-        table.sort_by(DEFAULT_SORT, reverse=True)
-        table.empty_text = "reading pg_stat_statements…"
-        yield table
-        yield Input(
-            placeholder="filter: text in any column (Enter keeps it, Escape clears)",
-            id="statements-filter",
-            classes="filter",
-        )
+    def columns(self) -> tuple[Column, ...]:
+        return columns_for(self.mode)
 
     def on_mount(self) -> None:
-        self.query_one("#statements-explain").display = False
-        self.query_one("#statements-notice").display = False
-        self._show_status(0, 0, 0)
-
-    @property
-    def table(self) -> KeyedTable:
-        return self.query_one("#statements-table", KeyedTable)
+        self.query_one("#queries-explain").display = False
+        self.query_one("#queries-notice").display = False
+        self.table.empty_text = "reading pg_stat_statements…"
+        self.show_status()
 
     @property
     def data(self) -> StatementsSnapshot | None:
@@ -231,32 +207,22 @@ class StatementsPane(ReportsFailures, TabPane):
 
     # -- data in -------------------------------------------------------------------------------
 
-    def show(self, snapshot: ActivitySnapshot | None) -> None:
-        """The Activity snapshot: this tab has its own data (see ``show_data``)."""
-        return None
-
-    def show_data(self, data: object) -> None:
+    def show_data(self, data: StatementsSnapshot | StatementsUnavailable) -> None:
         if isinstance(data, StatementsUnavailable):
             self._unavailable = data
             self._data = None
             self._show_unavailable(data)
             return
-        if not isinstance(data, StatementsSnapshot):
-            return
         if self._unavailable is not None:
             self._unavailable = None
-            self.query_one("#statements-explain").display = False
+            self.query_one("#queries-explain").display = False
             self.table.display = True
-        self._failure = ""
+        self.failure = ""
         self._data = data
-        if len(self._texts) > TEXT_CACHE_SIZE:
-            self._texts.clear()
-            self._own.clear()
-        self._texts.update(data.texts)
-        self._show_rows()
+        self.show_rows()
 
     def show_failure(self, reason: str) -> None:
-        self._failure = f"could not read pg_stat_statements: {one_line(reason, 300)} (retrying)"
+        self.failure = reason
         self._show_notice()
 
     def _show_unavailable(self, problem: StatementsUnavailable) -> None:
@@ -264,19 +230,19 @@ class StatementsPane(ReportsFailures, TabPane):
         text.append(one_line(problem.reason, 300), style="bold")
         text.append("\n\n")
         text.append(one_line(problem.remedy, 2000))
-        explain = self.query_one("#statements-explain", Static)
+        explain = self.query_one("#queries-explain", Static)
         explain.update(text)
         explain.display = True
         self.table.display = False
-        self.query_one("#statements-status", Static).update("pg_stat_statements is not available")
-        self.query_one("#statements-notice").display = False
+        self.query_one("#queries-notice").display = False
+        self.show_status()
 
     # -- rendering -----------------------------------------------------------------------------
 
     def _text(self, statement: Statement) -> str | None:
-        if statement.queryid is None:
+        if statement.queryid is None or self._data is None:
             return None
-        return self._texts.get(statement.queryid)
+        return self._data.texts.get(statement.queryid)
 
     def _is_own(self, statement: Statement, text: str | None, user: str) -> bool:
         queryid = statement.queryid
@@ -288,22 +254,14 @@ class StatementsPane(ReportsFailures, TabPane):
             own = self._own[key] = is_own(statement, text, user)
         return own
 
-    def _show_rows(self) -> None:
+    def rows(self) -> Iterable[Row]:
         data = self._data
         if data is None:
-            return
-        table = self.table
+            return []
         figures = mode_figures(self.mode, data, self.mark)
         if figures is None:
-            table.set_rows(())
-            table.empty_text = (
-                "measuring: rates appear after the next reading"
-                if self.mode is Mode.NOW
-                else "no mark yet: press x to set one"
-            )
-            self._show_status(0, 0, 0)
-            self._show_notice()
-            return
+            self._counts = (0, 0, 0)
+            return []
         cache = self._cache
         fresh: dict[StatementKey, tuple[Figures, str | None, Row]] = {}
         rows: list[Row] = []
@@ -325,42 +283,61 @@ class StatementsPane(ReportsFailures, TabPane):
             fresh[key] = (figure, text, row)
             rows.append(row)
         self._cache = fresh
-        table.set_rows(rows)
-        if table.filter_text:
-            table.empty_text = f"no statement matches '{one_line(table.filter_text, 60)}'"
-        elif spans and idle:
-            table.empty_text = f"no statement ran in this span ({idle} idle hidden: i)"
-        else:
-            table.empty_text = "no statements recorded yet"
-        self._show_status(len(rows), len(figures), idle)
-        self._show_notice()
-        self._ask_for_texts()
+        self._counts = (len(rows), len(figures), idle)
+        return rows
 
-    def _show_status(self, shown: int, total: int, idle: int) -> None:
+    def show_rows(self) -> None:
+        super().show_rows()
+        self._show_notice()
+        self.view_changed()
+
+    def empty_text(self) -> str:
         data = self._data
         table = self.table
+        if data is not None and mode_figures(self.mode, data, self.mark) is None:
+            if self.mode is Mode.NOW:
+                return "measuring: rates appear after the next reading"
+            return "no mark yet: press x to set one"
+        if table.filter_text:
+            return f"no statement matches '{one_line(table.filter_text, 60)}'"
+        idle = self._counts[2]
+        if self.mode is not Mode.LIFETIME and idle:
+            return f"no statement ran in this span ({idle} idle hidden: i)"
+        return "no statements recorded yet"
+
+    def status_parts(self) -> list[str]:
+        data = self._data
         parts = [f"mode {self.mode.value} (m)"]
         if data is None:
             parts.append("reading pg_stat_statements…")
-            self.query_one("#statements-status", Static).update(Text(" · ".join(parts)))
-            return
+            return parts
         parts.append(span_text(self.mode, data, self.mark))
-        listed = f"{len(table.visible_rows)} of {shown} statements"
-        if table.filter_text:
-            listed += f" matching '{one_line(table.filter_text, 40)}'"
+        shown, total, idle = self._counts
+        listed = f"{len(self.table.visible_rows)} of {shown} statements"
+        if self.table.filter_text:
+            listed += f" matching '{one_line(self.table.filter_text, 40)}'"
         parts.append(listed)
         if self.mode is not Mode.LIFETIME and total:
             parts.append(f"{idle} idle hidden (i)" if idle else "idle shown (i)")
-        if table.sort_column:
-            label = next(c.label for c in table.columns if c.key == table.sort_column)
-            parts.append(f"sort {label.lower()} {'▼' if table.sort_reverse else '▲'} (< > r)")
-        self.query_one("#statements-status", Static).update(Text(" · ".join(parts)))
+        return parts
+
+    def show_status(self) -> None:
+        if self._unavailable is not None:
+            self.query_one("#queries-status", StatusLine).set_text(
+                "pg_stat_statements is not available"
+            )
+            return
+        failure, self.failure = self.failure, ""  # said in the notice
+        super().show_status()
+        self.failure = failure
 
     def _show_notice(self) -> None:
         data = self._data
         lines = []
-        if self._failure:
-            lines.append(self._failure)
+        if self.failure:
+            lines.append(
+                f"could not read pg_stat_statements: {one_line(self.failure, 300)} (retrying)"
+            )
         if data is not None:
             notice = privilege_notice(data)
             if notice:
@@ -373,13 +350,13 @@ class StatementsPane(ReportsFailures, TabPane):
                     f"{evicted} entries were evicted in this span (their counters are lost): "
                     "pg_stat_statements.max is too small for this workload"
                 )
-        notice_box = self.query_one("#statements-notice", Static)
+        notice_box = self.query_one("#queries-notice", Static)
         notice_box.update(Text("\n".join(lines)))
         notice_box.display = bool(lines)
 
     # -- statement texts -----------------------------------------------------------------------
 
-    def _wanted_queryids(self) -> list[int]:
+    def _wanted_queryids(self) -> frozenset[int]:
         """Queryids of the rows on screen (a page either way), or of every row when filtering:
         the filter looks in the texts."""
         table = self.table
@@ -391,38 +368,25 @@ class StatementsPane(ReportsFailures, TabPane):
             top = int(table.scroll_offset.y)
             start = max(0, min(top, table.cursor_index) - height)
             chosen = visible[start : max(top, table.cursor_index) + 2 * height]
-        return [
+        return frozenset(
             queryid for row in chosen if (queryid := cast("StatementKey", row.key)[2]) is not None
-        ]
+        )
 
-    def _ask_for_texts(self) -> None:
+    def needs(self) -> StatementNeeds:
+        return StatementNeeds(texts=self._asked)
+
+    def view_changed(self) -> None:
+        """Texts for the rows that came on screen: asked for at once, once."""
         data = self._data
-        if data is None or data.text_source is None:
+        if data is None:
             return
-        wanted = self._wanted_queryids()
-        data.text_source.wanted = frozenset(wanted)
-        missing = [q for q in wanted if q not in self._texts and q not in self._asking]
-        if missing:
-            self._asking.update(missing)
-            self.fetch_texts(data, missing)
+        missing = frozenset(q for q in self._wanted_queryids() if q not in data.texts)
+        if missing and not missing <= self._asked:
+            self._asked = missing
+            self.state_needs(now=True)
 
-    @work(group="statement-texts", exit_on_error=False, description="fetch statement texts")
-    async def fetch_texts(self, data: StatementsSnapshot, queryids: list[int]) -> None:
-        source = data.text_source
-        assert source is not None
-        try:
-            texts = await self.pgtop.source.run(lambda conn: source.fetch_texts(conn, queryids))
-        except PollError:
-            return  # asked again on the next render
-        finally:
-            self._asking.difference_update(queryids)
-        self._texts.update(texts)
-        if self._data is not None:
-            self._show_rows()
-
-    @on(KeyedTable.CursorMoved, "#statements-table")
-    def texts_for_new_rows(self) -> None:
-        self._ask_for_texts()
+    def filter_changed(self) -> None:
+        self.show_rows()
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -432,9 +396,7 @@ class StatementsPane(ReportsFailures, TabPane):
         self.mode = mode
         self._cache.clear()
         self.table.set_columns(columns_for(mode))
-        self._show_rows()
-        if self._data is None:
-            self._show_status(0, 0, 0)
+        self.show_rows()
 
     def action_next_mode(self) -> None:
         self.set_mode(self.mode.next())
@@ -444,82 +406,31 @@ class StatementsPane(ReportsFailures, TabPane):
         if data is None:
             return
         self.mark = data.current
-        self.notify(
+        self.host.say(
             f"mark set at {data.collected_at:%H:%M:%S}: since-mark figures count from here",
             timeout=3,
-            markup=False,
         )
         self.set_mode(Mode.MARK)
 
     def action_toggle_idle(self) -> None:
         self.show_idle = not self.show_idle
-        self._show_rows()
-
-    def action_sort_step(self, step: int) -> None:
-        table = self.table
-        current = COLUMN_KEYS.index(table.sort_column) if table.sort_column else 0
-        self.sort_by(COLUMN_KEYS[(current + step) % len(COLUMN_KEYS)])
-
-    def sort_by(self, key: str) -> None:
-        self.table.sort_by(key, reverse=key not in NAME_COLUMNS)
-        self._show_rows()
-
-    def action_reverse_sort(self) -> None:
-        table = self.table
-        table.sort_by(table.sort_column, reverse=not table.sort_reverse)
-        self._show_rows()
-
-    def action_start_filter(self) -> None:
-        box = self.query_one("#statements-filter", Input)
-        box.add_class("-shown")
-        # At once, not after the next refresh: keys typed right after "/" (a paste, a
-        # laggy link) are already queued and belong to the filter.
-        self.screen.set_focus(box)
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one("#statements-filter", Input)
-        if box.value:
-            box.value = ""
-        box.remove_class("-shown")
-        self.table.focus()
+        self.show_rows()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "start_filter":
-            # In the filter, "/" is text.
-            return not self.query_one("#statements-filter").has_focus
-        if action == "clear_filter":
-            return bool(self.table.filter_text) or self.query_one("#statements-filter").has_focus
         if action == "set_mark":
             return self._data is not None
         if action == "toggle_idle":
             return self.mode is not Mode.LIFETIME
-        return True
+        return super().check_action(action, parameters)
 
-    @on(Input.Changed, "#statements-filter")
-    def apply_filter(self, event: Input.Changed) -> None:
-        self.table.set_filter(event.value)
-        self._show_rows()
-
-    @on(Input.Submitted, "#statements-filter")
-    def keep_filter(self, event: Input.Submitted) -> None:
-        if not event.value:
-            event.input.remove_class("-shown")
-        self.table.focus()
-
-    @on(KeyedTable.RowActivated, "#statements-table")
+    @on(KeyedTable.RowActivated, "#queries-table")
     def open_statement(self, event: KeyedTable.RowActivated) -> None:
         data = self._data
         if data is None:
             return
         key = cast("StatementKey", event.key)
-        if key not in data.current.statements:
-            return
-        from pgtop.screens.statement import StatementScreen
-
-        statement = data.current.statements[key]
-        self.app.push_screen(
-            StatementScreen(key, data, self.mode, self.mark, self._text(statement))
-        )
+        if key in data.current.statements:
+            self.host.open_statement(key, data, self.mode, self.mark)
 
     def screen_commands(self) -> Iterable[SystemCommand]:
         for mode in Mode:

@@ -4,24 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from textual import on
-from textual.app import ComposeResult, SystemCommand
+from textual.app import SystemCommand
 from textual.binding import BindingType
-from textual.widgets import TabPane
 
-from pgtop.locks import PREPARED_PID, Forest, LocksData, LockWait, Node, build_forest, wait_age
-from pgtop.locks import longest_wait as find_longest_wait
+from pgtop.collectors.locks import (
+    PREPARED_PID,
+    Forest,
+    LocksData,
+    LockWait,
+    Node,
+    build_forest,
+    wait_age,
+)
+from pgtop.collectors.locks import longest_wait as find_longest_wait
+from pgtop.formats import duration
 from pgtop.model import ActivitySnapshot, Backend
-from pgtop.screens.activity import HIDDEN_TEXT, state_label
-from pgtop.screens.pane_actions import SESSION_ACTION_BINDINGS, SessionActions
-from pgtop.text import duration, name_text, one_line
+from pgtop.panes.actions import SESSION_ACTION_BINDINGS, SessionActions
+from pgtop.panes.activity import HIDDEN_TEXT, state_label
+from pgtop.panes.base import ListPane
+from pgtop.text import name_text, one_line
 from pgtop.widgets.keyed_table import Column, KeyedTable, Row
-from pgtop.widgets.status_bar import StatusLine
-
-if TYPE_CHECKING:
-    from pgtop.app import PgTopApp
 
 COLUMNS = (
     Column("session", "SESSION", width=18),
@@ -125,32 +130,23 @@ def node_row(node: Node, now: datetime) -> Row:
     return Row(key=node.path, cells=cells, sort_values=(), tone=tone)
 
 
-class LocksPane(SessionActions, TabPane):
+class LocksPane(SessionActions, ListPane):
     """Who blocks whom: each root blocker with the sessions it holds up indented below."""
 
+    TAB = "locks"
+    TITLE = "Locks"
+    KEY = "2"
+    COLUMNS = COLUMNS
+    SORTABLE = False
+    FAILURE_LABEL = "lock details unavailable"
     BINDINGS: ClassVar[list[BindingType]] = [*SESSION_ACTION_BINDINGS]
 
-    def __init__(self, title: str, *, id: str) -> None:
-        super().__init__(title, id=id)
+    def __init__(self) -> None:
+        super().__init__()
         self._snapshot: ActivitySnapshot | None = None
         self._waits: dict[int, LockWait] = {}
-        self._failure = ""
         self._forest: Forest | None = None
         self._by_path: dict[Hashable, Node] = {}
-
-    @property
-    def pgtop(self) -> PgTopApp:
-        return cast("PgTopApp", self.app)
-
-    def compose(self) -> ComposeResult:
-        yield StatusLine(id="locks-status")
-        table = KeyedTable(COLUMNS, sortable=False, id="locks-table")
-        table.empty_text = "waiting for the first refresh…"
-        yield table
-
-    @property
-    def table(self) -> KeyedTable:
-        return self.query_one("#locks-table", KeyedTable)
 
     @property
     def forest(self) -> Forest | None:
@@ -159,29 +155,22 @@ class LocksPane(SessionActions, TabPane):
 
     # -- data in -----------------------------------------------------------------------------
 
-    def show(self, snapshot: ActivitySnapshot | None) -> None:
+    def show_activity(self, snapshot: ActivitySnapshot | None) -> None:
         """A new Activity poll: the tree follows it at once, with the lock details known."""
         if snapshot is None:
             return
         self._snapshot = snapshot
         self._rebuild_tree()
 
-    def show_data(self, data: object) -> None:
+    def show_data(self, data: LocksData) -> None:
         """The waiters' locks, read right after the Activity poll they belong to."""
-        if not isinstance(data, LocksData):
-            return
         self._waits = data.waits_by_pid()
-        self._failure = ""
+        self.failure = ""
         current = self._snapshot
         # Data kept from an earlier visit to the tab must not bring back an older tree.
         if current is None or data.activity.collected_at >= current.collected_at:
             self._snapshot = data.activity
         self._rebuild_tree()
-
-    def show_failure(self, reason: str) -> None:
-        """The lock details could not be read: the tree stays, the reason shows."""
-        self._failure = reason
-        self._show_status()
 
     def _rebuild_tree(self) -> None:
         snapshot = self._snapshot
@@ -189,26 +178,39 @@ class LocksPane(SessionActions, TabPane):
             return
         forest = build_forest(snapshot, self._waits)
         self._forest = forest
-        now = snapshot.collected_at
         self._by_path = {node.path: node for node in forest.nodes}
         table = self.table
         previous = table.cursor_key
-        table.set_rows([node_row(node, now) for node in forest.nodes])
+        self.show_rows()
         if previous is not None and previous not in self._by_path and isinstance(previous, tuple):
             # Its place in the tree changed (a blocker went away): follow the session.
             pid = previous[-1]
             moved = next((n.path for n in forest.nodes if n.pid == pid), None)
             if moved is not None:
                 table.move_cursor_to_key(moved)
-        table.empty_text = (
-            "no session is waiting on a lock" if not forest.waiting else "no blocker reported"
-        )
-        self._show_status()
 
-    def _show_status(self) -> None:
+    def rows(self) -> Iterable[Row]:
         snapshot, forest = self._snapshot, self._forest
         if snapshot is None or forest is None:
+            return []
+        now = snapshot.collected_at
+        return [node_row(node, now) for node in forest.nodes]
+
+    def empty_text(self) -> str:
+        forest = self._forest
+        if forest is not None and forest.waiting:
+            return "no blocker reported"
+        return "no session is waiting on a lock"
+
+    def show_status(self) -> None:
+        if self._snapshot is None or self._forest is None:
             return
+        super().show_status()
+
+    def status_parts(self) -> list[str]:
+        snapshot, forest = self._snapshot, self._forest
+        assert snapshot is not None
+        assert forest is not None
         waiting = len(forest.waiting)
         if not waiting:
             parts = ["no session is waiting on a lock"]
@@ -228,9 +230,7 @@ class LocksPane(SessionActions, TabPane):
             parts.append("BLOCKS = direct/in all")
         if forest.cut:
             parts.append(f"tree cut at {len(forest.nodes)} rows")
-        if self._failure:
-            parts.append(f"lock details unavailable: {one_line(self._failure, 120)}")
-        self.query_one("#locks-status", StatusLine).set_text(" · ".join(parts))
+        return parts
 
     @staticmethod
     def _idle_root(forest: Forest, now: datetime) -> str:
@@ -261,24 +261,18 @@ class LocksPane(SessionActions, TabPane):
     def action_open_selected(self) -> None:
         backend = self.selected_backend()
         if backend is not None:
-            from pgtop.screens.backend import BackendScreen
-
-            self.app.push_screen(BackendScreen(backend))
+            self.host.open_session(backend)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return self.check_signal() if action == "signal" else True
-
-    @on(KeyedTable.CursorMoved, "#locks-table")
-    def update_action_keys(self) -> None:
-        self.refresh_bindings()
+        if action == "signal":
+            return self.check_signal()
+        return super().check_action(action, parameters)
 
     @on(KeyedTable.RowActivated, "#locks-table")
     def open_backend(self, event: KeyedTable.RowActivated) -> None:
         node = self._by_path.get(event.key)
         if node is not None and node.backend is not None:
-            from pgtop.screens.backend import BackendScreen
-
-            self.app.push_screen(BackendScreen(node.backend))
+            self.host.open_session(node.backend)
 
     def action_first_root(self) -> None:
         self.table.action_cursor_first()

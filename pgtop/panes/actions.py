@@ -4,17 +4,13 @@ ANALYZE, VACUUM and REINDEX where tables and indexes are (Tables, Vacuum, Indexe
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, cast
 
 from textual.app import SystemCommand
 from textual.binding import Binding
 from textual.widget import Widget
 
-from pgtop.actions import RelationTarget
-from pgtop.model import Backend
-
-if TYPE_CHECKING:
-    from pgtop.app import PgTopApp
+from pgtop.model import Backend, RelationTarget
+from pgtop.panes.host import host_of
 
 SESSION_ACTION_BINDINGS = [
     Binding("C", "signal('cancel')", "Cancel query", id="cancel-query"),
@@ -30,17 +26,22 @@ class SessionActions(Widget):
 
     def action_signal(self, action: str) -> None:
         backend = self.selected_backend()
-        if backend is not None and action in ("cancel", "terminate"):
-            cast("PgTopApp", self.app).act_on_session(action, backend)  # type: ignore[arg-type]
+        if backend is None:
+            return
+        host = host_of(self.app)
+        if action == "cancel":
+            host.act_on_session("cancel", backend)
+        elif action == "terminate":
+            host.act_on_session("terminate", backend)
 
     def check_signal(self) -> bool | None:
         """False hides the keys (read-only mode); None greys them (nothing selected)."""
-        if cast("PgTopApp", self.app).actions is None:
+        if not host_of(self.app).actions_offered():
             return False
         return True if self.selected_backend() is not None else None
 
     def session_commands(self, where: str) -> Iterable[SystemCommand]:
-        if cast("PgTopApp", self.app).actions is None or self.selected_backend() is None:
+        if not host_of(self.app).actions_offered() or self.selected_backend() is None:
             return
         yield SystemCommand(
             "Cancel the selected session's query",
@@ -69,12 +70,19 @@ class RelationActions(Widget):
 
     def action_maintain(self, action: str) -> None:
         target = self.selected_target()
-        if target is not None and action in ("analyze", "vacuum", "reindex"):
-            cast("PgTopApp", self.app).act_on_relation(action, target)  # type: ignore[arg-type]
+        if target is None:
+            return
+        host = host_of(self.app)
+        if action == "analyze":
+            host.act_on_relation("analyze", target)
+        elif action == "vacuum":
+            host.act_on_relation("vacuum", target)
+        elif action == "reindex":
+            host.act_on_relation("reindex", target)
 
     def check_maintain(self, action: str) -> bool | None:
         """False hides the key (read-only, or not for this kind); None greys it."""
-        if cast("PgTopApp", self.app).actions is None:
+        if not host_of(self.app).actions_offered():
             return False
         target = self.selected_target()
         if target is None:
@@ -85,7 +93,7 @@ class RelationActions(Widget):
 
     def relation_commands(self, where: str) -> Iterable[SystemCommand]:
         target = self.selected_target()
-        if cast("PgTopApp", self.app).actions is None or target is None:
+        if not host_of(self.app).actions_offered() or target is None:
             return
         # Palette titles and help are markup: no server text goes in them (the confirm
         # dialog names the target in full).

@@ -1,8 +1,8 @@
-"""Detail of one backend: every field, the full query wrapped, its locks."""
+"""Detail of one session: every field, the full query wrapped, its locks."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import work
@@ -12,15 +12,13 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from pgtop.collector import WHOLE_TEXT_LIMIT
+from pgtop.collectors.activity import WHOLE_TEXT_LIMIT, SessionDetail
+from pgtop.formats import duration
 from pgtop.model import ActivitySnapshot, Backend
-from pgtop.screens.activity import HIDDEN_TEXT, state_label
-from pgtop.screens.failures import ReportsFailures
+from pgtop.panes.activity import HIDDEN_TEXT, state_label
+from pgtop.panes.host import Host, ReportsFailures, host_of
 from pgtop.source import PollError
-from pgtop.text import duration, one_line, visible
-
-if TYPE_CHECKING:
-    from pgtop.app import PgTopApp
+from pgtop.text import one_line, visible
 
 
 def fields_text(backend: Backend, snapshot: ActivitySnapshot | None, gone: bool) -> Text:
@@ -90,7 +88,7 @@ def locks_text(locks: list[dict[str, Any]]) -> Text:
     return text
 
 
-class BackendScreen(ReportsFailures, Screen[None]):
+class SessionScreen(ReportsFailures, Screen[None]):
     """One backend in full; stays live until closed."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -104,8 +102,8 @@ class BackendScreen(ReportsFailures, Screen[None]):
         self._gone = False
 
     @property
-    def pgtop(self) -> PgTopApp:
-        return cast("PgTopApp", self.app)
+    def host(self) -> Host:
+        return host_of(self.app)
 
     def compose(self) -> ComposeResult:
         title = f"Backend {self.backend.pid}"
@@ -149,7 +147,7 @@ class BackendScreen(ReportsFailures, Screen[None]):
         query_box = self.query_one("#detail-query", Static)
         locks_box = self.query_one("#detail-locks", Static)
         try:
-            query, locks = await self.pgtop.source.backend_detail(self.backend)
+            query, locks = await self.host.fetch(SessionDetail(self.backend))
         except PollError as exc:
             locks_box.update(Text(f"could not load: {one_line(str(exc), 300)}", style="bold"))
             if not self.backend.query_hidden:

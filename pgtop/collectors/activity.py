@@ -1,17 +1,19 @@
-"""Reading the server into snapshots, and turning counters into rates."""
+"""The Activity data: every session of pg_stat_activity, and the server's counters as rates.
+
+Read on every refresh, as cheaply as the server allows (see ``ActivityCollector``).
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 from psycopg.rows import tuple_row
 
-from pgtop import pg, queries
+from pgtop import pg, sql
 from pgtop.model import ActivitySnapshot, Backend, Capabilities, ServerCounters
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
@@ -102,7 +104,7 @@ class DatabaseCodecs:
             return [text for _, text in texts]
         codecs = self._codecs
         if codecs is None or any(db not in codecs and db not in self._unknown for db in needed):
-            cur = await conn.execute(queries.DATABASE_ENCODINGS.sql(conn.info.server_version))
+            cur = await conn.execute(sql.DATABASE_ENCODINGS.sql(conn.info.server_version))
             codecs = {row["name"]: pg.codec_of(row["encoding"]) for row in await cur.fetchall()}
             self._codecs = codecs
             self._unknown = {db for db in needed if db not in codecs}
@@ -118,7 +120,7 @@ class ActivityCollector:
     The first poll reads every row, and so does one every ``FULL_READ_SECONDS``. In
     between, a poll reads the rows of the backends that are not quiet (active: their wait
     events change at any moment), and every ``SCAN_SECONDS`` also those that changed
-    (``queries.ACTIVITY_CHANGES``); the other rows are kept. A role that may not see
+    (``sql.ACTIVITY_CHANGES``); the other rows are kept. A role that may not see
     other sessions' timestamps, which the changes are found by, always reads every row.
     """
 
@@ -140,10 +142,10 @@ class ActivityCollector:
         self._scanned: tuple[float, datetime] | None = None
         """When the last full read or scan ran (monotonic clock, and the server's)."""
         version = capabilities.server_version_num
-        self._counters_sql = queries.SERVER_COUNTERS.sql(version)
-        self._activity_sql = queries.ACTIVITY.sql(version)
-        self._changes_sql = queries.ACTIVITY_CHANGES.sql(version)
-        self._watched_sql = queries.ACTIVITY_WATCHED.sql(version)
+        self._counters_sql = sql.SERVER_COUNTERS.sql(version)
+        self._activity_sql = sql.ACTIVITY.sql(version)
+        self._changes_sql = sql.ACTIVITY_CHANGES.sql(version)
+        self._watched_sql = sql.ACTIVITY_WATCHED.sql(version)
         self._codecs = DatabaseCodecs()
 
     def _statement(self, now: float) -> tuple[str | None, dict[str, Any], str]:
@@ -172,21 +174,21 @@ class ActivityCollector:
     async def collect(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> ActivitySnapshot:
         """One poll: both statements go out together in one round trip."""
         now = time.monotonic()
-        sql, params, kind = self._statement(now)
+        statement, params, kind = self._statement(now)
         activity_cur = conn.cursor(row_factory=tuple_row)
         async with conn.pipeline():
             counters_cur = await conn.execute(
                 self._counters_sql, {"own_pids": sorted(self.own_pids)}
             )
-            if sql is not None:
-                await activity_cur.execute(sql, params)
+            if statement is not None:
+                await activity_cur.execute(statement, params)
         counters_row = await counters_cur.fetchone()
         assert counters_row is not None
         counters = ServerCounters(**counters_row)
         previous = self._rows
         current = {} if kind == "full" else dict(previous)
         made: list[Backend] = []
-        for row in await activity_cur.fetchall() if sql is not None else ():
+        for row in await activity_cur.fetchall() if statement is not None else ():
             pid = row[0]
             if kind != "full":
                 row, gone = row[:-1], row[-1]
@@ -223,39 +225,27 @@ class ActivityCollector:
         )
 
 
-async def backend_detail(
-    conn: psycopg.AsyncConnection[dict[str, Any]], backend: Backend
-) -> tuple[str | None, list[dict[str, Any]]]:
-    """The query text (None when the session has ended; ``WHOLE_TEXT_LIMIT`` characters and
-    one more when it is longer) and the locks of one backend."""
-    version = conn.info.server_version
-    params = {
-        "pid": backend.pid,
-        "backend_start": backend.backend_start,
-        "limit": WHOLE_TEXT_LIMIT + 1,
-    }
-    async with conn.pipeline():
-        query_cur = await conn.execute(queries.BACKEND_QUERY.sql(version), params)
-        locks_cur = await conn.execute(queries.BACKEND_LOCKS.sql(version), params)
-    query_row = await query_cur.fetchone()
-    locks = await locks_cur.fetchall()
-    return (query_row["query"] if query_row else None), locks
+@dataclass(frozen=True, slots=True)
+class SessionDetail:
+    """A request for one session's query text (up to ``WHOLE_TEXT_LIMIT`` characters and one
+    more, to tell when it was cut; None when the session has ended) and its locks."""
 
+    backend: Backend
 
-class PaneCollector(Protocol):
-    """Data for one tab beyond the Activity snapshot.
-
-    It runs only while its tab is shown, on the monitoring connection, right after an
-    Activity poll (whose snapshot it may reuse), at most once every ``interval`` seconds.
-    It may keep state between calls (previous counters for rates); a new one is made
-    after every reconnect.
-    """
-
-    interval: float
-    """Least seconds between two collections: expensive views refresh more slowly."""
-
-    async def collect(self, conn: Connection, activity: ActivitySnapshot) -> object: ...
-
-
-PaneCollectorFactory = Callable[[Capabilities], PaneCollector]
-"""Makes the collector of a tab for a server's capabilities."""
+    async def read(self, conn: Connection) -> tuple[str | None, list[dict[str, Any]]]:
+        backend = self.backend
+        version = conn.info.server_version
+        params = {
+            "pid": backend.pid,
+            "backend_start": backend.backend_start,
+            "limit": WHOLE_TEXT_LIMIT + 1,
+        }
+        async with conn.pipeline():
+            query_cur = await conn.execute(sql.BACKEND_QUERY.sql(version), params)
+            locks_cur = await conn.execute(sql.BACKEND_LOCKS.sql(version), params)
+        query_row = await query_cur.fetchone()
+        locks = await locks_cur.fetchall()
+        if query_row is None:
+            return None, locks
+        (query,) = await DatabaseCodecs().recode(conn, [(backend.database, query_row["query"])])
+        return query, locks

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from textual import on
-from textual.app import ComposeResult, SystemCommand
+from textual.app import SystemCommand
 from textual.binding import Binding, BindingType
-from textual.widgets import Input, TabPane
 
+from pgtop.formats import duration
 from pgtop.model import ActivitySnapshot, Backend
-from pgtop.screens.pane_actions import SESSION_ACTION_BINDINGS, SessionActions
-from pgtop.text import duration, name_text, one_line
+from pgtop.panes.actions import SESSION_ACTION_BINDINGS, SessionActions
+from pgtop.panes.base import FILTER_BINDINGS, SORT_BINDINGS, ListPane
+from pgtop.text import name_text, one_line
 from pgtop.widgets.keyed_table import Column, KeyedTable, Row
-from pgtop.widgets.status_bar import StatusLine
-
-if TYPE_CHECKING:
-    from pgtop.app import PgTopApp
 
 HIDDEN_TEXT = "‹hidden: this role needs pg_read_all_stats to see other roles' queries›"
 
@@ -124,55 +121,48 @@ def backend_row(backend: Backend, now: datetime, blocking: int) -> tuple[Row, bo
     return row, xact_age is not None or query_age is not None
 
 
-class ActivityPane(SessionActions, TabPane):
+class ActivityPane(SessionActions, ListPane):
     """Every backend but pgtop's own, one per row."""
 
+    TAB = "activity"
+    TITLE = "Activity"
+    KEY = "1"
+    COLUMNS = COLUMNS
+    DEFAULT_SORT = DEFAULT_SORT
+    DESCENDING = frozenset({"xact_age", "query_age", "blocked_by"})
+    """Ages and lock counts read best largest first; names alphabetically."""
+    NOUN = "sessions"
+
     BINDINGS: ClassVar[list[BindingType]] = [
-        # A priority binding runs while the key is dispatched, before the keys typed
-        # after it: they go to the filter however fast they come.
-        Binding("slash", "start_filter", "Filter", id="filter", priority=True),
+        *FILTER_BINDINGS,
         Binding("i", "toggle_idle", "Idle", id="toggle-idle"),
         Binding("b", "toggle_background", "Background", id="toggle-background"),
-        Binding("greater_than_sign", "sort_step(1)", "Sort →", id="sort-next"),
-        Binding("less_than_sign", "sort_step(-1)", "Sort ←", id="sort-previous", show=False),
-        Binding("r", "reverse_sort", "Reverse", id="sort-reverse", show=False),
-        Binding("escape", "clear_filter", "Clear filter", show=False, id="clear-filter"),
+        *SORT_BINDINGS,
         *SESSION_ACTION_BINDINGS,
     ]
 
-    def __init__(self, title: str, *, id: str) -> None:
-        super().__init__(title, id=id)
+    def __init__(self) -> None:
+        super().__init__()
         self.show_idle = False
         self.show_background = False
         self._snapshot: ActivitySnapshot | None = None
         self._cache: dict[int, tuple[Backend, int, Row]] = {}
+        self._hidden = (0, 0)
+        """Idle sessions and background processes left out of the rows."""
 
-    @property
-    def pgtop(self) -> PgTopApp:
-        return cast("PgTopApp", self.app)
+    def on_mount(self) -> None:
+        self.table.set_hidden_columns({"type"})
 
-    def compose(self) -> ComposeResult:
-        yield StatusLine(id="activity-status")
-        table = KeyedTable(COLUMNS, id="activity-table")
-        table.set_hidden_columns({"type"})
-        table.sort_by(DEFAULT_SORT, reverse=True)
-        table.empty_text = "waiting for the first refresh…"
-        yield table
-        yield Input(
-            placeholder="filter: text in any column (Enter keeps it, Escape clears)",
-            id="activity-filter",
-            classes="filter",
-        )
-
-    @property
-    def table(self) -> KeyedTable:
-        return self.query_one("#activity-table", KeyedTable)
-
-    def show(self, snapshot: ActivitySnapshot | None) -> None:
+    def show_activity(self, snapshot: ActivitySnapshot | None) -> None:
         """Apply a snapshot; unchanged rows are reused, not rebuilt."""
         self._snapshot = snapshot
+        if snapshot is not None:
+            self.show_rows()
+
+    def rows(self) -> Iterable[Row]:
+        snapshot = self._snapshot
         if snapshot is None:
-            return
+            return []
         now = snapshot.collected_at
         blocking: dict[int, int] = {}
         for backend in snapshot.backends:
@@ -201,34 +191,30 @@ class ActivityPane(SessionActions, TabPane):
                     fresh[backend.pid] = (backend, blocks, row)
             rows.append(row)
         self._cache = fresh
-        table = self.table
-        table.set_rows(rows)
-        filter_text = table.filter_text
-        if filter_text:
-            table.empty_text = f"no session matches '{one_line(filter_text, 60)}'"
-        else:
-            table.empty_text = "no sessions to show"
-        self._show_status(len(rows), hidden_idle, hidden_background)
+        self._hidden = (hidden_idle, hidden_background)
+        return rows
 
-    def _show_status(self, shown: int, hidden_idle: int, hidden_background: int) -> None:
-        table = self.table
-        parts = [f"{len(table.visible_rows)} of {shown} sessions"]
-        if table.filter_text:
-            parts[0] += f" matching '{one_line(table.filter_text, 40)}'"
-        parts.append("idle shown (i)" if self.show_idle else f"{hidden_idle} idle hidden (i)")
-        parts.append(
+    def empty_text(self) -> str:
+        if self.table.filter_text:
+            return f"no session matches '{one_line(self.table.filter_text, 60)}'"
+        return "no sessions to show"
+
+    def status_parts(self) -> list[str]:
+        hidden_idle, hidden_background = self._hidden
+        return [
+            self.count_text(),
+            "idle shown (i)" if self.show_idle else f"{hidden_idle} idle hidden (i)",
             "background shown (b)"
             if self.show_background
-            else f"{hidden_background} background hidden (b)"
-        )
-        if table.sort_column:
-            label = next(c.label for c in COLUMNS if c.key == table.sort_column)
-            parts.append(f"sort {label.lower()} {'▼' if table.sort_reverse else '▲'} (< > r)")
-        self.query_one("#activity-status", StatusLine).set_text(" · ".join(parts))
+            else f"{hidden_background} background hidden (b)",
+        ]
 
     def _reshow(self) -> None:
         self._cache.clear()
-        self.show(self._snapshot)
+        self.show_activity(self._snapshot)
+
+    def filter_changed(self) -> None:
+        self.show_activity(self._snapshot)
 
     # -- actions -----------------------------------------------------------------------------
 
@@ -242,37 +228,6 @@ class ActivityPane(SessionActions, TabPane):
         self.table.set_hidden_columns(set() if self.show_background else {"type"})
         self._reshow()
 
-    def action_sort_step(self, step: int) -> None:
-        table = self.table
-        current = COLUMN_KEYS.index(table.sort_column) if table.sort_column else 0
-        key = COLUMN_KEYS[(current + step) % len(COLUMN_KEYS)]
-        self.sort_by(key)
-
-    def sort_by(self, key: str) -> None:
-        # Ages, pids and lock counts read best largest first; names alphabetically.
-        descending = key in ("xact_age", "query_age", "blocked_by")
-        self.table.sort_by(key, reverse=descending)
-        self.show(self._snapshot)
-
-    def action_reverse_sort(self) -> None:
-        table = self.table
-        table.sort_by(table.sort_column, reverse=not table.sort_reverse)
-        self.show(self._snapshot)
-
-    def action_start_filter(self) -> None:
-        box = self.query_one("#activity-filter", Input)
-        box.add_class("-shown")
-        # At once, not after the next refresh: keys typed right after "/" (a paste, a
-        # laggy link) are already queued and belong to the filter.
-        self.screen.set_focus(box)
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one("#activity-filter", Input)
-        if box.value:
-            box.value = ""
-        box.remove_class("-shown")
-        self.table.focus()
-
     def selected_backend(self) -> Backend | None:
         """The backend under the cursor, from the latest snapshot."""
         key = self.table.cursor_key
@@ -283,27 +238,7 @@ class ActivityPane(SessionActions, TabPane):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "signal":
             return self.check_signal()
-        if action == "start_filter":
-            # In the filter, "/" is text.
-            return not self.query_one("#activity-filter").has_focus
-        if action == "clear_filter":
-            return bool(self.table.filter_text) or self.query_one("#activity-filter").has_focus
-        return True
-
-    @on(Input.Changed, "#activity-filter")
-    def apply_filter(self, event: Input.Changed) -> None:
-        self.table.set_filter(event.value)
-        self.show(self._snapshot)
-
-    @on(Input.Submitted, "#activity-filter")
-    def keep_filter(self, event: Input.Submitted) -> None:
-        if not event.value:
-            event.input.remove_class("-shown")
-        self.table.focus()
-
-    @on(KeyedTable.CursorMoved, "#activity-table")
-    def update_action_keys(self) -> None:
-        self.refresh_bindings()
+        return super().check_action(action, parameters)
 
     @on(KeyedTable.RowActivated, "#activity-table")
     def open_backend(self, event: KeyedTable.RowActivated) -> None:
@@ -312,22 +247,12 @@ class ActivityPane(SessionActions, TabPane):
             return
         backend = next((b for b in snapshot.backends if b.pid == event.key), None)
         if backend is not None:
-            from pgtop.screens.backend import BackendScreen
-
-            self.app.push_screen(BackendScreen(backend))
+            self.host.open_session(backend)
 
     def screen_commands(self) -> Iterable[SystemCommand]:
-        for column in COLUMNS:
-            yield SystemCommand(
-                f"Sort sessions by {column.label.lower()}",
-                f"Activity: order rows by {column.label.lower()}",
-                lambda key=column.key: self.sort_by(key),
-            )
+        yield from super().screen_commands()
         yield SystemCommand("Show or hide idle sessions", "Activity", self.action_toggle_idle)
         yield SystemCommand(
             "Show or hide background processes", "Activity", self.action_toggle_background
-        )
-        yield SystemCommand(
-            "Filter sessions", "Activity: text in any column", self.action_start_filter
         )
         yield from self.session_commands("Activity")

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from datetime import datetime
-from typing import cast
 
-from pgtop.catalog import IndexesData, IndexInfo, RelationRef, index_ref
-from pgtop.screens.tables import (
-    ESTIMATE_MARK,
-    LOCKED_TEXT,
-    CatalogPane,
-    count,
-    sized,
-)
-from pgtop.text import duration, name_text, one_line
+from pgtop.collectors.catalog import IndexesData, IndexInfo
+from pgtop.formats import ESTIMATE_MARK, count, duration, sized
+from pgtop.model import RelationTarget
+from pgtop.panes.catalog import LOCKED_TEXT, CatalogPane
+from pgtop.text import name_text, one_line
 from pgtop.widgets.keyed_table import Column, Row
 
 COLUMNS = (
@@ -105,14 +100,13 @@ class IndexesPane(CatalogPane):
     """Every index of the database, largest first, with its problems."""
 
     TAB = "indexes"
+    TITLE = "Indexes"
+    KEY = "6"
     COLUMNS = COLUMNS
     DEFAULT_SORT = "size"
     DESCENDING = frozenset({"size", "scans", "read", "fetched", "last_scan", "flags"})
     NOUN = "indexes"
     SIZES = True
-
-    def accepts(self, data: object) -> bool:
-        return isinstance(data, IndexesData)
 
     def items(self, data: IndexesData) -> Iterable[tuple[Hashable, object]]:
         return ((index.oid, index) for index in data.indexes)
@@ -120,15 +114,11 @@ class IndexesPane(CatalogPane):
     def row(self, item: IndexInfo, data: IndexesData) -> Row:
         return index_row(item, data.collected_at)
 
-    def _info(self, key: Hashable) -> IndexInfo | None:
-        cached = self._cache.get(key)
-        return cast(IndexInfo, cached[0]) if cached is not None else None
-
     def needs_size(self, key: Hashable) -> bool:
-        index = self._info(key)
+        index: IndexInfo | None = self.item(key)
         return index is not None and index.size_is_estimate and not index.locked
 
-    def status_parts(self, data: IndexesData) -> list[str]:
+    def data_parts(self, data: IndexesData) -> list[str]:
         unused = sum(1 for index in data.indexes if index.unused)
         invalid = sum(1 for index in data.indexes if index.invalid)
         duplicate = sum(1 for index in data.indexes if index.duplicate_of)
@@ -142,10 +132,18 @@ class IndexesPane(CatalogPane):
             parts.append(one_line(data.sizes_problem, 100))
         return parts
 
-    def selected_relation(self) -> RelationRef | None:
-        data = self._data
-        key = self.table.cursor_key
-        index = self._info(key) if key is not None else None
+    def selected_target(self) -> RelationTarget | None:
+        data: IndexesData | None = self._data
+        index: IndexInfo | None = self.item(self.table.cursor_key)
         if data is None or index is None:
             return None
-        return index_ref(data.database, index)
+        return RelationTarget(
+            oid=index.oid,
+            schema=index.schema,
+            name=index.name,
+            kind="index",
+            size_bytes=index.index_bytes,
+            table_oid=index.table_oid,
+            table_name=f"{index.schema}.{index.table}",
+            database=data.database,
+        )

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, cast
+from datetime import datetime
+from typing import Protocol, cast
 
 from rich.text import Text
 from textual.widget import Widget
 
+from pgtop.formats import duration, hit_ratio, rate
 from pgtop.model import ActivitySnapshot
-from pgtop.text import duration, name_text, one_line
+from pgtop.text import name_text, one_line
 
-if TYPE_CHECKING:
-    from pgtop.app import PgTopApp
+
+class Monitoring(Protocol):
+    """What the header and the banners show of the app's state."""
+
+    interval: float
+    paused: bool
+    lost_since: datetime | None
+    problem: str
+    attempts: int
+    action_status: str
+
+    def describe_source(self) -> str: ...
+
+
+def _state(widget: Widget) -> Monitoring:
+    return cast(Monitoring, widget.app)
 
 
 def header_text(
@@ -63,9 +79,9 @@ def header_text(
         text.append(f"  {label} ")
         text.append(str(count), style="bold")
     if snapshot.tps is not None:
-        text.append(f"  tps {snapshot.tps:,.1f}")
+        text.append(f"  tps {rate(snapshot.tps)}")
     if snapshot.cache_hit is not None:
-        text.append(f"  cache hit {snapshot.cache_hit:.1%}")
+        text.append(f"  cache hit {hit_ratio(snapshot.cache_hit)}")
     return text
 
 
@@ -92,7 +108,7 @@ class ServerHeader(Widget):
         self.refresh()
 
     def _tick(self) -> None:
-        app = cast("PgTopApp", self.app)
+        app = _state(self)
         age = time.monotonic() - self._received
         if self._snapshot is not None and (
             app.lost_since is not None or age > max(3 * app.interval, 5.0)
@@ -105,11 +121,11 @@ class ServerHeader(Widget):
         self.refresh()
 
     def render(self) -> Text:
-        app = cast("PgTopApp", self.app)
+        app = _state(self)
         age = time.monotonic() - self._received if self._snapshot else None
         return header_text(
             self._snapshot,
-            app.source.describe(),
+            app.describe_source(),
             interval=app.interval,
             paused=app.paused,
             age=age,
@@ -137,11 +153,11 @@ class ConnectionBanner(Widget):
             self.refresh()
 
     def _update(self) -> None:
-        self.set_class(bool(cast("PgTopApp", self.app).problem), "-shown")
+        self.set_class(bool(_state(self).problem), "-shown")
         self.refresh(layout=True)
 
     def render(self) -> Text:
-        app = cast("PgTopApp", self.app)
+        app = _state(self)
         lost = app.lost_since
         text = Text(no_wrap=False)
         if lost is not None:
@@ -167,39 +183,12 @@ class ActionBar(Widget):
         self.watch(self.app, "action_status", self._update)
 
     def _update(self) -> None:
-        self.set_class(bool(cast("PgTopApp", self.app).action_status), "-shown")
+        self.set_class(bool(_state(self).action_status), "-shown")
         self.refresh(layout=True)
 
     def render(self) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("⚙ ")
-        text.append(one_line(cast("PgTopApp", self.app).action_status, 300))
+        text.append(one_line(_state(self).action_status, 300))
         text.append("  (X stops it)", style="bold")
         return text
-
-
-class StatusLine(Widget):
-    """One line of plain text that repaints itself only, never the layout around it.
-
-    (``Static.update`` asks for a layout pass, which repaints the whole screen.)
-    """
-
-    DEFAULT_CSS = """
-    StatusLine { height: 1; padding: 0 1; color: $text-muted; }
-    """
-
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(id=id, classes=classes)
-        self._text = ""
-
-    def set_text(self, text: str) -> None:
-        if text != self._text:
-            self._text = text
-            self.refresh()
-
-    @property
-    def text(self) -> str:
-        return self._text
-
-    def render(self) -> Text:
-        return Text(self._text, no_wrap=True, overflow="ellipsis")

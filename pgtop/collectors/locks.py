@@ -17,19 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import psycopg
-
-from pgtop import queries
-from pgtop.collector import WHOLE_TEXT_LIMIT, ActivityCollector
-from pgtop.model import ActivitySnapshot, Backend, Capabilities
-from pgtop.text import duration, name_text, one_line
-
-if TYPE_CHECKING:
-    from pgtop.once import Report
-
-Connection = psycopg.AsyncConnection[dict[str, Any]]
+from pgtop import sql
+from pgtop.collectors.base import CollectorContext, Connection
+from pgtop.model import ActivitySnapshot, Backend
+from pgtop.text import name_text, one_line
 
 MAX_NODES = 5000
 """Rows of the tree at most. Many sessions queued on one hot row block each other pairwise,
@@ -110,28 +103,33 @@ def lock_target(wait: LockWait) -> str:
     >>> lock_target(w)
     'row (0,3) of accounts'
     """
-    relation = name_text(wait.relation, 200) or "?"
     kind = wait.locktype
-    if kind == "relation":
-        return relation
-    if kind == "extend":
-        return f"extension of {relation}"
-    if kind == "page":
-        return f"page {wait.page} of {relation}"
-    if kind == "tuple":
-        return f"row ({wait.page},{wait.tuple}) of {relation}"
-    if kind == "transactionid":
-        return f"xid {wait.transactionid}"
     if kind == "virtualxid":
         return f"vxid {one_line(wait.virtualxid, 40)}"
     if kind == "advisory":
         return f"advisory {advisory_key(wait.classid, wait.objid, wait.objsubid)}"
-    if kind == "object":
-        sub = f".{wait.objsubid}" if wait.objsubid else ""
-        return f"object {wait.classid}/{wait.objid}{sub}"
-    if kind == "spectoken":
-        return f"speculative insertion of xid {wait.transactionid}"
-    return one_line(kind, 40)
+    template = _LOCK_TARGETS.get(kind)
+    if template is None:
+        return one_line(kind, 40)
+    return template.format(
+        relation=name_text(wait.relation, 200) or "?",
+        page=wait.page,
+        tuple=wait.tuple,
+        xid=wait.transactionid,
+        object=f"{wait.classid}/{wait.objid}" + (f".{wait.objsubid}" if wait.objsubid else ""),
+    )
+
+
+_LOCK_TARGETS = {
+    "relation": "{relation}",
+    "extend": "extension of {relation}",
+    "page": "page {page} of {relation}",
+    "tuple": "row ({page},{tuple}) of {relation}",
+    "transactionid": "xid {xid}",
+    "spectoken": "speculative insertion of xid {xid}",
+    "object": "object {object}",
+}
+"""What a lock of each type is on (``lock_target``); server strings are filled in visible."""
 
 
 def lock_wait_from_row(row: Mapping[str, Any]) -> LockWait:
@@ -160,11 +158,15 @@ class LocksCollector:
 
     interval: float = 0.0
 
-    def __init__(self, capabilities: Capabilities) -> None:
-        self.capabilities = capabilities
-        self._sql = queries.LOCK_WAITS.sql(capabilities.server_version_num)
+    def __init__(self, context: CollectorContext) -> None:
+        self._sql = sql.LOCK_WAITS.sql(context.capabilities.server_version_num)
 
-    async def collect(self, conn: Connection, activity: ActivitySnapshot) -> LocksData:
+    async def close(self) -> None:
+        return None
+
+    async def collect(
+        self, conn: Connection, activity: ActivitySnapshot, needs: object = None, *, due: bool
+    ) -> LocksData:
         pids = sorted({b.pid for b in activity.backends if b.waiting_on_lock})
         if not pids:
             return LocksData(activity, ())
@@ -519,89 +521,3 @@ def longest_wait(
         if seconds is not None and (best is None or seconds > best[1]):
             best = (backend.pid, seconds, exact)
     return best
-
-
-# -- --once locks ----------------------------------------------------------------------------
-
-
-def edge_rows(data: LocksData, forest: Forest | None = None) -> list[dict[str, Any]]:
-    """One plain record per (blocked, blocking) pair, in the tree's order."""
-    waits = data.waits_by_pid()
-    if forest is None:
-        forest = build_forest(data.activity, waits)
-    backends = {backend.pid: backend for backend in data.activity.backends}
-    now = data.activity.collected_at
-    first = forest.first_index()
-    far = len(forest.nodes)
-    ordered = sorted(
-        forest.edges, key=lambda e: (first.get(e[1], far), first.get(e[0], far), e[1], e[0])
-    )
-    rows: list[dict[str, Any]] = []
-    for blocked_pid, blocking_pid in ordered:
-        blocked = backends.get(blocked_pid)
-        blocking = backends.get(blocking_pid)
-        wait = waits.get(blocked_pid)
-        seconds, exact = wait_age(blocked, wait, now)
-        rows.append(
-            {
-                "blocked_pid": blocked_pid,
-                "blocking_pid": blocking_pid,
-                "locktype": wait.locktype if wait else None,
-                "mode": wait.mode if wait else None,
-                "relation": wait.relation if wait else None,
-                "transactionid": wait.transactionid if wait else None,
-                "target": wait.target if wait else None,
-                "waitstart": wait.waitstart if wait else None,
-                "wait_seconds": seconds if exact else None,
-                "blocked_user": blocked.user if blocked else None,
-                "blocked_application_name": blocked.application_name if blocked else None,
-                "blocked_state": blocked.state if blocked else None,
-                "blocked_xact_start": blocked.xact_start if blocked else None,
-                "blocked_query": blocked.query[:WHOLE_TEXT_LIMIT] if blocked else None,
-                "blocked_query_truncated": bool(blocked and len(blocked.query) > WHOLE_TEXT_LIMIT),
-                "blocking_prepared": blocking_pid == PREPARED_PID,
-                "blocking_user": blocking.user if blocking else None,
-                "blocking_application_name": blocking.application_name if blocking else None,
-                "blocking_state": blocking.state if blocking else None,
-                "blocking_wait_event_type": blocking.wait_event_type if blocking else None,
-                "blocking_xact_start": blocking.xact_start if blocking else None,
-                "blocking_query": blocking.query[:WHOLE_TEXT_LIMIT] if blocking else None,
-                "blocking_query_truncated": bool(
-                    blocking and len(blocking.query) > WHOLE_TEXT_LIMIT
-                ),
-            }
-        )
-    return rows
-
-
-async def locks_report(conn: Connection, caps: Capabilities) -> Report:
-    """``--once locks``: every blocking pair, with both sessions' state and query."""
-    from pgtop.once import Report
-
-    activity = await ActivityCollector(
-        caps, frozenset({conn.info.backend_pid}), query_limit=WHOLE_TEXT_LIMIT + 1
-    ).collect(conn)
-    data = await LocksCollector(caps).collect(conn, activity)
-    rows = edge_rows(data)
-    now = activity.collected_at
-
-    def text(field: str, limit: int = 40) -> Any:
-        return lambda row: one_line(None if row[field] is None else str(row[field]), limit)
-
-    def age(field: str) -> Any:
-        return lambda row: (
-            duration((now - row[field]).total_seconds()) if row[field] is not None else ""
-        )
-
-    columns = [
-        ("BLOCKED", text("blocked_pid")),
-        ("BLOCKING", text("blocking_pid")),
-        ("LOCK", lambda row: one_line(f"{row['mode'] or ''} {row['target'] or ''}", 60)),
-        ("WAITED", lambda row: duration(row["wait_seconds"])),
-        ("BLOCKED STATE", text("blocked_state", 20)),
-        ("BLOCKING STATE", text("blocking_state", 20)),
-        ("BLOCKING XACT AGE", age("blocking_xact_start")),
-        ("BLOCKED QUERY", text("blocked_query", 60)),
-        ("BLOCKING QUERY", text("blocking_query", 200)),
-    ]
-    return Report(now, rows, columns)

@@ -851,6 +851,35 @@ EXPLAIN_PARAMETERS = _query(
     ),
 )
 
+
+def _follow(reached: str, table: str, column: str, origin: str, key: str, also: str = "") -> str:
+    """An arm of EXPLAIN_REACH's walk: from an object of catalog ``origin``, the ``reached``
+    objects named by ``table.column`` in the rows whose ``key`` is that object."""
+    return f"""
+              UNION ALL
+                SELECT '{reached}'::regclass, t.{column} FROM {table} t
+                WHERE r.classid = '{origin}'::regclass AND t.{key} = r.objid{also}"""
+
+
+# What the walk follows besides pg_depend (see the comment on EXPLAIN_REACH).
+_FOLLOWED = "".join(
+    _follow(*arm)
+    for arm in (
+        ("pg_class", "pg_inherits", "inhrelid", "pg_class", "inhparent"),
+        ("pg_class", "pg_inherits", "inhparent", "pg_class", "inhrelid"),
+        ("pg_class", "pg_index", "indexrelid", "pg_class", "indrelid"),
+        ("pg_policy", "pg_policy", "oid", "pg_class", "polrelid"),
+        ("pg_attrdef", "pg_attrdef", "oid", "pg_class", "adrelid"),
+        ("pg_constraint", "pg_constraint", "oid", "pg_class", "conrelid", " AND t.contype = 'c'"),
+        ("pg_rewrite", "pg_rewrite", "oid", "pg_class", "ev_class"),
+        ("pg_statistic_ext", "pg_statistic_ext", "oid", "pg_class", "stxrelid"),
+        ("pg_constraint", "pg_constraint", "oid", "pg_type", "contypid"),
+        ("pg_operator", "pg_amop", "amopopr", "pg_opfamily", "amopfamily"),
+        ("pg_proc", "pg_amproc", "amproc", "pg_opfamily", "amprocfamily"),
+    )
+)
+
+
 # Everything a statement reaches, from the dependencies that PostgreSQL records for a
 # function with a SQL-standard body (the statement, parsed as pgtop_reach's body): the
 # functions, operators, relations and types it names. pg_depend does not record built-in
@@ -898,46 +927,13 @@ EXPLAIN_REACH = _query(
                       'pg_foreign_data_wrapper'::regclass)
                   AND NOT (r.classid = 'pg_class'::regclass
                            AND d.refclassid = 'pg_class'::regclass)
-              UNION ALL
-                SELECT 'pg_class'::regclass, i.inhrelid FROM pg_inherits i
-                WHERE r.classid = 'pg_class'::regclass AND i.inhparent = r.objid
-              UNION ALL
-                SELECT 'pg_class'::regclass, i.inhparent FROM pg_inherits i
-                WHERE r.classid = 'pg_class'::regclass AND i.inhrelid = r.objid
-              UNION ALL
-                SELECT 'pg_class'::regclass, x.indexrelid FROM pg_index x
-                WHERE r.classid = 'pg_class'::regclass AND x.indrelid = r.objid
-              UNION ALL
-                SELECT 'pg_policy'::regclass, p.oid FROM pg_policy p
-                WHERE r.classid = 'pg_class'::regclass AND p.polrelid = r.objid
-              UNION ALL
-                SELECT 'pg_attrdef'::regclass, a.oid FROM pg_attrdef a
-                WHERE r.classid = 'pg_class'::regclass AND a.adrelid = r.objid
-              UNION ALL
-                SELECT 'pg_constraint'::regclass, c.oid FROM pg_constraint c
-                WHERE r.classid = 'pg_class'::regclass AND c.conrelid = r.objid
-                  AND c.contype = 'c'
-              UNION ALL
-                SELECT 'pg_rewrite'::regclass, w.oid FROM pg_rewrite w
-                WHERE r.classid = 'pg_class'::regclass AND w.ev_class = r.objid
-              UNION ALL
-                SELECT 'pg_statistic_ext'::regclass, s.oid FROM pg_statistic_ext s
-                WHERE r.classid = 'pg_class'::regclass AND s.stxrelid = r.objid
-              UNION ALL
-                SELECT 'pg_constraint'::regclass, c.oid FROM pg_constraint c
-                WHERE r.classid = 'pg_type'::regclass AND c.contypid = r.objid
+{_FOLLOWED}
               UNION ALL
                 SELECT 'pg_operator'::regclass, o.other
                 FROM pg_operator op
                 CROSS JOIN LATERAL (VALUES (op.oprcom), (op.oprnegate)) AS o(other)
                 WHERE r.classid = 'pg_operator'::regclass AND op.oid = r.objid
                   AND o.other <> 0
-              UNION ALL
-                SELECT 'pg_operator'::regclass, a.amopopr FROM pg_amop a
-                WHERE r.classid = 'pg_opfamily'::regclass AND a.amopfamily = r.objid
-              UNION ALL
-                SELECT 'pg_proc'::regclass, a.amproc FROM pg_amproc a
-                WHERE r.classid = 'pg_opfamily'::regclass AND a.amprocfamily = r.objid
             ) AS next(classid, objid)
         ),
         bounded AS (

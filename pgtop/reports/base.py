@@ -1,0 +1,58 @@
+"""What every report is made of: records, and the columns of their text table."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pgtop.formats import ESTIMATE_MARK, ago, size
+from pgtop.text import one_line
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One tab's snapshot as plain data."""
+
+    collected_at: datetime
+    rows: list[Row]
+    text_columns: Sequence[tuple[str, Callable[[Row], str]]]
+    """Columns of the text table: header and how to show a row's value."""
+    notes: tuple[str, ...] = ()
+    """What the report could not hold, said on standard error (e.g. texts unreadable)."""
+
+
+def fields_of(item: object, *names: str) -> Row:
+    """The attributes of ``item`` of these names, as fields of the same names."""
+    return {name: getattr(item, name) for name in names}
+
+
+def text(field: str, limit: int = 40) -> Callable[[Row], str]:
+    """A column showing a field as text (lists comma-separated), visible and on one line."""
+
+    def show(row: Row) -> str:
+        value = row[field]
+        if value is None:
+            return ""
+        if isinstance(value, list):
+            return ",".join(str(v) for v in value)
+        return one_line(str(value), limit)
+
+    return show
+
+
+def since(field: str, now: datetime) -> Callable[[Row], str]:
+    """A column showing how long ago a field's time was."""
+    return lambda row: ago(row[field], now)
+
+
+def bytes_of(field: str) -> Callable[[Row], str]:
+    """A column showing a size, marked when the row's sizes are estimates."""
+    return lambda row: (ESTIMATE_MARK if row.get("size_is_estimate") else "") + size(row[field])
+
+
+Reader = Callable[[Any], Awaitable[Report]]
+"""Reads one tab's report from a source."""

@@ -1,0 +1,45 @@
+"""Every tab, in order: its pane and the collector of its data. Adding a tab is a pane class,
+a collector and one line here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pgtop.collectors.base import CollectorFactory
+from pgtop.collectors.catalog import IndexesCollector, TablesCollector, VacuumCollector
+from pgtop.collectors.locks import LocksCollector
+from pgtop.collectors.statements import StatementsCollector
+from pgtop.panes.activity import ActivityPane
+from pgtop.panes.base import ListPane
+from pgtop.panes.indexes import IndexesPane
+from pgtop.panes.locks import LocksPane
+from pgtop.panes.queries import QueriesPane
+from pgtop.panes.tables import TablesPane
+from pgtop.panes.vacuum import VacuumPane
+
+
+@dataclass(frozen=True, slots=True)
+class Tab:
+    """A tab: what shows it, and what reads its data (None: the Activity snapshot is it)."""
+
+    pane: type[ListPane]
+    collector: CollectorFactory | None = None
+
+    @property
+    def name(self) -> str:
+        return self.pane.TAB
+
+
+TABS = (
+    Tab(ActivityPane),
+    Tab(LocksPane, LocksCollector),
+    Tab(QueriesPane, StatementsCollector),
+    Tab(TablesPane, TablesCollector),
+    Tab(VacuumPane, VacuumCollector),
+    Tab(IndexesPane, IndexesCollector),
+)
+
+
+def collectors(tabs: tuple[Tab, ...] = TABS) -> dict[str, CollectorFactory]:
+    """The collector of each tab that has one, by tab name."""
+    return {tab.name: tab.collector for tab in tabs if tab.collector is not None}
