@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import partial
@@ -207,6 +207,17 @@ class PgTopApp(App[int]):
         shown = self.catalog_database or caps.database
         self.push_screen(DatabaseSwitcher(shown, caps.database), self._switch_database)
 
+    def go_to(self, tab: str, key: Hashable | None = None, what: str = "") -> bool:
+        from pgtop.screens.main import MainScreen
+
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, MainScreen):
+            self.pop_screen()
+        screen = self.screen
+        return isinstance(screen, MainScreen) and screen.go_to(tab, key, what)
+
+    def show_catalog_database(self, database: str) -> None:
+        self._switch_database(database)
+
     def _switch_database(self, database: str | None) -> None:
         caps = self.capabilities
         if database is None or caps is None:
@@ -276,14 +287,21 @@ class PgTopApp(App[int]):
                     delay = max(delay, MAX_BACKOFF)
                 else:
                     self.post_message(SnapshotCollected(snapshot))
-                    await self._collect_tab(snapshot)
+                    await self._collect_tabs(snapshot)
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
-    async def _collect_tab(self, snapshot: ActivitySnapshot) -> None:
-        """The data of the tab on screen, when its source has something new."""
-        tab = self.active_tab
+    async def _collect_tabs(self, snapshot: ActivitySnapshot) -> None:
+        """The data of the tab on screen, and of the tabs whose collectors always run (the
+        Health checks, which the header names on every tab)."""
+        await self._collect_tab(self.active_tab, snapshot)
+        for tab in self.tabs:
+            if tab.always and tab.name != self.active_tab:
+                await self._collect_tab(tab.name, snapshot)
+
+    async def _collect_tab(self, tab: str, snapshot: ActivitySnapshot) -> None:
+        """The data of ``tab``, when its source has something new."""
         now = tab in self._now
         self._now.discard(tab)
         try:

@@ -44,6 +44,90 @@ def log_dir() -> Path:
 
 
 @dataclass(frozen=True, slots=True)
+class Thresholds:
+    """When each Health check turns ``warn`` and ``crit`` (the config file's ``[health]``
+    table, keys ``<name>_warn`` and ``<name>_crit``). Units are in each name's comment."""
+
+    connections: tuple[float, float] = (80.0, 95.0)
+    """Percent of the connection slots open to ordinary roles."""
+    idle_in_transaction: tuple[float, float] = (60.0, 600.0)
+    """Seconds a session has been idle in a transaction."""
+    lock_wait: tuple[float, float] = (10.0, 60.0)
+    """Seconds a statement waiting on a lock has been running."""
+    long_transaction: tuple[float, float] = (300.0, 3600.0)
+    """Seconds the oldest transaction has been open."""
+    wraparound: tuple[float, float] = (20.0, 50.0)
+    """Percent of the way to transaction ID (or multixact) wraparound, over every database;
+    only once past the server's own autovacuum_(multixact_)freeze_max_age."""
+    slot_retained: tuple[float, float] = (50.0, 100.0)
+    """WAL a replication slot keeps, in percent of max_wal_size (an inactive slot is at
+    least ``warn``; ``wal_status`` unreserved or lost is ``crit``)."""
+    replication_lag: tuple[float, float] = (30.0, 300.0)
+    """Seconds a standby's replay is behind."""
+    requested_checkpoints: tuple[float, float] = (50.0, 90.0)
+    """Percent of the checkpoints of the last minutes forced by WAL volume (or asked for)."""
+    temp_files: tuple[float, float] = (100.0, 1000.0)
+    """MiB of temporary files written per minute."""
+    deadlocks: tuple[float, float] = (1.0, 10.0)
+    """Deadlocks per minute."""
+    rollbacks: tuple[float, float] = (10.0, 50.0)
+    """Percent of the transactions of the last minutes rolled back."""
+    cache_hit: tuple[float, float] = (95.0, 90.0)
+    """Percent of block reads served from shared buffers (lower is worse)."""
+    invalid_indexes: tuple[float, float] = (1.0, 1000.0)
+    """Invalid indexes in the connected database."""
+    vacuum_backlog: tuple[float, float] = (600.0, 3600.0)
+    """Seconds a table has had more dead rows than its autovacuum trigger."""
+    xmin_horizon: tuple[float, float] = (1800.0, 7200.0)
+    """Seconds the xmin horizon has been held back by the same holder."""
+    statement_slowdown: tuple[float, float] = (5.0, 20.0)
+    """How many times its lifetime mean a statement's mean time of the last minutes is."""
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(cls.__dataclass_fields__)
+
+    def of(self, name: str) -> tuple[float, float]:
+        value: tuple[float, float] = getattr(self, name)
+        return value
+
+
+_LOWER_IS_WORSE = frozenset({"cache_hit"})
+
+
+def parse_thresholds(table: object, where: str) -> tuple[Thresholds, list[str]]:
+    """The ``[health]`` table of the config file: thresholds, and warnings for what was
+    ignored (a threshold kept at its default)."""
+    if not isinstance(table, dict):
+        return Thresholds(), [f"{where}: [health] must be a table of thresholds"]
+    defaults = Thresholds()
+    chosen = {name: list(defaults.of(name)) for name in Thresholds.names()}
+    warnings: list[str] = []
+    for key, value in table.items():
+        name, _, level = str(key).rpartition("_")
+        if name not in chosen or level not in ("warn", "crit"):
+            warnings.append(f"{where}: unknown health threshold {key!r} ignored")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            warnings.append(f"{where}: health {key} must be a number; using the default")
+        elif not math.isfinite(value) or value < 0:
+            warnings.append(
+                f"{where}: health {key} must be a finite number >= 0; using the default"
+            )
+        else:
+            chosen[name][0 if level == "warn" else 1] = float(value)
+    values: dict[str, tuple[float, float]] = {}
+    for name, (warn, crit) in chosen.items():
+        wrong = crit > warn if name in _LOWER_IS_WORSE else crit < warn
+        if wrong:
+            warnings.append(
+                f"{where}: health {name}_crit is milder than {name}_warn; using the defaults"
+            )
+            warn, crit = defaults.of(name)
+        values[name] = (warn, crit)
+    return Thresholds(**values), warnings
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a run of pgtop was asked to do."""
 
@@ -65,6 +149,8 @@ class Settings:
     """Start a throwaway server with a synthetic incident and monitor it."""
     keymap: dict[str, str] = field(default_factory=dict)
     """Binding id to keys, passed to ``App.set_keymap``."""
+    health: Thresholds = field(default_factory=Thresholds)
+    """When the Health checks warn."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +202,10 @@ def load_file_config(path: Path | None = None) -> FileConfig:
     values: dict[str, Any] = {}
     warnings: list[str] = []
     for key, value in data.items():
+        if key == "health":
+            values["health"], found = parse_thresholds(value, f"config file {path}")
+            warnings.extend(found)
+            continue
         if key == "keymap":
             if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
                 values["keymap"] = {str(k): v for k, v in value.items()}

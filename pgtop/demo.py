@@ -59,6 +59,14 @@ SELECT 'event ' || g FROM generate_series(1, 1000) g;
 ANALYZE;
 """
 
+LEFTOVERS = (
+    # A standby that was retired without dropping its slot: the slot keeps WAL.
+    "SELECT pg_create_physical_replication_slot('reporting_replica', true)",
+    # A unique index built CONCURRENTLY over duplicates fails and stays, invalid.
+    "CREATE UNIQUE INDEX CONCURRENTLY orders_status_key ON orders (status)",
+)
+"""What earlier incidents left behind, for the Health tab to find."""
+
 
 @dataclass
 class Demo:
@@ -86,6 +94,9 @@ class Demo:
                 cluster.conninfo(DEMO_DB), password=cluster.password, autocommit=True
             ) as conn:
                 conn.execute(SCHEMA)
+                for statement in LEFTOVERS:
+                    with contextlib.suppress(psycopg.errors.UniqueViolation):
+                        conn.execute(statement)
             demo = cls(cluster, cluster.conninfo(DEMO_DB))
             demo._start_workload()
             demo._wait_for_incident()

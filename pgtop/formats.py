@@ -8,6 +8,7 @@ column and empty for an unknown value (None).
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 ESTIMATE_MARK = "~"
@@ -166,3 +167,37 @@ def cores(value: float | None) -> str:
     ('0.83', '12.00', '')
     """
     return "" if value is None else f"{value:.2f}"
+
+
+def quantity(value: float | None, unit: str) -> str:
+    """A measure in its unit: seconds as a duration, ``%`` as a percentage, ``x`` as a
+    factor, anything else as a number followed by the unit.
+
+    >>> quantity(90, "s"), quantity(86.2, "%"), quantity(5, "x"), quantity(2, ""), \
+quantity(1.5, "/min")
+    ('1m30s', '86%', '5x', '2', '1.5/min')
+    """
+    if value is None:
+        return ""
+    if unit == "s":
+        return duration(value)
+    if unit == "%":
+        return percent(value / 100)
+    number = f"{value:g}" if value < 10_000 else count(value)
+    return f"{number}{unit}"
+
+
+SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def spark(values: Sequence[float]) -> str:
+    """A sparkline: one block per value, from zero to the largest.
+
+    >>> spark([0, 1, 2, 4, 8]), spark([0, 0]), spark([])
+    ('▁▂▃▅█', '▁▁', '')
+    """
+    top = max(values, default=0.0)
+    if top <= 0:
+        return SPARK_BLOCKS[0] * len(values)
+    last = len(SPARK_BLOCKS) - 1
+    return "".join(SPARK_BLOCKS[round(max(v, 0.0) / top * last)] for v in values)

@@ -65,4 +65,4 @@ async def print_once(source: Source, tab: str, output_format: str) -> int:
     else:
         output = render_text(report) + "\n"
     write_output(output)
-    return 0
+    return report.exit_code

@@ -276,7 +276,9 @@ class LiveSource:
         if made is None:
             assert self.capabilities is not None
             if self._context is None:
-                self._context = CollectorContext(self.capabilities, self._connect_to)
+                self._context = CollectorContext(
+                    self.capabilities, self._connect_to, self.settings.health
+                )
             made = self._tabs[tab] = _Tab(factory(self._context))
         return made
 

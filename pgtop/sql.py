@@ -1488,3 +1488,150 @@ DATABASES = _query(
         """,
     ),
 )
+
+
+# -- Health ------------------------------------------------------------------------------------
+# Read at the Health checks' slow cadence, never on every refresh. One row about the whole
+# cluster: the oldest transaction ID and multixact of every database (each database's
+# datfrozenxid, readable from any database), WAL archiving, checkpoints, the summed
+# statistics of every database, and on a standby how far replay is behind.
+_HEALTH_CLUSTER = """
+        SELECT now() AS collected_at, pg_is_in_recovery() AS in_recovery,
+               x.datname::text AS xid_database, age(x.datfrozenxid)::bigint AS xid_age,
+               m.datname::text AS mxid_database, mxid_age(m.datminmxid)::bigint AS mxid_age,
+               current_setting('autovacuum_freeze_max_age')::bigint AS freeze_max_age,
+               current_setting('autovacuum_multixact_freeze_max_age')::bigint
+                   AS multixact_freeze_max_age,
+               pg_size_bytes(current_setting('max_wal_size')) AS max_wal_size,
+               current_setting('archive_mode') AS archive_mode,
+               ar.archived_count, ar.failed_count, ar.last_archived_wal,
+               ar.last_archived_time, ar.last_failed_wal, ar.last_failed_time,
+               {checkpoints},
+               st.xact_commit, st.xact_rollback, st.deadlocks, st.temp_bytes,
+               st.blks_hit, st.blks_read,
+               CASE WHEN pg_is_in_recovery() THEN
+                   CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn()
+                        THEN 0::float8
+                        ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8
+                   END
+               END AS replay_delay_s
+        FROM pg_stat_archiver ar
+        CROSS JOIN (
+            SELECT coalesce(sum(xact_commit), 0)::bigint AS xact_commit,
+                   coalesce(sum(xact_rollback), 0)::bigint AS xact_rollback,
+                   coalesce(sum(deadlocks), 0)::bigint AS deadlocks,
+                   coalesce(sum(temp_bytes), 0)::bigint AS temp_bytes,
+                   coalesce(sum(blks_hit), 0)::bigint AS blks_hit,
+                   coalesce(sum(blks_read), 0)::bigint AS blks_read
+            FROM pg_stat_database
+        ) st
+        LEFT JOIN LATERAL (
+            SELECT datname, datfrozenxid FROM pg_database ORDER BY age(datfrozenxid) DESC LIMIT 1
+        ) x ON true
+        LEFT JOIN LATERAL (
+            SELECT datname, datminmxid FROM pg_database
+            ORDER BY mxid_age(datminmxid) DESC LIMIT 1
+        ) m ON true
+        """
+HEALTH_CLUSTER = _query(
+    "health_cluster",
+    *_variants(
+        _HEALTH_CLUSTER,
+        checkpoints={
+            130000: "(SELECT checkpoints_timed FROM pg_stat_bgwriter)::bigint AS checkpoints_timed,"
+            " (SELECT checkpoints_req FROM pg_stat_bgwriter)::bigint AS checkpoints_requested",
+            # 17 moved the checkpoint counters to pg_stat_checkpointer.
+            170000: "(SELECT num_timed FROM pg_stat_checkpointer)::bigint AS checkpoints_timed,"
+            " (SELECT num_requested FROM pg_stat_checkpointer)::bigint AS checkpoints_requested",
+        },
+    ),
+)
+
+# Replication slots and what each keeps (on a standby, from the position replayed).
+HEALTH_SLOTS = _query(
+    "health_slots",
+    (
+        130000,
+        """
+        SELECT s.slot_name::text AS name, s.slot_type AS kind, s.database::text AS database,
+               s.active, s.active_pid, s.wal_status,
+               pg_wal_lsn_diff(
+                   CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                        ELSE pg_current_wal_lsn() END,
+                   s.restart_lsn)::bigint AS retained_bytes
+        FROM pg_replication_slots s
+        ORDER BY retained_bytes DESC NULLS LAST, s.slot_name
+        """,
+    ),
+)
+
+# The standbys this server streams to, and how far behind each one's replay is. The lag
+# columns are NULL for a role without pg_read_all_stats (and once a standby caught up
+# with an idle primary).
+HEALTH_STANDBYS = _query(
+    "health_standbys",
+    (
+        130000,
+        """
+        SELECT r.pid, coalesce(r.application_name, '') AS application_name,
+               host(r.client_addr) AS client_addr, r.state,
+               extract(epoch FROM r.replay_lag)::float8 AS replay_lag_s,
+               pg_wal_lsn_diff(
+                   CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                        ELSE pg_current_wal_lsn() END,
+                   r.replay_lsn)::bigint AS replay_lag_bytes
+        FROM pg_stat_replication r
+        ORDER BY replay_lag_s DESC NULLS LAST
+        """,
+    ),
+)
+
+# Invalid indexes of the connected database, but those being built right now (an index
+# built CONCURRENTLY is invalid until it is done).
+HEALTH_INVALID_INDEXES = _query(
+    "health_invalid_indexes",
+    (
+        130000,
+        """
+        SELECT i.indexrelid::bigint AS oid, n.nspname AS schema, c.relname AS name,
+               t.relname AS "table"
+        FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indexrelid
+        JOIN pg_class t ON t.oid = i.indrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE NOT i.indisvalid
+          AND NOT EXISTS (
+              SELECT FROM pg_stat_progress_create_index p
+              WHERE p.datname = current_database()
+                AND (p.index_relid = i.indexrelid OR p.relid = i.indrelid))
+        ORDER BY n.nspname, c.relname
+        LIMIT %(limit)s
+        """,
+    ),
+)
+
+# The tables of the connected database with the most dead rows for their size (one
+# statistics call per table): the candidates whose autovacuum trigger is checked exactly
+# (VACUUM_TABLES_SOME and catalog.rules.autovacuum_due). Tables being vacuumed now are
+# being dealt with.
+HEALTH_DEAD_CANDIDATES = _query(
+    "health_dead_candidates",
+    (
+        130000,
+        f"""
+        SELECT c.oid::bigint AS oid
+        FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        CROSS JOIN LATERAL (SELECT pg_stat_get_dead_tuples(c.oid)::float8 AS dead) d
+        WHERE c.relkind IN ('r', 'm') AND {_USER_SCHEMAS}
+          AND d.dead > 0
+          AND NOT EXISTS (
+              SELECT FROM pg_stat_progress_vacuum p
+              WHERE p.relid = c.oid AND p.datname = current_database())
+        ORDER BY d.dead / (current_setting('autovacuum_vacuum_threshold')::float8
+                           + current_setting('autovacuum_vacuum_scale_factor')::float8
+                             * greatest(c.reltuples, 0)::float8) DESC
+        LIMIT %(limit)s
+        """,
+    ),
+)

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 from pgtop.collectors.base import CollectorFactory
 from pgtop.collectors.catalog import IndexesCollector, TablesCollector, VacuumCollector
+from pgtop.collectors.health import HealthCollector
 from pgtop.collectors.locks import LocksCollector
 from pgtop.collectors.statements import StatementsCollector
 from pgtop.panes.activity import ActivityPane
 from pgtop.panes.base import ListPane
+from pgtop.panes.health import HealthPane
 from pgtop.panes.indexes import IndexesPane
 from pgtop.panes.locks import LocksPane
 from pgtop.panes.queries import QueriesPane
@@ -24,6 +26,8 @@ class Tab:
 
     pane: type[ListPane]
     collector: CollectorFactory | None = None
+    always: bool = False
+    """Its collector runs after every Activity poll, whichever tab is shown."""
 
     @property
     def name(self) -> str:
@@ -37,6 +41,7 @@ TABS = (
     Tab(TablesPane, TablesCollector),
     Tab(VacuumPane, VacuumCollector),
     Tab(IndexesPane, IndexesCollector),
+    Tab(HealthPane, HealthCollector, always=True),
 )
 
 

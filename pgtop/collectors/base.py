@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 import psycopg
 
+from pgtop.config import Thresholds
 from pgtop.model import Capabilities
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
@@ -27,10 +28,15 @@ class CollectorContext:
     """What a source gives the collectors it makes for one connection."""
 
     def __init__(
-        self, capabilities: Capabilities, connect: Callable[[str], Awaitable[Connection]]
+        self,
+        capabilities: Capabilities,
+        connect: Callable[[str], Awaitable[Connection]],
+        thresholds: Thresholds | None = None,
     ) -> None:
         self.capabilities = capabilities
         self._connect = connect
+        self.thresholds = thresholds or Thresholds()
+        """When the Health checks warn (the config file's ``[health]``)."""
         self._shared: dict[type[Any], Any] = {}
 
     async def connect(self, database: str) -> Connection:

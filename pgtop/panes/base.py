@@ -10,7 +10,7 @@ the status line; keys have one id per action across all tabs (for ``[keymap]``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from typing import Any, ClassVar
 
 from textual import on
@@ -63,10 +63,15 @@ class ListPane(ReportsFailures, TabPane):
     BINDINGS: ClassVar[list[BindingType]] = []
     """Each pane lists its own, in its footer's order (``FILTER_BINDINGS``...)."""
 
+    REVEAL_TRIES: ClassVar[int] = 2
+    """Refreshes of the rows a row asked for by ``reveal`` may take to appear."""
+
     def __init__(self) -> None:
         super().__init__(f"{self.KEY} {self.TITLE}", id=self.TAB)
         self.failure = ""
         """Why the last collection failed ("" after a good one)."""
+        self._reveal: tuple[Hashable, str, int] | None = None
+        """A row to put the cursor on when it shows: key, what it is, tries left."""
 
     @property
     def host(self) -> Host:
@@ -136,7 +141,36 @@ class ListPane(ReportsFailures, TabPane):
         table = self.table
         table.set_rows(self.rows())
         table.empty_text = self.empty_text()
+        self._follow_reveal()
         self.show_status()
+
+    def reveal(self, key: Hashable, what: str) -> None:
+        """Put the cursor on the row ``key`` (``what`` it is, for a message), now or when it
+        shows; a filter that hides it is cleared."""
+        self._reveal = (key, what, self.REVEAL_TRIES)
+        self._follow_reveal(now=True)
+
+    def _follow_reveal(self, *, now: bool = False) -> None:
+        if self._reveal is None:
+            return
+        key, what, tries = self._reveal
+        table = self.table
+        if key not in {row.key for row in table.rows}:
+            if now:
+                return
+            if tries > 1:
+                self._reveal = (key, what, tries - 1)
+            else:
+                self._reveal = None
+                self.host.say(f"{what} is not listed here any more", timeout=5)
+            return
+        self._reveal = None
+        if not table.move_cursor_to_key(key) and table.filter_text:
+            self.filter_box.value = ""
+            table.set_filter("")
+            self.filter_box.remove_class("-shown")
+            table.move_cursor_to_key(key)
+        table.focus()
 
     def empty_text(self) -> str:
         """What the table says when no row shows."""

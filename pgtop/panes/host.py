@@ -8,7 +8,7 @@ touches a source, a collector, a connection or a credential.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Hashable
 from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 from textual.notifications import SeverityLevel
@@ -91,6 +91,15 @@ class Host(Protocol):
 
     def open_database_switcher(self) -> None:
         """Let the user choose the database the catalog tabs read."""
+        ...
+
+    def go_to(self, tab: str, key: Hashable | None = None, what: str = "") -> bool:
+        """Show ``tab`` with the cursor on the row ``key`` (``what`` it is, for a message)
+        once it shows; False when there is no such tab."""
+        ...
+
+    def show_catalog_database(self, database: str) -> None:
+        """Have the catalog tabs read ``database``."""
         ...
 
 

@@ -12,13 +12,13 @@ from pgtop.reports.base import Reader, Report
 
 __all__ = ["REPORTS", "Reader", "Report", "reports"]
 
-REPORTS = ("activity", "locks", "queries", "tables", "vacuum", "indexes")
+REPORTS = ("activity", "locks", "queries", "tables", "vacuum", "indexes", "health")
 """The tabs ``--once`` prints, in order."""
 
 
 def reports() -> dict[str, Reader]:
     """Every tab's report, by tab name (``REPORTS``)."""
-    from pgtop.reports import activity, catalog, locks, queries
+    from pgtop.reports import activity, catalog, health, locks, queries
 
     return {
         "activity": activity.report,
@@ -27,4 +27,5 @@ def reports() -> dict[str, Reader]:
         "tables": catalog.tables_report,
         "vacuum": catalog.vacuum_report,
         "indexes": catalog.indexes_report,
+        "health": health.report,
     }

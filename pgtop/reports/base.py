@@ -23,6 +23,8 @@ class Report:
     """Columns of the text table: header and how to show a row's value."""
     notes: tuple[str, ...] = ()
     """What the report could not hold, said on standard error (e.g. texts unreadable)."""
+    exit_code: int = 0
+    """The exit status of ``--once`` (``--once health`` says how bad the worst check is)."""
 
 
 def fields_of(item: object, *names: str) -> Row:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import ClassVar
 
 from textual import on
@@ -11,6 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent
 
+from pgtop.collectors.health import HealthData
 from pgtop.model import ActivitySnapshot
 from pgtop.panes.base import ListPane
 from pgtop.panes.catalog import CatalogPane
@@ -57,7 +58,8 @@ class MainScreen(Screen[None]):
             self.query_one(f"#{self.PANES[0].TAB}-table").focus()
 
     def panes(self) -> Iterable[ListPane]:
-        return self.query(ListPane)
+        # By isinstance: a query by type misses the panes whose first base is a mixin.
+        return [node for node in self.walk_children() if isinstance(node, ListPane)]
 
     def active_pane(self) -> ListPane | None:
         tabs = self.query_one(TabbedContent)
@@ -72,6 +74,10 @@ class MainScreen(Screen[None]):
 
     def show_tab_data(self, tab: str, data: object, reason: str) -> None:
         """New data of ``tab``'s collector (or why there is none): to its pane if shown."""
+        if isinstance(data, HealthData):
+            # Health data may come while the screen is being composed or torn down.
+            for header in self.query(ServerHeader):
+                header.show_health(data)
         pane = self.active_pane()
         if pane is None or tab != pane.TAB:
             return
@@ -107,6 +113,16 @@ class MainScreen(Screen[None]):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+
+    def go_to(self, tab: str, key: Hashable | None, what: str) -> bool:
+        """Show ``tab``, the cursor on the row ``key`` when it shows; False without such tab."""
+        pane = next((p for p in self.panes() if tab == p.TAB), None)
+        if pane is None:
+            return False
+        self.action_show_tab(tab)
+        if key is not None:
+            self.call_after_refresh(pane.reveal, key, what)
+        return True
 
     def screen_commands(self) -> Iterable[SystemCommand]:
         for pane in self.PANES:

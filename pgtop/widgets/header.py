@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from datetime import datetime
 from typing import Protocol, cast
 
 from rich.text import Text
 from textual.widget import Widget
 
-from pgtop.formats import duration, hit_ratio, rate
+from pgtop.collectors.health import HealthData, Status
+from pgtop.formats import duration, hit_ratio, rate, spark
 from pgtop.model import ActivitySnapshot
 from pgtop.text import name_text, one_line
 
@@ -85,17 +87,97 @@ def header_text(
     return text
 
 
+SPARK_BUCKET = 15.0
+"""Seconds each block of a header sparkline stands for (the largest value seen in them)."""
+SPARK_BLOCKS_SHOWN = 16
+"""Blocks per sparkline: the last four minutes."""
+HEADER_PROBLEMS = 3
+"""Findings the health line names at most."""
+
+
+class Trend:
+    """The last minutes of a few header figures, one value per ``SPARK_BUCKET`` seconds
+    (kept in memory from the snapshots shown: no query of its own)."""
+
+    NAMES = ("tps", "active", "waiting", "conns")
+
+    def __init__(self) -> None:
+        self._buckets: deque[tuple[int, dict[str, float]]] = deque(maxlen=SPARK_BLOCKS_SHOWN)
+
+    def add(self, snapshot: ActivitySnapshot) -> None:
+        bucket = int(snapshot.collected_at.timestamp() // SPARK_BUCKET)
+        values = {
+            "tps": snapshot.tps or 0.0,
+            "active": float(snapshot.count("active")),
+            "waiting": float(snapshot.waiting),
+            "conns": float(snapshot.client_connections),
+        }
+        if self._buckets and self._buckets[-1][0] == bucket:
+            last = self._buckets[-1][1]
+            for name, value in values.items():
+                last[name] = max(last[name], value)
+        elif not self._buckets or self._buckets[-1][0] < bucket:
+            self._buckets.append((bucket, values))
+
+    def lines(self) -> list[tuple[str, str]]:
+        """Each figure's name and sparkline (empty before two buckets)."""
+        if len(self._buckets) < 2:
+            return []
+        return [(name, spark([v[name] for _, v in self._buckets])) for name in self.NAMES]
+
+
+def health_text(data: HealthData | None, trend: Trend, width: int) -> Text:
+    """The third header line: the worst findings in a few words, and the sparklines at
+    the right when they fit."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    if data is None:
+        text.append("health: checking…", style="italic")
+    else:
+        named: set[object] = set()
+        shown = 0
+        for finding in data.problems():
+            where = finding.target
+            if where is not None and where.pid is not None:
+                if where.pid in named:  # one session, one mention
+                    continue
+                named.add(where.pid)
+            if shown == HEADER_PROBLEMS:
+                text.append(f" · +{len(data.problems()) - shown} (7)")
+                break
+            if shown:
+                text.append(" · ")
+            style = "reverse bold" if finding.status is Status.CRIT else "bold"
+            text.append(finding.status.word.upper(), style=style)
+            text.append(f" {one_line(finding.short or finding.check, 60)}")
+            shown += 1
+        if not shown:
+            unknown = sum(1 for f in data.findings if f.status is Status.UNKNOWN)
+            text.append("health ok")
+            if unknown:
+                text.append(f" ({unknown} not known yet)")
+    sparks = trend.lines()
+    right = "  ".join(f"{name} {line}" for name, line in sparks)
+    if right and text.cell_len + 2 + len(right) <= width:
+        text.append(" " * (width - text.cell_len - len(right)))
+        text.append(right, style="dim")
+    return text
+
+
 class ServerHeader(Widget):
-    """Server, version, role, connections and session counts."""
+    """Server, version, role, connections and session counts; the worst health findings
+    and the trend of the last minutes."""
 
     DEFAULT_CSS = """
-    ServerHeader { height: 2; padding: 0 1; background: $panel; }
+    ServerHeader { height: 3; padding: 0 1; background: $panel; text-wrap: nowrap;
+                   text-overflow: ellipsis; }
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._snapshot: ActivitySnapshot | None = None
         self._received = 0.0
+        self._health: HealthData | None = None
+        self._trend = Trend()
 
     def on_mount(self) -> None:
         # Once a second only while the data is stale, to show its age; otherwise the header
@@ -118,12 +200,18 @@ class ServerHeader(Widget):
     def show(self, snapshot: ActivitySnapshot | None) -> None:
         self._snapshot = snapshot
         self._received = time.monotonic()
+        if snapshot is not None:
+            self._trend.add(snapshot)
+        self.refresh()
+
+    def show_health(self, data: HealthData) -> None:
+        self._health = data
         self.refresh()
 
     def render(self) -> Text:
         app = _state(self)
         age = time.monotonic() - self._received if self._snapshot else None
-        return header_text(
+        text = header_text(
             self._snapshot,
             app.describe_source(),
             interval=app.interval,
@@ -131,6 +219,11 @@ class ServerHeader(Widget):
             age=age,
             stale=app.lost_since is not None,
         )
+        if self._snapshot is None:
+            return text
+        text.append("\n")
+        text.append_text(health_text(self._health, self._trend, self.content_size.width))
+        return text
 
 
 class ConnectionBanner(Widget):

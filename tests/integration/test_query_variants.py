@@ -55,6 +55,11 @@ PARAMS: dict[str, dict[str, Any]] = {
     "vacuum_tables": {},
     "vacuum_tables_some": {"oids": [0, 1259], "after": 2**31},
     "xmin_holders": {"own_pids": [0], "query_limit": 100, "limit": 20},
+    "health_cluster": {},
+    "health_slots": {},
+    "health_standbys": {},
+    "health_invalid_indexes": {"limit": 50},
+    "health_dead_candidates": {"limit": 50},
     "vacuum_progress": {},
     "indexes": {},
     "indexes_some": {"oids": [0, 2662], "after": 2**31},
@@ -62,6 +67,11 @@ PARAMS: dict[str, dict[str, Any]] = {
     "index_sizes": {"oids": [0, 2662]},
     "databases": {},
 }
+
+
+RETIRED = {("health_cluster", 130000): 170000}
+"""Variants that read what a later server removed (pg_stat_bgwriter's checkpoint counters
+moved to pg_stat_checkpointer in 17): not run from that version on."""
 
 
 @pytest.mark.parametrize("name", sorted(sql.REGISTRY))
@@ -74,7 +84,7 @@ def test_every_variant_runs_and_keeps_its_columns(dsn: str, name: str) -> None:
         version = conn.info.server_version
         columns = []
         for minimum, text in query.variants:
-            if minimum > version:
+            if minimum > version or version >= RETIRED.get((name, minimum), version + 1):
                 continue
             cur = conn.execute(text, PARAMS[name])
             assert cur.description is not None
