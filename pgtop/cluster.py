@@ -31,16 +31,20 @@ import socket
 import stat
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "Bouncer",
     "Cluster",
     "ClusterError",
     "embedded_bindir",
     "find_bindir",
+    "pgbouncer_program",
     "start_cluster",
+    "start_pgbouncer",
     "system_bindir",
 ]
 
@@ -759,4 +763,203 @@ def start_cluster(
         return cluster
     except BaseException:
         cluster.destroy()
+        raise
+
+
+# ---------------------------------------------------------------------------
+# PgBouncer in front of a cluster
+# ---------------------------------------------------------------------------
+
+#: Where Debian's ``pgbouncer`` package installs the program (off a non-root PATH).
+_PGBOUNCER_PATHS = ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer")
+
+#: Seconds PgBouncer has to start listening, or to stop.
+_PGBOUNCER_TIMEOUT = 15.0
+
+
+def pgbouncer_program() -> Path | None:
+    """Find the ``pgbouncer`` program (PATH first, then Debian's place for it).
+
+    Returns:
+        Its path, or None when PgBouncer is not installed.
+    """
+    found = shutil.which("pgbouncer")
+    if found:
+        return Path(found)
+    for candidate in _PGBOUNCER_PATHS:
+        if os.access(candidate, os.X_OK):
+            return Path(candidate)
+    return None
+
+
+@dataclass
+class Bouncer:
+    """A PgBouncer in a private temporary directory, run in the foreground by this process
+    (as ``nobody`` when this process is root: PgBouncer refuses to run as root).
+
+    Attributes:
+        program: The ``pgbouncer`` program.
+        workdir: Its directory (configuration, user list, log); removed by
+            :meth:`destroy`.
+        port: TCP port it listens on (the same after a :meth:`stop` and :meth:`start`).
+        host: Address it listens on.
+    """
+
+    program: Path
+    workdir: Path
+    port: int
+    host: str = "127.0.0.1"
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _destroyed: bool = field(default=False, init=False, repr=False)
+
+    @property
+    def config(self) -> Path:
+        return self.workdir / "pgbouncer.ini"
+
+    @property
+    def logfile(self) -> Path:
+        return self.workdir / "pgbouncer.log"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def conninfo(self, dbname: str = "pgbouncer", user: str = "postgres", **extra: str) -> str:
+        """A libpq connection string to it: its admin console by default, or a pooled
+        database."""
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(
+            "", host=self.host, port=str(self.port), dbname=dbname, user=user, **extra
+        )
+
+    def start(self) -> None:
+        """Start it and wait until it accepts connections.
+
+        Raises:
+            ClusterError: it exited or did not listen in time; the message quotes its log.
+        """
+        if self.running:
+            return
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        kwargs: dict[str, Any] = {}
+        account = _run_as_user()
+        if account is not None:
+            env["HOME"] = str(self.workdir)
+            env["USER"] = env["LOGNAME"] = account.pw_name
+            kwargs.update(user=account.pw_uid, group=account.pw_gid, extra_groups=[])
+        try:
+            self._process = subprocess.Popen(
+                [str(self.program), str(self.config)],
+                cwd=self.workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                **kwargs,
+            )
+        except OSError as exc:
+            raise ClusterError(f"cannot run {self.program}: {exc.strerror or exc}") from None
+        deadline = time.monotonic() + _PGBOUNCER_TIMEOUT
+        while time.monotonic() < deadline:
+            if not self.running:
+                break
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection((self.host, self.port), timeout=1),
+            ):
+                return
+            time.sleep(0.05)
+        self.stop()
+        try:
+            log = self.logfile.read_text(errors="replace")
+        except OSError:
+            log = ""
+        raise ClusterError(f"PgBouncer did not start: {_tail(log)}")
+
+    def stop(self) -> None:
+        """Stop it at once (SIGTERM: PgBouncer closes every connection); do nothing if it
+        is not running."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(_PGBOUNCER_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(_PGBOUNCER_TIMEOUT)
+
+    def destroy(self) -> None:
+        """Stop it and delete its directory; safe to repeat."""
+        if self._destroyed:
+            return
+        self.stop()
+        self._destroyed = True
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Bouncer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.destroy()
+
+
+def start_pgbouncer(
+    cluster: Cluster,
+    *,
+    settings: dict[str, str] | None = None,
+    users: tuple[str, ...] = (),
+    name: str = "pgtop-bouncer",
+) -> Bouncer:
+    """Start a throwaway PgBouncer in front of ``cluster``, for tests.
+
+    Every database of the cluster is pooled under its own name; clients are trusted if
+    their user is ``cluster.superuser`` (also the admin console's admin) or in ``users``.
+    It listens on a free TCP port of 127.0.0.1, on no Unix socket.
+
+    Args:
+        cluster: The cluster it pools connections to (which must trust 127.0.0.1).
+        settings: ``[pgbouncer]`` settings that override the defaults (a small
+            ``default_pool_size`` makes clients wait).
+        users: Other users it lets in (e.g. one named in ``stats_users``).
+        name: Prefix of its temporary directory.
+
+    Raises:
+        ClusterError: PgBouncer is not installed, or did not start.
+    """
+    program = pgbouncer_program()
+    if program is None:
+        raise ClusterError("PgBouncer is not installed (e.g. apt install pgbouncer)")
+    workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    bouncer = Bouncer(program=program, workdir=workdir, port=_free_port())
+    try:
+        account = _run_as_user()
+        if account is not None:
+            os.chown(workdir, account.pw_uid, account.pw_gid)
+        names = dict.fromkeys((cluster.superuser, *users))
+        (workdir / "userlist.txt").write_text("".join(f'"{user}" ""\n' for user in names))
+        values = {
+            "listen_addr": bouncer.host,
+            "listen_port": str(bouncer.port),
+            "unix_socket_dir": "",
+            "auth_type": "trust",
+            "auth_file": str(workdir / "userlist.txt"),
+            "admin_users": cluster.superuser,
+            "pool_mode": "session",
+            "default_pool_size": "20",
+            "logfile": str(bouncer.logfile),
+            **(settings or {}),
+        }
+        if any("\n" in item for pair in values.items() for item in pair):
+            raise ClusterError("a PgBouncer setting cannot hold a line break")
+        bouncer.config.write_text(
+            "[databases]\n"
+            f"* = host={cluster.host} port={cluster.port}\n"
+            "[pgbouncer]\n" + "".join(f"{key} = {value}\n" for key, value in values.items())
+        )
+        bouncer.start()
+        return bouncer
+    except BaseException:
+        bouncer.destroy()
         raise

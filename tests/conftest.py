@@ -12,6 +12,10 @@ Fixtures:
         and cleans them up.
     new_cluster: factory for extra, per-test clusters (e.g. to destroy or
         crash) using the same binaries as ``pg_cluster``.
+    bouncer: a real PgBouncer in front of ``pg_cluster`` (session pooling, two
+        servers per pool, so a third client waits), started for the test.
+    pooled: stages clients through ``bouncer``: some holding a server, some
+        waiting for one.
 
 Every worker process (pytest-xdist) starts its own clusters; all of them are
 destroyed at the end of the session.
@@ -32,10 +36,18 @@ from typing import Any
 import psycopg
 import pytest
 
-from pgtop.cluster import Cluster, embedded_bindir, start_cluster, system_bindir
+from pgtop.cluster import (
+    Bouncer,
+    Cluster,
+    embedded_bindir,
+    pgbouncer_program,
+    start_cluster,
+    start_pgbouncer,
+    system_bindir,
+)
 
-#: Every cluster started in this process, destroyed at session end.
-_CLUSTERS: list[Cluster] = []
+#: Every cluster (and PgBouncer) started in this process, destroyed at session end.
+_CLUSTERS: list[Cluster | Bouncer] = []
 
 
 def _major(bindir: Path) -> int | None:
@@ -73,6 +85,37 @@ def _track(cluster: Cluster) -> Cluster:
     """Remember a cluster so that it is destroyed at session end."""
     _CLUSTERS.append(cluster)
     return cluster
+
+
+POOL_SIZE = 2
+"""Servers per pool of the ``bouncer`` fixture: a third client waits."""
+
+
+@pytest.fixture
+def bouncer(pg_cluster: Cluster) -> Iterator[Bouncer]:
+    """A real PgBouncer in front of ``pg_cluster`` (session pooling, ``POOL_SIZE`` servers
+    per pool; user ``monitor`` in stats_users), run as ``nobody`` when root; stopped and
+    deleted after the test. Missing PgBouncer: skipped locally, a failure in CI."""
+    if pgbouncer_program() is None:
+        message = "PgBouncer is not installed (apt install pgbouncer)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; CI must test it", pytrace=False)
+        pytest.skip(message)
+    started = start_pgbouncer(
+        pg_cluster,
+        # Statistics every second: the rates move within a test.
+        settings={
+            "default_pool_size": str(POOL_SIZE),
+            "stats_users": "monitor",
+            "stats_period": "1",
+        },
+        users=("monitor",),
+    )
+    _CLUSTERS.append(started)
+    try:
+        yield started
+    finally:
+        started.destroy()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -292,3 +335,94 @@ def sessions(pg_cluster: Cluster) -> Iterator[Sessions]:
         yield staged
     finally:
         staged.close()
+
+
+class Pooled:
+    """Clients of a PgBouncer, staged from real connections and closed after the test."""
+
+    def __init__(self, bouncer: Bouncer) -> None:
+        self.bouncer = bouncer
+        self._holders: list[psycopg.Connection[Any]] = []
+        self._waiters: list[tuple[psycopg.Connection[Any], Background]] = []
+
+    def _connect(self, application_name: str, dbname: str) -> psycopg.Connection[Any]:
+        return psycopg.connect(
+            self.bouncer.conninfo(dbname, application_name=application_name),
+            autocommit=True,
+            connect_timeout=10,
+        )
+
+    def hold(self, count: int, application_name: str, dbname: str = "postgres") -> None:
+        """Open ``count`` clients that each take a server and keep it (session pooling)."""
+        for _ in range(count):
+            conn = self._connect(application_name, dbname)
+            self._holders.append(conn)
+            conn.execute("SELECT 1")
+
+    def wait(self, count: int, application_name: str, dbname: str = "postgres") -> None:
+        """Open ``count`` clients whose query waits for a server (start them after the
+        holders took every server of the pool)."""
+        for _ in range(count):
+            conn = self._connect(application_name, dbname)
+            self._waiters.append((conn, Background(conn, "SELECT 1")))
+
+    def release(self) -> None:
+        """Close the holders: the waiters get their servers."""
+        for conn in self._holders:
+            conn.close()
+        self._holders.clear()
+
+    def close(self) -> None:
+        self.release()
+        for conn, job in self._waiters:
+            # Served once the holders are gone, or failed when PgBouncer stopped; one
+            # still stuck is left to its daemon thread (its connection is in use there).
+            if job.wait(10):
+                conn.close()
+        self._waiters.clear()
+
+
+@pytest.fixture
+def pooled(bouncer: Bouncer) -> Iterator[Pooled]:
+    """Stage clients of ``bouncer``; all are closed afterwards."""
+    staged = Pooled(bouncer)
+    try:
+        yield staged
+    finally:
+        staged.close()
+
+
+class StagedGroups:
+    """Names of the groups of sessions ``staged_groups`` opened (each unique to the test)."""
+
+    def __init__(self, tag: str) -> None:
+        self.idle = f"reports-{tag}"
+        """Three idle sessions."""
+        self.busy = f"worker-{tag}"
+        """One idle in a transaction holding a row, one waiting for that row, one running."""
+
+
+@pytest.fixture
+def staged_groups(sessions: Sessions) -> StagedGroups:
+    """Two applications' sessions, staged from real connections (see ``StagedGroups``)."""
+    names = StagedGroups(uuid.uuid4().hex[:8])
+    table = f"groups_{uuid.uuid4().hex[:8]}"
+    sessions.admin.execute(f"CREATE TABLE {table} (id int PRIMARY KEY)")
+    sessions.admin.execute(f"INSERT INTO {table} VALUES (1)")
+    for _ in range(3):
+        sessions.open(names.idle).execute("SELECT 1")
+    holder = sessions.open(names.busy)
+    holder.execute("BEGIN")
+    holder.execute(f"UPDATE {table} SET id = 1 WHERE id = 1")
+    waiter = sessions.open(names.busy)
+    sessions.run_in_background(waiter, f"UPDATE {table} SET id = 1 WHERE id = 1")
+    sleeper = sessions.open(names.busy)
+    sessions.run_in_background(sleeper, "SELECT pg_sleep(60)")
+    sessions.wait_until(
+        "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock') = 1"
+        " AND count(*) FILTER (WHERE wait_event = 'PgSleep') = 1"
+        " AND count(*) FILTER (WHERE state = 'idle in transaction') = 1"
+        " FROM pg_stat_activity WHERE application_name = %s",
+        [names.busy],
+    )
+    return names
