@@ -10,7 +10,7 @@ from typing import Any
 from pgtop.output import write_output
 from pgtop.reports import Report, reports
 from pgtop.source import Source
-from pgtop.text import lenient
+from pgtop.text import lenient, one_line
 
 
 def _json_default(value: Any) -> Any:
@@ -32,7 +32,8 @@ def _plain_json(value: Any) -> Any:
 
 
 def render_text(report: Report) -> str:
-    """An aligned table; every server string made visible and kept on one line."""
+    """An aligned table, under a line of the report's own fields if it has any; every server
+    string made visible and kept on one line."""
     headers = [name for name, _ in report.text_columns]
     body = [[show(row) for _, show in report.text_columns] for row in report.rows]
     widths = [max([len(h), *(len(line[i]) for line in body)]) for i, h in enumerate(headers)]
@@ -40,6 +41,11 @@ def render_text(report: Report) -> str:
     for cells in [headers, *body]:
         padded = [cell.ljust(widths[i]) for i, cell in enumerate(cells[:-1])]
         lines.append("  ".join([*padded, cells[-1]]).rstrip())
+    if report.extra:
+        fields = "  ".join(
+            f"{name} {one_line(str(value), 100)}" for name, value in report.extra.items()
+        )
+        lines.insert(0, fields)
     return "\n".join(lines)
 
 
@@ -59,6 +65,7 @@ async def print_once(source: Source, tab: str, output_format: str) -> int:
                 "is_standby": caps.is_standby,
                 "collected_at": report.collected_at,
             },
+            **report.extra,
             "rows": report.rows,
         }
         output = json.dumps(_plain_json(document), default=_json_default) + "\n"

@@ -1,4 +1,6 @@
-"""The Activity tab: one row per backend, sorted, filtered, cursor kept by pid."""
+"""The Activity tab: one row per backend, sorted, filtered, cursor kept by pid; or one row
+per group of client sessions (by application, user, client address or database), and the
+sessions of one group."""
 
 from __future__ import annotations
 
@@ -10,7 +12,15 @@ from textual import on
 from textual.app import SystemCommand
 from textual.binding import Binding, BindingType
 
-from pgtop.formats import duration
+from pgtop.collectors.connections import (
+    GROUPINGS,
+    GroupField,
+    GroupKey,
+    SessionGroup,
+    group_key,
+    session_groups,
+)
+from pgtop.formats import duration, percent
 from pgtop.model import ActivitySnapshot, Backend
 from pgtop.panes.actions import SESSION_ACTION_BINDINGS, SessionActions
 from pgtop.panes.base import FILTER_BINDINGS, SORT_BINDINGS, ListPane
@@ -36,6 +46,75 @@ COLUMNS = (
 COLUMN_KEYS = tuple(column.key for column in COLUMNS)
 DEFAULT_SORT = "xact_age"
 """Long transactions hold locks and the xmin horizon: they are where incidents start."""
+
+GROUP_NAMES: dict[GroupField, tuple[str, str, str]] = {
+    "application_name": ("APPLICATION", "application", "applications"),
+    "user": ("USER", "user", "users"),
+    "client_addr": ("CLIENT", "client address", "client addresses"),
+    "database": ("DATABASE", "database", "databases"),
+}
+"""Each grouping's column header, and what a group is (singular, plural)."""
+GROUP_FIGURES = (
+    Column("sessions", "SESSIONS", width=10, align="right"),
+    Column("active", "ACTIVE", width=6, align="right"),
+    Column("idle", "IDLE", width=5, align="right"),
+    Column("idle_in_tx", "IDLE TX", width=7, align="right"),
+    Column("waiting", "WAITING", width=7, align="right"),
+    Column("oldest_idle", "IDLE AGE", width=8, align="right"),
+    Column("oldest_xact", "TX AGE", width=8, align="right"),
+    Column("slots", "SLOTS", width=6, align="right"),
+)
+"""A group's figures; its name takes the width left (at least 12 cells at 80 columns)."""
+GROUP_SORT = "sessions"
+"""Groups read best largest first: who holds the slots."""
+LOCAL = "local"
+"""The client of a session over a Unix socket (it has no address)."""
+
+
+def group_columns(by: GroupField) -> tuple[Column, ...]:
+    return (Column("group", GROUP_NAMES[by][0], min_width=12), *GROUP_FIGURES)
+
+
+def group_label(by: GroupField, value: str | None) -> str:
+    """A group's name as shown (a client address of a Unix socket is ``local``)."""
+    if value is None:
+        return LOCAL if by == "client_addr" else ""
+    return value
+
+
+def group_row(by: GroupField, group: SessionGroup) -> Row:
+    """The table row of one group of sessions."""
+    name = group_label(by, group.key[0])
+    cells = (
+        name_text(name, 64),
+        str(group.total),
+        str(group.active),
+        str(group.idle),
+        str(group.idle_in_transaction),
+        str(group.waiting),
+        duration(group.oldest_idle_s),
+        duration(group.oldest_xact_s),
+        percent(group.share),
+    )
+    sort_values = (
+        name,
+        group.total,
+        group.active,
+        group.idle,
+        group.idle_in_transaction,
+        group.waiting,
+        group.oldest_idle_s,
+        group.oldest_xact_s,
+        group.share,
+    )
+    if group.waiting:
+        tone = "warning"
+    elif group.idle == group.total:
+        tone = "muted"
+    else:
+        tone = ""
+    return Row(key=("group", *group.key), cells=cells, sort_values=sort_values, tone=tone)
+
 
 _STATE_LABELS = {
     "idle in transaction": "idle in tx",
@@ -129,14 +208,16 @@ class ActivityPane(SessionActions, ListPane):
     KEY = "1"
     COLUMNS = COLUMNS
     DEFAULT_SORT = DEFAULT_SORT
-    DESCENDING = frozenset({"xact_age", "query_age", "blocked_by"})
-    """Ages and lock counts read best largest first; names alphabetically."""
+    DESCENDING = frozenset({"xact_age", "query_age", "blocked_by", *(c.key for c in GROUP_FIGURES)})
+    """Ages, lock counts and a group's figures read best largest first; names
+    alphabetically."""
     NOUN = "sessions"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         *FILTER_BINDINGS,
         Binding("i", "toggle_idle", "Idle", id="toggle-idle"),
         Binding("b", "toggle_background", "Background", id="toggle-background"),
+        Binding("a", "cycle_grouping", "Group", id="group-sessions", show=False),
         *SORT_BINDINGS,
         *SESSION_ACTION_BINDINGS,
     ]
@@ -145,13 +226,24 @@ class ActivityPane(SessionActions, ListPane):
         super().__init__()
         self.show_idle = False
         self.show_background = False
+        self.grouping: GroupField | None = None
+        """What the client sessions are grouped by (None: one row per session)."""
+        self.only: tuple[GroupField, GroupKey] | None = None
+        """The group whose sessions alone are listed (Enter on a group), if any."""
+        self._session_sort: tuple[str | None, bool] = (DEFAULT_SORT, True)
+        """The sessions' sort, kept while groups are shown."""
         self._snapshot: ActivitySnapshot | None = None
         self._cache: dict[int, tuple[Backend, int, Row]] = {}
         self._hidden = (0, 0)
         """Idle sessions and background processes left out of the rows."""
+        self._groups = 0
+        """Client sessions in the groups shown."""
 
     def on_mount(self) -> None:
         self.table.set_hidden_columns({"type"})
+
+    def columns(self) -> tuple[Column, ...]:
+        return COLUMNS if self.grouping is None else group_columns(self.grouping)
 
     def show_activity(self, snapshot: ActivitySnapshot | None) -> None:
         """Apply a snapshot; unchanged rows are reused, not rebuilt."""
@@ -163,6 +255,16 @@ class ActivityPane(SessionActions, ListPane):
         snapshot = self._snapshot
         if snapshot is None:
             return []
+        if self.grouping is not None:
+            return self._group_rows(snapshot, self.grouping)
+        return self._session_rows(snapshot)
+
+    def _group_rows(self, snapshot: ActivitySnapshot, by: GroupField) -> list[Row]:
+        groups = session_groups(snapshot, (by,))
+        self._groups = sum(group.total for group in groups)
+        return [group_row(by, group) for group in groups]
+
+    def _session_rows(self, snapshot: ActivitySnapshot) -> list[Row]:
         now = snapshot.collected_at
         blocking: dict[int, int] = {}
         for backend in snapshot.backends:
@@ -172,7 +274,12 @@ class ActivityPane(SessionActions, ListPane):
         fresh: dict[int, tuple[Backend, int, Row]] = {}
         rows: list[Row] = []
         hidden_idle = hidden_background = 0
+        only = self.only
         for backend in snapshot.backends:
+            if only is not None and not (
+                backend.is_client and group_key(backend, (only[0],)) == only[1]
+            ):
+                continue
             if not backend.is_client and not self.show_background:
                 hidden_background += 1
                 continue
@@ -196,18 +303,46 @@ class ActivityPane(SessionActions, ListPane):
 
     def empty_text(self) -> str:
         if self.table.filter_text:
-            return f"no session matches '{one_line(self.table.filter_text, 60)}'"
+            what = "group" if self.grouping is not None else "session"
+            return f"no {what} matches '{one_line(self.table.filter_text, 60)}'"
         return "no sessions to show"
 
+    def count_text(self) -> str:
+        if self.grouping is None:
+            return super().count_text()
+        table = self.table
+        _, singular, plural = GROUP_NAMES[self.grouping]
+        head = f"{len(table.visible_rows)} of {len(table.rows)} {plural}"
+        if table.filter_text:
+            head += f" matching '{one_line(table.filter_text, 40)}'"
+        following = GROUPINGS.index(self.grouping) + 1
+        then = (
+            f"by {GROUP_NAMES[GROUPINGS[following]][1]}"
+            if following < len(GROUPINGS)
+            else "sessions"
+        )
+        slots = self._snapshot.capabilities.max_connections if self._snapshot else 0
+        return (
+            f"{head} · {self._groups} client sessions of {slots} slots · grouped by "
+            f"{singular} (a: {then}, Enter: its sessions)"
+        )
+
     def status_parts(self) -> list[str]:
+        if self.grouping is not None:
+            return [self.count_text()]
         hidden_idle, hidden_background = self._hidden
-        return [
-            self.count_text(),
-            "idle shown (i)" if self.show_idle else f"{hidden_idle} idle hidden (i)",
+        parts = [self.count_text()]
+        if self.only is not None:
+            by, key = self.only
+            name = group_label(by, key[0])
+            parts.append(f"only {GROUP_NAMES[by][1]} '{one_line(name, 40)}' (Escape: all)")
+        parts.append("idle shown (i)" if self.show_idle else f"{hidden_idle} idle hidden (i)")
+        parts.append(
             "background shown (b)"
             if self.show_background
-            else f"{hidden_background} background hidden (b)",
-        ]
+            else f"{hidden_background} background hidden (b)"
+        )
+        return parts
 
     def _reshow(self) -> None:
         self._cache.clear()
@@ -222,6 +357,54 @@ class ActivityPane(SessionActions, ListPane):
         self.show_idle = not self.show_idle
         self._reshow()
 
+    def action_cycle_grouping(self) -> None:
+        """Group the sessions by the next field, or list them one by one again."""
+        table = self.table
+        if self.grouping is None:
+            self._session_sort = (table.sort_column, table.sort_reverse)
+            self.only = None
+            following: GroupField | None = GROUPINGS[0]
+        else:
+            index = GROUPINGS.index(self.grouping) + 1
+            following = GROUPINGS[index] if index < len(GROUPINGS) else None
+        self._show_grouping(following)
+
+    def _show_grouping(self, grouping: GroupField | None) -> None:
+        table = self.table
+        before, self.grouping = self.grouping, grouping
+        self._cache.clear()
+        table.set_rows(())
+        table.set_columns(self.columns())
+        if grouping is None:
+            table.sort_by(*self._session_sort)
+        elif before is None:
+            table.sort_by(GROUP_SORT, reverse=True)
+        self.show_activity(self._snapshot)
+        self.view_changed()
+        self.refresh_bindings()
+
+    def show_group(self, by: GroupField, key: GroupKey) -> None:
+        """List exactly the client sessions of one group, idle ones included: what is
+        done to the rows listed is done to that group."""
+        self.only = (by, key)
+        self.show_idle = True
+        box = self.filter_box
+        if box.value:
+            box.value = ""
+        box.remove_class("-shown")
+        self.table.set_filter("")
+        self._show_grouping(None)
+        self.table.action_cursor_first()
+
+    def action_clear_filter(self) -> None:
+        if self.only is not None and not self.table.filter_text and not self.filter_box.value:
+            self.only = None
+            self.filter_box.remove_class("-shown")
+            self.table.focus()
+            self._reshow()
+            return
+        super().action_clear_filter()
+
     def action_toggle_background(self) -> None:
         self.show_background = not self.show_background
         # The type column only tells rows apart when background processes are listed.
@@ -231,19 +414,29 @@ class ActivityPane(SessionActions, ListPane):
     def selected_backend(self) -> Backend | None:
         """The backend under the cursor, from the latest snapshot."""
         key = self.table.cursor_key
-        if key is None or self._snapshot is None:
+        if not isinstance(key, int) or self._snapshot is None:
             return None
         return next((b for b in self._snapshot.backends if b.pid == key), None)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "signal":
             return self.check_signal()
+        if action in ("toggle_idle", "toggle_background"):
+            # Groups count every client session, idle or not.
+            return self.grouping is None
+        if action == "clear_filter" and self.only is not None:
+            return True
         return super().check_action(action, parameters)
 
     @on(KeyedTable.RowActivated, "#activity-table")
     def open_backend(self, event: KeyedTable.RowActivated) -> None:
         snapshot = self._snapshot
         if snapshot is None:
+            return
+        if self.grouping is not None:
+            key = event.key
+            if isinstance(key, tuple) and key[:1] == ("group",):
+                self.show_group(self.grouping, key[1:])
             return
         backend = next((b for b in snapshot.backends if b.pid == event.key), None)
         if backend is not None:
@@ -254,5 +447,10 @@ class ActivityPane(SessionActions, ListPane):
         yield SystemCommand("Show or hide idle sessions", "Activity", self.action_toggle_idle)
         yield SystemCommand(
             "Show or hide background processes", "Activity", self.action_toggle_background
+        )
+        yield SystemCommand(
+            "Group sessions (application, user, client, database, none)",
+            "Activity: one row per group, largest first",
+            self.action_cycle_grouping,
         )
         yield from self.session_commands("Activity")

@@ -242,7 +242,7 @@ class ListPane(ReportsFailures, TabPane):
         self.table.focus()
 
     def action_sort_step(self, step: int) -> None:
-        keys = [column.key for column in self.COLUMNS]
+        keys = [column.key for column in self.columns()]
         table = self.table
         current = keys.index(table.sort_column) if table.sort_column in keys else 0
         self.sort_by(keys[(current + step) % len(keys)])
@@ -281,7 +281,7 @@ class ListPane(ReportsFailures, TabPane):
         if not self.SORTABLE:
             return
         title = self.TITLE
-        for column in self.COLUMNS:
+        for column in self.columns():
             if not column.label:
                 continue
             yield SystemCommand(

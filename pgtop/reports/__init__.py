@@ -12,16 +12,17 @@ from pgtop.reports.base import Reader, Report
 
 __all__ = ["REPORTS", "Reader", "Report", "reports"]
 
-REPORTS = ("activity", "locks", "queries", "tables", "vacuum", "indexes", "health")
-"""The tabs ``--once`` prints, in order."""
+REPORTS = ("activity", "connections", "locks", "queries", "tables", "vacuum", "indexes", "health")
+"""The reports ``--once`` prints, in order (one per tab, and the Activity tab's groups)."""
 
 
 def reports() -> dict[str, Reader]:
-    """Every tab's report, by tab name (``REPORTS``)."""
-    from pgtop.reports import activity, catalog, health, locks, queries
+    """Every report, by name (``REPORTS``)."""
+    from pgtop.reports import activity, catalog, connections, health, locks, queries
 
     return {
         "activity": activity.report,
+        "connections": connections.report,
         "locks": locks.report,
         "queries": queries.report,
         "tables": catalog.tables_report,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,9 @@ class Report:
     """What the report could not hold, said on standard error (e.g. texts unreadable)."""
     exit_code: int = 0
     """The exit status of ``--once`` (``--once health`` says how bad the worst check is)."""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Fields of the whole report, beside its rows: top-level fields of the JSON document,
+    and a line above the text table."""
 
 
 def fields_of(item: object, *names: str) -> Row:

@@ -443,3 +443,74 @@ def test_interactive_view_in_a_real_terminal(dsn: str, sessions: Any, tmp_path: 
     # Leaving: the alternate screen is left and the cursor shown again, after the UI.
     assert text.rfind(b"\x1b[?1049l") > text.find(b"ptyvisible")
     assert b"\x1b[?25h" in text[text.rfind(b"\x1b[?1049l") - 200 :]
+
+
+# -- --once connections ------------------------------------------------------------------------
+
+#: Keys of every row of ``--once connections --format json``.
+CONNECTIONS_KEYS = {
+    "database",
+    "user",
+    "application_name",
+    "client_addr",
+    "total",
+    "active",
+    "idle",
+    "idle_in_transaction",
+    "waiting",
+    "oldest_idle_s",
+    "oldest_xact_s",
+}
+
+
+def test_once_connections_groups_the_sessions(
+    pg_cluster: Cluster, staged_groups: Any, tmp_path: Path
+) -> None:
+    proc = run_pgtop(tmp_path, "--once", "connections", "--format", "json", pg_cluster.conninfo())
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(proc.stdout)
+    assert list(document) == [
+        "tab",
+        "server",
+        "max_connections",
+        "reserved_connections",
+        "rows",
+    ]
+    assert document["tab"] == "connections"
+    assert document["max_connections"] == int(pg_cluster.psql("SHOW max_connections"))
+    reserved = int(pg_cluster.psql("SHOW superuser_reserved_connections"))
+    if pg_cluster.version_num >= 160000:
+        reserved += int(pg_cluster.psql("SHOW reserved_connections"))
+    assert document["reserved_connections"] == reserved
+    assert document["server"]["version_num"] == pg_cluster.version_num
+    for row in document["rows"]:
+        assert set(row) == CONNECTIONS_KEYS
+    rows = {row["application_name"]: row for row in document["rows"]}
+    idle, busy = rows[staged_groups.idle], rows[staged_groups.busy]
+    assert (idle["total"], idle["idle"], idle["oldest_xact_s"]) == (3, 3, None)
+    assert idle["oldest_idle_s"] >= 0
+    assert (busy["total"], busy["active"], busy["idle_in_transaction"], busy["waiting"]) == (
+        3,
+        2,
+        1,
+        1,
+    )
+    assert busy["client_addr"] == "127.0.0.1"
+    assert "pgtop" not in rows, "pgtop's own session is not counted"
+
+    text = run_pgtop(tmp_path, "--once", "connections", pg_cluster.conninfo())
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[0] == f"max_connections {document['max_connections']}  " + (
+        f"reserved_connections {reserved}"
+    )
+    assert lines[1].split()[:5] == ["DATABASE", "USER", "APPLICATION", "CLIENT", "TOTAL"]
+    (line,) = [line for line in lines if staged_groups.busy in line]
+    assert line.split()[:6] == [
+        "postgres",
+        "postgres",
+        staged_groups.busy,
+        "127.0.0.1",
+        "3",
+        "1.5%",
+    ]
