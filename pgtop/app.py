@@ -45,11 +45,19 @@ from pgtop.actions import (
 from pgtop.collectors.statements import Mode, Reading, StatementKey, StatementsSnapshot
 from pgtop.config import Settings, write_crash_log
 from pgtop.messages import PollFailed, SnapshotCollected, TabDataCollected, TabDataFailed
-from pgtop.model import ActivitySnapshot, Backend, Capabilities, RelationTarget, SessionTarget
+from pgtop.model import (
+    ActivitySnapshot,
+    Backend,
+    Capabilities,
+    Pool,
+    RelationTarget,
+    SessionTarget,
+    Snapshot,
+)
 from pgtop.pg import ConnectError
 from pgtop.screens.confirm import ConfirmDialog
 from pgtop.source import LiveSource, PollError, Request, Source
-from pgtop.tabs import TABS, Tab, collectors
+from pgtop.tabs import TABS, Tab, collectors, tabs_for
 from pgtop.text import name_text, one_line
 
 T = TypeVar("T")
@@ -90,8 +98,9 @@ class PgTopApp(App[int]):
         Binding("ctrl+z", "suspend_process", "Suspend", show=False, id="suspend"),
     ]
 
-    snapshot: reactive[ActivitySnapshot | None] = reactive(None, init=False, repaint=False)
-    """The newest Activity snapshot; swapped, never changed in place."""
+    snapshot: reactive[Snapshot | None] = reactive(None, init=False, repaint=False)
+    """The newest snapshot (the Activity snapshot, or a PgBouncer's pools); swapped, never
+    changed in place."""
     paused: reactive[bool] = reactive(False, bindings=True, repaint=False)
     """No polling and no screen updates while paused."""
     interval: reactive[float] = reactive(2.0, repaint=False)
@@ -116,13 +125,18 @@ class PgTopApp(App[int]):
         settings: Settings,
         *,
         source: Source | None = None,
-        tabs: Sequence[Tab] = TABS,
-        first_snapshot: ActivitySnapshot | None = None,
+        tabs: Sequence[Tab] | None = None,
+        first_snapshot: Snapshot | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
-        self.tabs = tuple(tabs)
-        self.source: Source = source or LiveSource(settings, collectors=collectors(self.tabs))
+        if source is None:
+            self.tabs = tuple(tabs or TABS)
+            source = LiveSource(settings, collectors=collectors(self.tabs))
+        else:
+            # The tabs shown depend on what the source reads (PostgreSQL, PgBouncer).
+            self.tabs = tuple(tabs or tabs_for(source.kind))
+        self.source: Source = source
         self.actions = self.source.actions
         """Runs actions on a second connection; None in read-only mode."""
         self.crash: BaseException | None = None
@@ -162,6 +176,12 @@ class PgTopApp(App[int]):
     def capabilities(self) -> Capabilities | None:
         return self.source.capabilities
 
+    @property
+    def activity(self) -> ActivitySnapshot | None:
+        """The newest Activity snapshot (None on a PgBouncer)."""
+        snapshot = self.snapshot
+        return snapshot if isinstance(snapshot, ActivitySnapshot) else None
+
     def other_databases(self) -> bool:
         return self.source.other_databases and self.capabilities is not None
 
@@ -197,6 +217,11 @@ class PgTopApp(App[int]):
         from pgtop.screens.statement import StatementScreen
 
         self.push_screen(StatementScreen(key, data, mode, mark))
+
+    def open_pool(self, pool: Pool) -> None:
+        from pgtop.screens.pool import PoolScreen
+
+        self.push_screen(PoolScreen(pool))
 
     def open_database_switcher(self) -> None:
         from pgtop.screens.databases import DatabaseSwitcher
@@ -292,7 +317,7 @@ class PgTopApp(App[int]):
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
-    async def _collect_tabs(self, snapshot: ActivitySnapshot) -> None:
+    async def _collect_tabs(self, snapshot: Snapshot) -> None:
         """The data of the tab on screen, and of the tabs whose collectors always run (the
         Health checks, which the header names on every tab)."""
         await self._collect_tab(self.active_tab, snapshot)
@@ -300,7 +325,7 @@ class PgTopApp(App[int]):
             if tab.always and tab.name != self.active_tab:
                 await self._collect_tab(tab.name, snapshot)
 
-    async def _collect_tab(self, tab: str, snapshot: ActivitySnapshot) -> None:
+    async def _collect_tab(self, tab: str, snapshot: Snapshot) -> None:
         """The data of ``tab``, when its source has something new."""
         now = tab in self._now
         self._now.discard(tab)
@@ -415,7 +440,7 @@ class PgTopApp(App[int]):
         """Why no action may run now, or None when actions may run."""
         if self.actions is None:
             return "pgtop runs in read-only mode"
-        if self.lost_since is not None or self.snapshot is None:
+        if self.lost_since is not None or self.activity is None:
             return "the data on screen is not fresh: waiting for the connection"
         if self.actions.running is not None:
             return "another action is still running (X stops it)"
@@ -457,15 +482,16 @@ class PgTopApp(App[int]):
         if reason is not None:
             self._refuse(what, reason)
             return
-        assert self.snapshot is not None
+        activity = self.activity
+        assert activity is not None
         assert self.actions is not None
-        own = self.snapshot.own_pids | {pid for pid in (self.actions.pid,) if pid is not None}
+        own = activity.own_pids | {pid for pid in (self.actions.pid,) if pid is not None}
         try:
             role = await self.source.run(lambda conn: target_role(conn, backend.user))
         except PollError as exc:
             self._refuse(what, str(exc))
             return
-        refusal = session_refusal(backend, self.snapshot.capabilities, own, role)
+        refusal = session_refusal(backend, activity.capabilities, own, role)
         if refusal is not None:
             self._refuse(what, refusal)
             return
@@ -483,8 +509,9 @@ class PgTopApp(App[int]):
         if reason is not None:
             self._refuse(what, reason)
             return
-        assert self.snapshot is not None
-        here = self.snapshot.capabilities.database
+        activity = self.activity
+        assert activity is not None
+        here = activity.capabilities.database
         if target.database is not None and target.database != here:
             self._refuse(
                 what,
@@ -503,13 +530,14 @@ class PgTopApp(App[int]):
         await self._plan_and_run(action, replace(target, owner=identity[2]))
 
     async def _plan_and_run(self, action: RelationAction, target: RelationTarget) -> None:
-        assert self.snapshot is not None
-        caps = self.snapshot.capabilities
+        activity = self.activity
+        assert activity is not None
+        caps = activity.capabilities
         try:
             plan = plan_relation(
                 action,
                 target,
-                standby=self.snapshot.counters.in_recovery,
+                standby=activity.counters.in_recovery,
                 server_version_num=caps.server_version_num,
                 role=caps.user,
             )
@@ -529,7 +557,7 @@ class PgTopApp(App[int]):
             return
         assert self.actions is not None
         server = self.source.describe()
-        role = self.snapshot.capabilities.user if self.snapshot else ""
+        role = self.activity.capabilities.user if self.activity else ""
         try:
             log_action(server, role, plan, None)
             logged = True
@@ -549,7 +577,7 @@ class PgTopApp(App[int]):
         self.action_status = f"running: {plan.sql_text}"
         watcher = asyncio.create_task(self._watch_progress(plan))
         try:
-            own = self.snapshot.own_pids if self.snapshot else frozenset()
+            own = self.activity.own_pids if self.activity else frozenset()
             try:
                 outcome = await self.actions.run(plan, own)
             except ActionConnectionLostError as exc:

@@ -27,13 +27,14 @@ from pgtop.config import (
     load_file_config,
     write_crash_log,
 )
-from pgtop.reports import REPORTS
+from pgtop.reports import POOLER_REPORTS, REPORTS
 from pgtop.text import redact_text
 
 if TYPE_CHECKING:
     import psycopg
 
     from pgtop.model import Capabilities
+    from pgtop.source import Source
 
 EXIT_OK = 0
 EXIT_CRASH = 1
@@ -164,30 +165,62 @@ def _prompt_password(conninfo: str) -> str | None:
         return None
 
 
+Monitor = tuple["psycopg.AsyncConnection[dict[str, Any]]", "Capabilities | None"]
+"""The monitoring connection and what its role may do; None: a PgBouncer admin console."""
+
+
+async def _open(conninfo: str, password: str | None) -> Monitor:
+    """A PostgreSQL server's monitoring connection, or a PgBouncer console's."""
+    from pgtop import pg
+
+    try:
+        conn = await pg.connect(conninfo, password)
+    except pg.ConnectError as exc:
+        if not exc.pooler:
+            raise
+        return await pg.connect_console(conninfo, password), None
+    try:
+        caps = await pg.probe(conn)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn, caps
+
+
 async def open_monitor(
     settings: Settings, args: argparse.Namespace
-) -> tuple[psycopg.AsyncConnection[dict[str, Any]], Capabilities, Settings]:
-    """Open the monitoring connection, prompting for a password when psql would."""
+) -> tuple[psycopg.AsyncConnection[dict[str, Any]], Capabilities | None, Settings]:
+    """Open the monitoring connection, prompting for a password when psql would. No
+    capabilities: it is to a PgBouncer's admin console."""
     from pgtop import pg
 
     password = settings.password
     if args.password and password is None:
         password = _prompt_password(settings.conninfo)
     try:
-        conn = await pg.connect(settings.conninfo, password)
+        conn, caps = await _open(settings.conninfo, password)
     except pg.ConnectError as exc:
         if not (exc.password_needed and not args.no_password and password is None):
             raise
         password = _prompt_password(settings.conninfo)
         if password is None:
             raise
-        conn = await pg.connect(settings.conninfo, password)
-    try:
-        caps = await pg.probe(conn)
-    except BaseException:
-        await conn.close()
-        raise
+        conn, caps = await _open(settings.conninfo, password)
     return conn, caps, replace(settings, password=password)
+
+
+def _report_refused(once: str, pooler: bool) -> str | None:
+    """Why report ``once`` cannot be printed from this kind of server, or None."""
+    if pooler and once not in POOLER_REPORTS:
+        return (
+            f"--once {once}: this is a PgBouncer admin console; it has "
+            f"{', '.join(POOLER_REPORTS)} (point pgtop at PostgreSQL itself for {once})"
+        )
+    if not pooler and once in POOLER_REPORTS:
+        return (
+            f"--once {once}: this is PostgreSQL, not a PgBouncer admin console (dbname=pgbouncer)"
+        )
+    return None
 
 
 def fail(message: str, code: int) -> int:
@@ -215,21 +248,30 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             asyncio.ensure_future(asyncio.to_thread(_load_interface)) if interactive else None
         )
         conn, caps, settings = await open_monitor(settings, args)
-        from pgtop.source import LiveSource, PollError
+        from pgtop.source import LiveSource, PollError, PoolerSource
         from pgtop.tabs import collectors
 
         if settings.once:
-            from pgtop.collectors.activity import WHOLE_TEXT_LIMIT
+            refused = _report_refused(settings.once, caps is None)
+            if refused is not None:
+                await conn.close()
+                return fail(refused, pg.EXIT_USAGE)
             from pgtop.once import print_once
 
-            # Whole texts: one character more than is shown, to tell when one was cut.
-            once = LiveSource(
-                replace(settings, read_only=True),
-                conn,
-                caps,
-                collectors=collectors(),
-                query_limit=WHOLE_TEXT_LIMIT + 1,
-            )
+            once: Source
+            if caps is None:
+                once = PoolerSource(replace(settings, read_only=True), conn)
+            else:
+                from pgtop.collectors.activity import WHOLE_TEXT_LIMIT
+
+                # Whole texts: one character more than is shown, to tell when one was cut.
+                once = LiveSource(
+                    replace(settings, read_only=True),
+                    conn,
+                    caps,
+                    collectors=collectors(),
+                    query_limit=WHOLE_TEXT_LIMIT + 1,
+                )
             try:
                 return await print_once(once, settings.once, settings.output_format)
             except PollError as exc:
@@ -238,10 +280,15 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                 await once.close()
         if ui_loaded is None:
             await conn.close()
+            report = "pools" if caps is None else "TAB"
             return fail(
-                "the interactive view needs a terminal; use --once TAB for a snapshot",
+                f"the interactive view needs a terminal; use --once {report} for a snapshot",
                 pg.EXIT_USAGE,
             )
+        if caps is None:
+            # A PgBouncer's console: read only, whatever was asked.
+            pooler = PoolerSource(replace(settings, read_only=True), conn)
+            return await _run_app(settings, pooler, ui_loaded)
         action_conn = None
         if not settings.read_only:
             # Opened now, while there are free slots, so actions work when none are left.
@@ -252,23 +299,31 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             except pg.ConnectError as exc:
                 print(f"pgtop: warning: no action connection yet ({exc})", file=sys.stderr)
         source = LiveSource(settings, conn, caps, collectors=collectors(), action_conn=action_conn)
-        first = None
-        with contextlib.suppress(PollError):  # the interface shows it, and retries
-            first = await source.poll()
-        await ui_loaded
-        from pgtop.app import PgTopApp
-
-        app = PgTopApp(settings, source=source, first_snapshot=first)
-        await app.run_async()
-        if app.crash is not None:
-            path = write_crash_log(app.crash, (settings.password,))
-            where = f"; details in {path}" if path else ""
-            reason = redact_text(pg.first_line(app.crash), (settings.password,))
-            return fail(f"unexpected error: {reason}{where}", EXIT_CRASH)
-        return app.return_code or EXIT_OK
+        return await _run_app(settings, source, ui_loaded)
     finally:
         if demo is not None:
             await asyncio.to_thread(demo.stop)
+
+
+async def _run_app(settings: Settings, source: Source, ui_loaded: asyncio.Future[None]) -> int:
+    """Take the first snapshot while the interface loads, then run the interface."""
+    from pgtop import pg
+    from pgtop.source import PollError
+
+    first = None
+    with contextlib.suppress(PollError):  # the interface shows it, and retries
+        first = await source.poll()
+    await ui_loaded
+    from pgtop.app import PgTopApp
+
+    app = PgTopApp(settings, source=source, first_snapshot=first)
+    await app.run_async()
+    if app.crash is not None:
+        path = write_crash_log(app.crash, (settings.password,))
+        where = f"; details in {path}" if path else ""
+        reason = redact_text(pg.first_line(app.crash), (settings.password,))
+        return fail(f"unexpected error: {reason}{where}", EXIT_CRASH)
+    return app.return_code or EXIT_OK
 
 
 def _load_interface() -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from pgtop.model import ActivitySnapshot
+from pgtop.model import Snapshot
 
 
 class SnapshotCollected(Message):
     """A poll finished with fresh data."""
 
-    def __init__(self, snapshot: ActivitySnapshot) -> None:
+    def __init__(self, snapshot: Snapshot) -> None:
         super().__init__()
         self.snapshot = snapshot
 

@@ -192,3 +192,121 @@ class RelationTarget:
     @property
     def is_system(self) -> bool:
         return self.schema in SYSTEM_SCHEMAS
+
+
+# -- PgBouncer -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """One pool of a PgBouncer (a row of ``SHOW POOLS``), with its database's size and
+    traffic."""
+
+    database: str
+    user: str
+    cl_active: int
+    """Clients linked to a server, or idle with no need of one."""
+    cl_waiting: int
+    """Clients that sent a query and wait for a server."""
+    sv_active: int
+    sv_idle: int
+    sv_used: int
+    sv_tested: int
+    sv_login: int
+    maxwait_s: float
+    """How long the oldest waiting client has waited, in seconds (0 when none waits)."""
+    pool_mode: str | None
+    pool_size: int | None
+    """The database's pool size (``SHOW DATABASES``); None when it is not listed there."""
+    xact_per_s: float | None = None
+    """Transactions per second of the pool's database (``SHOW STATS``, over PgBouncer's last
+    statistics period); None when it is not listed there."""
+    query_per_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolerTraffic:
+    """One database's traffic through a PgBouncer: ``SHOW STATS``' averages over its last
+    statistics period (``stats_period``, 60 s by default)."""
+
+    database: str
+    xact_per_s: float
+    query_per_s: float
+    received_per_s: float
+    """Bytes from the clients per second."""
+    sent_per_s: float
+    """Bytes to the clients per second."""
+    query_ms: float | None
+    """Mean time of a query; None without a query."""
+    wait_ms: float | None
+    """Mean time clients waited for a server; None without a transaction."""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolsSnapshot:
+    """What one refresh of a PgBouncer admin console saw."""
+
+    version: str
+    """PgBouncer's version, e.g. ``1.18.0``."""
+    collected_at: datetime
+    """pgtop's clock when it was read (the console has none to give)."""
+    pools: tuple[Pool, ...]
+    traffic: tuple[PoolerTraffic, ...] = ()
+    """Per database, by name."""
+
+    @property
+    def clients_active(self) -> int:
+        return sum(pool.cl_active for pool in self.pools)
+
+    @property
+    def clients_waiting(self) -> int:
+        """Clients waiting for a server, over every pool."""
+        return sum(pool.cl_waiting for pool in self.pools)
+
+    @property
+    def longest_wait_s(self) -> float:
+        """How long the client that has waited longest has waited (0 when none waits)."""
+        return max((pool.maxwait_s for pool in self.pools), default=0.0)
+
+    @property
+    def servers_active(self) -> int:
+        return sum(pool.sv_active for pool in self.pools)
+
+    @property
+    def servers_idle(self) -> int:
+        return sum(pool.sv_idle for pool in self.pools)
+
+    @property
+    def servers_used(self) -> int:
+        return sum(pool.sv_used for pool in self.pools)
+
+    def waiting_pools(self) -> tuple[Pool, ...]:
+        """The pools with clients waiting for a server, longest wait first."""
+        return tuple(
+            sorted(
+                (pool for pool in self.pools if pool.cl_waiting),
+                key=lambda pool: (-pool.maxwait_s, -pool.cl_waiting, pool.database, pool.user),
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PoolerPeer:
+    """A client or a server connection of a PgBouncer (``SHOW CLIENTS``, ``SHOW SERVERS``)."""
+
+    state: str
+    addr: str | None
+    port: int | None
+    application_name: str
+    connect_time: str
+    """As PgBouncer gives it (its own clock and format)."""
+    request_time: str
+    wait_s: float
+    """For a waiting client: how long it has waited."""
+    remote_pid: int | None
+    """For a server: the PostgreSQL backend's pid."""
+
+
+Snapshot = ActivitySnapshot | PoolsSnapshot
+"""What a refresh of a source gives: the Activity snapshot of a PostgreSQL server, or the
+pools of a PgBouncer admin console."""

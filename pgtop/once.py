@@ -52,22 +52,21 @@ def render_text(report: Report) -> str:
 async def print_once(source: Source, tab: str, output_format: str) -> int:
     """Print one report of ``tab`` read from ``source``; returns the exit code."""
     report = await reports()[tab](source)
-    caps = source.capabilities
-    assert caps is not None
     for note in report.notes:
         print(f"pgtop: warning: {note}", file=sys.stderr)
     if output_format == "json":
-        document = {
-            "tab": tab,
-            "server": {
+        if report.server is not None:
+            server = {**report.server, "collected_at": report.collected_at}
+        else:
+            caps = source.capabilities
+            assert caps is not None
+            server = {
                 "version": caps.server_version,
                 "version_num": caps.server_version_num,
                 "is_standby": caps.is_standby,
                 "collected_at": report.collected_at,
-            },
-            **report.extra,
-            "rows": report.rows,
-        }
+            }
+        document = {"tab": tab, "server": server, **report.extra, "rows": report.rows}
         output = json.dumps(_plain_json(document), default=_json_default) + "\n"
     else:
         output = render_text(report) + "\n"

@@ -31,13 +31,18 @@ IDLE_IN_TRANSACTION_MS = 60_000
 class ConnectError(Exception):
     """A connection could not be opened. ``str()`` is one line for the user."""
 
-    def __init__(self, message: str, exit_code: int, *, transient: bool = False) -> None:
+    def __init__(
+        self, message: str, exit_code: int, *, transient: bool = False, pooler: bool = False
+    ) -> None:
         super().__init__(message)
         self.exit_code = exit_code
         self.transient = transient
         """The server may accept a retry soon (starting up, shutting down, restarting)."""
         self.password_needed = "no password supplied" in message
         """libpq gave up because it had no password to send: a prompt may help."""
+        self.pooler = pooler
+        """A PgBouncer answered, not PostgreSQL: its admin console may be read instead
+        (``connect_console``)."""
 
 
 EXIT_USAGE = 2
@@ -198,6 +203,8 @@ _USAGE_HINTS = (
     "could not match",
 )
 
+_POOLER_REFUSAL = "unsupported startup parameter"
+
 _SERVER_GONE_STATES = {"57P01", "57P02", "57P03", "08006", "08003", "08000", "08001"}
 
 
@@ -213,6 +220,10 @@ def classify(exc: BaseException, where: str, secrets: Sequence[str | None] = ())
     full = str(exc)
     sqlstate = getattr(exc, "sqlstate", None)
     lower = full.lower()
+    if _POOLER_REFUSAL in lower:
+        # PgBouncer's words for the startup options pgtop sends (PostgreSQL takes them):
+        # a pooler, whose admin console pgtop reads without them.
+        return ConnectError(f"{where}: {message}", EXIT_UNREACHABLE, pooler=True)
     if sqlstate is None and any(hint in lower for hint in _USAGE_HINTS):
         return ConnectError(f"{where}: {message}", EXIT_USAGE)
     if sqlstate == "53300" or "too many clients" in lower or "remaining connection slots" in lower:
@@ -413,6 +424,12 @@ async def connect(
         )
     except psycopg.Error as exc:
         raise classify(exc, target(conninfo), _secrets(conninfo, password)) from None
+    if bouncer_version(conn) is not None:
+        # A PgBouncer told to ignore the startup options: its console runs no SELECT.
+        await conn.close()
+        raise ConnectError(
+            f"{target(conninfo)}: PgBouncer, not PostgreSQL", EXIT_USAGE, pooler=True
+        )
     try:
         # Texts arrive as the server keeps them: a conversion to another client encoding
         # fails on the first byte that does not convert (any byte in a SQL_ASCII database).
@@ -422,8 +439,7 @@ async def connect(
                 "SELECT pg_catalog.set_config('client_encoding', %s, false)",
                 [server_encoding or "UTF8"],
             )
-        for name in ("text", "varchar", "name", "bpchar"):
-            conn.adapters.register_loader(name, _LenientText)
+        _load_texts_leniently(conn)
         cur = await conn.execute(sql.SESSION_SETUP.sql(conn.info.server_version))
         row = await cur.fetchone()
     except psycopg.Error as exc:
@@ -450,3 +466,65 @@ async def probe(conn: psycopg.AsyncConnection[dict[str, Any]]) -> Capabilities:
     row = await cur.fetchone()
     assert row is not None, "pg_roles has no row for current_user"
     return Capabilities(**row)
+
+
+def _load_texts_leniently(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Texts keep every byte, whatever their encoding (see ``_LenientText``)."""
+    for name in ("text", "varchar", "name", "bpchar"):
+        conn.adapters.register_loader(name, _LenientText)
+
+
+BOUNCER_SUFFIX = "/bouncer"
+"""How PgBouncer's admin console ends the ``server_version`` it reports (``1.18.0/bouncer``);
+a pooled database reports its PostgreSQL's."""
+
+
+def bouncer_version(conn: psycopg.AsyncConnection[Any]) -> str | None:
+    """PgBouncer's version when ``conn`` is to its admin console, else None.
+
+    Read from the parameter status the console sends at login: nothing is asked.
+    """
+    reported = conn.info.parameter_status("server_version") or ""
+    if not reported.endswith(BOUNCER_SUFFIX):
+        return None
+    return reported[: -len(BOUNCER_SUFFIX)] or "?"
+
+
+async def connect_console(
+    conninfo: str, password: str | None = None
+) -> psycopg.AsyncConnection[dict[str, Any]]:
+    """Open an autocommit connection to a PgBouncer admin console (database ``pgbouncer``).
+
+    The console takes no startup options and knows no SQL, so none of ``connect``'s session
+    settings is sent or checked: it runs only PgBouncer's own ``SHOW`` commands (which
+    resolve no name through a search_path). The defaults of ``connection_kwargs`` apply.
+
+    Raises:
+        ConnectError: it cannot be opened, or what answered is not a PgBouncer console.
+    """
+    kwargs = connection_kwargs(conninfo)
+    if password is not None:
+        kwargs["password"] = password
+    # An empty value is not sent: it replaces any from the connection string, a service
+    # file or PGOPTIONS, which the console would refuse.
+    kwargs["options"] = ""
+    try:
+        conn = await psycopg.AsyncConnection.connect(
+            conninfo, autocommit=True, row_factory=psycopg.rows.dict_row, **kwargs
+        )
+    except psycopg.Error as exc:
+        raise classify(exc, target(conninfo), _secrets(conninfo, password)) from None
+    if bouncer_version(conn) is None:
+        database = conn.info.dbname
+        await conn.close()
+        raise ConnectError(
+            f"{target(conninfo)}: a pooler (PgBouncer?) answered for database "
+            f"{database}: pgtop reads PostgreSQL itself, or PgBouncer's admin console "
+            "(dbname=pgbouncer)",
+            EXIT_USAGE,
+        )
+    # The console takes the simple query protocol only: a statement run often is never
+    # prepared (psycopg would, from its fifth run).
+    conn.prepare_threshold = None
+    _load_texts_leniently(conn)
+    return conn

@@ -10,9 +10,12 @@ The contract:
   (``describe``), what the role may see (``capabilities``), and since when and how often it
   has been trying to reconnect (``lost_since``, ``attempts``). It may offer actions
   (``actions``: None where nothing may be changed, such as a recording), and says whether
-  the catalog tabs may read another database (``other_databases``). Today's source is
-  the live server (``LiveSource``); a recording played back or another server is another
-  implementation of the same protocol, and no tab changes for it.
+  the catalog tabs may read another database (``other_databases``). What it reads is a
+  PostgreSQL server or a PgBouncer admin console (``kind``): the tabs shown depend on it
+  (``pgtop.tabs.tabs_for``), and for a PgBouncer the snapshot of each refresh is its pools
+  (``PoolsSnapshot``), not the Activity snapshot. Today's sources are the live server
+  (``LiveSource``) and the live PgBouncer console (``PoolerSource``); a recording played
+  back is another implementation of the same protocol, and no tab changes for it.
 * A **collector** (``pgtop.collectors.base``) gets the monitoring connection, the Activity
   snapshot just taken and what the tab's pane needs, and returns the tab's data; it alone
   keeps caches and other connections, which it opens through its context (the source holds
@@ -29,7 +32,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 import psycopg
 from psycopg import conninfo as pq_conninfo
@@ -38,8 +41,9 @@ from pgtop import pg
 from pgtop.actions import ActionRunner
 from pgtop.collectors.activity import LIST_QUERY_LIMIT, ActivityCollector
 from pgtop.collectors.base import CollectorContext, CollectorFactory, Connection, TabCollector
+from pgtop.collectors.pgbouncer import PoolsCollector
 from pgtop.config import Settings
-from pgtop.model import ActivitySnapshot, Capabilities
+from pgtop.model import ActivitySnapshot, Capabilities, PoolsSnapshot, Snapshot
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -64,10 +68,17 @@ class Request(Protocol[T_co]):
     async def read(self, conn: Connection) -> T_co: ...
 
 
+SourceKind = Literal["postgresql", "pgbouncer"]
+"""What a source reads: a PostgreSQL server, or a PgBouncer's admin console."""
+
+
 class Source(Protocol):
     """Where the app gets its data (see the module's docstring)."""
 
+    kind: SourceKind
     capabilities: Capabilities | None
+    """What the role may see and do on PostgreSQL (None before connecting, and on a
+    PgBouncer)."""
     lost_since: datetime | None
     """When the connection was lost; None while connected."""
     attempts: int
@@ -80,8 +91,8 @@ class Source(Protocol):
 
     def describe(self) -> str: ...
 
-    async def poll(self) -> ActivitySnapshot:
-        """The Activity snapshot now.
+    async def poll(self) -> Snapshot:
+        """The snapshot of this refresh: the Activity snapshot, or a PgBouncer's pools.
 
         Raises:
             PollError: it could not be read.
@@ -89,7 +100,7 @@ class Source(Protocol):
         ...
 
     async def collect(
-        self, tab: str, activity: ActivitySnapshot, needs: object, *, now: bool = False
+        self, tab: str, activity: Snapshot, needs: object, *, now: bool = False
     ) -> object | None:
         """``tab``'s data, or None when it has nothing new (not due yet, or no collector).
 
@@ -134,40 +145,19 @@ class _Tab:
         self.retry_at = 0.0
 
 
-class LiveSource:
-    """The live server: owns the monitoring connection, reopens it when it is lost, and
-    makes the tabs' collectors for each connection."""
+class _Connected:
+    """A live source's monitoring connection: opened again when it is lost, one piece of
+    work at a time, each under a watchdog. A subclass says how a connection is opened
+    (``_open``) and what it made for the old one (``_forget``)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        conn: Connection | None = None,
-        capabilities: Capabilities | None = None,
-        *,
-        collectors: Mapping[str, CollectorFactory] | None = None,
-        query_limit: int = LIST_QUERY_LIMIT,
-        action_conn: Connection | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, conn: Connection | None) -> None:
         self.settings = settings
-        self.capabilities = capabilities
         self._conn = conn
-        self._factories: Mapping[str, CollectorFactory] = collectors or {}
-        self._query_limit = query_limit
-        self._collector: ActivityCollector | None = None
-        self._tabs: dict[str, _Tab] = {}
-        self._context: CollectorContext | None = None
-        self._closing: set[asyncio.Future[None]] = set()
         self._description = pg.describe(conn) if conn else pg.target(settings.conninfo)
         self.lost_since: datetime | None = None
         self.attempts = 0
-        self.other_databases = True
         self._lock = asyncio.Lock()
         """One statement or pipeline at a time: psycopg connections are not shareable."""
-        self.actions: ActionRunner | None = None
-        if not settings.read_only:
-            self.actions = ActionRunner(
-                settings.conninfo, settings.password, settings.action_lock_timeout, action_conn
-            )
 
     def describe(self) -> str:
         return self._description
@@ -177,16 +167,17 @@ class LiveSource:
         """The monitoring connection's backend."""
         return self._conn.info.backend_pid if self._conn is not None else None
 
-    @property
-    def own_pids(self) -> frozenset[int]:
-        """pgtop's own backends: the monitoring connection's and the action connection's."""
-        pids: Iterable[int | None] = (
-            self.monitor_pid,
-            self.actions.pid if self.actions is not None else None,
-        )
-        return frozenset(pid for pid in pids if pid is not None)
+    async def _open(self) -> Connection:
+        """A new monitoring connection.
 
-    # -- the connection ----------------------------------------------------------------------
+        Raises:
+            pg.ConnectError: it cannot be opened.
+            psycopg.Error: what is read on opening it cannot be read.
+        """
+        raise NotImplementedError
+
+    def _forget(self) -> None:
+        """The connection is gone: drop what was made for it."""
 
     async def _ensure(self) -> Connection:
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
@@ -194,8 +185,7 @@ class LiveSource:
         self._abandon()
         self.attempts += 1
         try:
-            conn = await pg.connect(self.settings.conninfo, self.settings.password)
-            self.capabilities = await pg.probe(conn)
+            conn = await self._open()
         except pg.ConnectError as exc:
             raise PollError(str(exc), connection_lost=True) from None
         except psycopg.Error as exc:
@@ -205,18 +195,10 @@ class LiveSource:
         return conn
 
     def _abandon(self) -> None:
-        """Drop the connection at once, without waiting on the server; the collectors made
-        for it go with it."""
+        """Drop the connection at once, without waiting on the server; what was made for it
+        goes with it."""
         conn, self._conn = self._conn, None
-        self._collector = None
-        tabs, self._tabs = self._tabs, {}
-        self._context = None
-        for tab in tabs.values():
-            # What they opened (a connection to another database) is closed in the
-            # background: nothing waits on a server that may be gone.
-            closing = asyncio.ensure_future(tab.collector.close())
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
+        self._forget()
         if conn is not None:
             with contextlib.suppress(Exception):
                 conn.pgconn.finish()
@@ -251,6 +233,88 @@ class LiveSource:
         except psycopg.Error as exc:
             raise PollError(pg.first_line(exc), connection_lost=False) from None
 
+    def _connected(self) -> None:
+        """A refresh succeeded: the connection is not lost."""
+        self.lost_since = None
+        self.attempts = 0
+
+    async def fetch(self, request: Request[T]) -> T:
+        return await self._guarded(request.read)
+
+    async def run(self, work: Callable[[Connection], Awaitable[T]]) -> T:
+        return await self._guarded(work)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), timeout=2)
+
+
+class LiveSource(_Connected):
+    """The live server: owns the monitoring connection, reopens it when it is lost, and
+    makes the tabs' collectors for each connection."""
+
+    kind: SourceKind = "postgresql"
+
+    def __init__(
+        self,
+        settings: Settings,
+        conn: Connection | None = None,
+        capabilities: Capabilities | None = None,
+        *,
+        collectors: Mapping[str, CollectorFactory] | None = None,
+        query_limit: int = LIST_QUERY_LIMIT,
+        action_conn: Connection | None = None,
+    ) -> None:
+        super().__init__(settings, conn)
+        self.capabilities = capabilities
+        self._factories: Mapping[str, CollectorFactory] = collectors or {}
+        self._query_limit = query_limit
+        self._collector: ActivityCollector | None = None
+        self._tabs: dict[str, _Tab] = {}
+        self._context: CollectorContext | None = None
+        self._closing: set[asyncio.Future[None]] = set()
+        self.other_databases = True
+        self.actions: ActionRunner | None = None
+        if not settings.read_only:
+            self.actions = ActionRunner(
+                settings.conninfo, settings.password, settings.action_lock_timeout, action_conn
+            )
+
+    @property
+    def own_pids(self) -> frozenset[int]:
+        """pgtop's own backends: the monitoring connection's and the action connection's."""
+        pids: Iterable[int | None] = (
+            self.monitor_pid,
+            self.actions.pid if self.actions is not None else None,
+        )
+        return frozenset(pid for pid in pids if pid is not None)
+
+    # -- the connection ----------------------------------------------------------------------
+
+    async def _open(self) -> Connection:
+        conn = await pg.connect(self.settings.conninfo, self.settings.password)
+        try:
+            self.capabilities = await pg.probe(conn)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.pgconn.finish()
+            raise
+        return conn
+
+    def _forget(self) -> None:
+        """The collectors made for the connection go with it."""
+        self._collector = None
+        tabs, self._tabs = self._tabs, {}
+        self._context = None
+        for tab in tabs.values():
+            # What they opened (a connection to another database) is closed in the
+            # background: nothing waits on a server that may be gone.
+            closing = asyncio.ensure_future(tab.collector.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+
     # -- the contract ------------------------------------------------------------------------
 
     async def poll(self) -> ActivitySnapshot:
@@ -264,8 +328,7 @@ class LiveSource:
             return await self._collector.collect(conn)
 
         snapshot = await self._guarded(work)
-        self.lost_since = None
-        self.attempts = 0
+        self._connected()
         return snapshot
 
     def _tab(self, tab: str) -> _Tab | None:
@@ -287,7 +350,7 @@ class LiveSource:
         return await pg.connect(conninfo, self.settings.password)
 
     async def collect(
-        self, tab: str, activity: ActivitySnapshot, needs: object, *, now: bool = False
+        self, tab: str, activity: Snapshot, needs: object, *, now: bool = False
     ) -> object | None:
         made = self._tab(tab)
         if made is None:
@@ -325,12 +388,6 @@ class LiveSource:
         made.retry_at = time.monotonic() + delay
         return f"{reason} (next try in {delay:.0f}s)"
 
-    async def fetch(self, request: Request[T]) -> T:
-        return await self._guarded(request.read)
-
-    async def run(self, work: Callable[[Connection], Awaitable[T]]) -> T:
-        return await self._guarded(work)
-
     async def close(self) -> None:
         for made in self._tabs.values():
             with contextlib.suppress(Exception):
@@ -338,7 +395,41 @@ class LiveSource:
         self._tabs = {}
         if self.actions is not None:
             await self.actions.close()
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), timeout=2)
+        await super().close()
+
+
+class PoolerSource(_Connected):
+    """A live PgBouncer admin console: its pools on every refresh, a pool's clients and
+    servers on demand; read-only (no PAUSE, RESUME, RECONNECT or KILL), and reopened when
+    lost like the server's connection."""
+
+    kind: SourceKind = "pgbouncer"
+
+    def __init__(self, settings: Settings, conn: Connection | None = None) -> None:
+        super().__init__(settings, conn)
+        self.capabilities: Capabilities | None = None
+        self.actions: ActionRunner | None = None
+        self.other_databases = False
+        self._collector: PoolsCollector | None = None
+
+    async def _open(self) -> Connection:
+        return await pg.connect_console(self.settings.conninfo, self.settings.password)
+
+    def _forget(self) -> None:
+        self._collector = None
+
+    async def poll(self) -> PoolsSnapshot:
+        async def work(conn: Connection) -> PoolsSnapshot:
+            if self._collector is None:
+                self._collector = PoolsCollector(pg.bouncer_version(conn) or "?")
+            return await self._collector.collect(conn)
+
+        snapshot = await self._guarded(work)
+        self._connected()
+        return snapshot
+
+    async def collect(
+        self, tab: str, activity: Snapshot, needs: object, *, now: bool = False
+    ) -> object | None:
+        """Nothing: the Pools tab shows the snapshot of each refresh."""
+        return None

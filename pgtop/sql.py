@@ -1635,3 +1635,16 @@ HEALTH_DEAD_CANDIDATES = _query(
         """,
     ),
 )
+
+
+# -- PgBouncer ---------------------------------------------------------------------------------
+# The admin console of a PgBouncer (its database ``pgbouncer``) knows only its own commands,
+# sent through the simple query protocol one at a time: no parameters, no pipeline, no
+# pg_catalog. Each is answered from PgBouncer's memory. They are not PostgreSQL statements,
+# so they have no server-version variants (and no place in ``REGISTRY``); columns are read
+# by name, as PgBouncer versions add some.
+PGBOUNCER_POOLS = "SHOW POOLS"
+PGBOUNCER_DATABASES = "SHOW DATABASES"
+PGBOUNCER_STATS = "SHOW STATS"
+PGBOUNCER_CLIENTS = "SHOW CLIENTS"
+PGBOUNCER_SERVERS = "SHOW SERVERS"

@@ -1,5 +1,6 @@
 """Every tab, in order: its pane and the collector of its data. Adding a tab is a pane class,
-a collector and one line here."""
+a collector and one line here. Which tabs show depends on what the source reads: a
+PostgreSQL server's, or a PgBouncer admin console's."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from pgtop.panes.base import ListPane
 from pgtop.panes.health import HealthPane
 from pgtop.panes.indexes import IndexesPane
 from pgtop.panes.locks import LocksPane
+from pgtop.panes.pools import PoolsPane
 from pgtop.panes.queries import QueriesPane
 from pgtop.panes.tables import TablesPane
 from pgtop.panes.vacuum import VacuumPane
+from pgtop.source import SourceKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,15 @@ TABS = (
     Tab(IndexesPane, IndexesCollector),
     Tab(HealthPane, HealthCollector, always=True),
 )
+
+
+POOLER_TABS = (Tab(PoolsPane),)
+"""A PgBouncer admin console's: the Pools view, whose data is the snapshot of each refresh."""
+
+
+def tabs_for(kind: SourceKind) -> tuple[Tab, ...]:
+    """The tabs of a source of this kind."""
+    return POOLER_TABS if kind == "pgbouncer" else TABS
 
 
 def collectors(tabs: tuple[Tab, ...] = TABS) -> dict[str, CollectorFactory]:

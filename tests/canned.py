@@ -9,8 +9,16 @@ from typing import Any
 
 from pgtop.actions import ActionRunner
 from pgtop.collectors.activity import SessionDetail
-from pgtop.model import HIDDEN_QUERY, ActivitySnapshot, Backend, Capabilities, ServerCounters
-from pgtop.source import PollError
+from pgtop.model import (
+    HIDDEN_QUERY,
+    ActivitySnapshot,
+    Backend,
+    Capabilities,
+    PoolsSnapshot,
+    ServerCounters,
+    Snapshot,
+)
+from pgtop.source import PollError, SourceKind
 
 NOW = datetime(2026, 11, 26, 9, 30, 0, tzinfo=timezone.utc)
 
@@ -160,18 +168,24 @@ def incident_snapshot() -> ActivitySnapshot:
 
 class CannedSource:
     """A source (``pgtop.source.Source``) that returns the same data on every poll: the
-    snapshot, and for each tab in ``tabs`` its data (no server)."""
+    snapshot (a PostgreSQL server's, or a PgBouncer's pools), and for each tab in ``tabs``
+    its data (no server)."""
 
-    def __init__(
-        self, snapshot: ActivitySnapshot, tabs: Mapping[str, object] | None = None
-    ) -> None:
+    def __init__(self, snapshot: Snapshot, tabs: Mapping[str, object] | None = None) -> None:
         self.snapshot = snapshot
         self.tabs = dict(tabs or {})
-        self.capabilities: Capabilities | None = snapshot.capabilities
+        self.kind: SourceKind = "postgresql"
+        self.capabilities: Capabilities | None = None
+        # Offered, as on a live server (nothing connects unless an action runs); none on
+        # a PgBouncer.
+        self.actions: ActionRunner | None = None
+        if isinstance(snapshot, PoolsSnapshot):
+            self.kind = "pgbouncer"
+        else:
+            self.capabilities = snapshot.capabilities
+            self.actions = ActionRunner("", None, 3.0)
         self.lost_since: datetime | None = None
         self.attempts = 0
-        # Offered, as on a live server (nothing connects unless an action runs).
-        self.actions: ActionRunner | None = ActionRunner("", None, 3.0)
         self.other_databases = False
         """Its catalog data is of one database."""
         self.needs: dict[str, object] = {}
@@ -180,11 +194,11 @@ class CannedSource:
     def describe(self) -> str:
         return "app@db.example:5432/shop"
 
-    async def poll(self) -> ActivitySnapshot:
+    async def poll(self) -> Snapshot:
         return self.snapshot
 
     async def collect(
-        self, tab: str, activity: ActivitySnapshot, needs: object, *, now: bool = False
+        self, tab: str, activity: Snapshot, needs: object, *, now: bool = False
     ) -> object | None:
         self.needs[tab] = needs
         return self.tabs.get(tab)

@@ -2,10 +2,11 @@
 keys that go with them, shown from the data it is given.
 
 A tab is a subclass that declares its name, its columns and how its data becomes rows
-(``rows``), and may say what it needs of its collector (``needs``). It gets the Activity
-snapshot on every refresh (``show_activity``) and its own data when its collector read some
-(``show_data``), always frozen values. The base owns the table, the filter box, sorting and
-the status line; keys have one id per action across all tabs (for ``[keymap]``).
+(``rows``), and may say what it needs of its collector (``needs``). It gets the snapshot of
+every refresh (``show_activity``: the Activity snapshot, or on a PgBouncer its pools) and
+its own data when its collector read some (``show_data``), always frozen values. The base
+owns the table, the filter box, sorting and the status line; keys have one id per action
+across all tabs (for ``[keymap]``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.widgets import Input, TabPane
 
-from pgtop.model import ActivitySnapshot
 from pgtop.panes.host import Host, ReportsFailures, host_of
 from pgtop.text import one_line
 from pgtop.widgets.keyed_table import Column, KeyedTable, Row
@@ -111,8 +111,10 @@ class ListPane(ReportsFailures, TabPane):
 
     # -- data in -----------------------------------------------------------------------------
 
-    def show_activity(self, snapshot: ActivitySnapshot | None) -> None:
-        """A new Activity snapshot (on every refresh, while the tab is shown)."""
+    def show_activity(self, snapshot: Any) -> None:
+        """The snapshot of a refresh (on every refresh, while the tab is shown): the
+        Activity snapshot, or the pools of a PgBouncer, as its source gives (``Snapshot``);
+        None before the first."""
 
     def show_data(self, data: Any) -> None:
         """New data of the tab's collector."""

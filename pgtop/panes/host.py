@@ -16,7 +16,7 @@ from textual.worker import Worker, WorkerState
 
 from pgtop.actions import RelationAction, SessionAction
 from pgtop.collectors.statements import Mode, Reading, StatementKey, StatementsSnapshot
-from pgtop.model import ActivitySnapshot, Backend, Capabilities, RelationTarget
+from pgtop.model import Backend, Capabilities, Pool, RelationTarget, Snapshot
 from pgtop.source import Request
 
 if TYPE_CHECKING:
@@ -28,8 +28,8 @@ T = TypeVar("T")
 class Host(Protocol):
     """The app, as panes and screens see it."""
 
-    snapshot: ActivitySnapshot | None
-    """The newest Activity snapshot."""
+    snapshot: Snapshot | None
+    """The newest snapshot: the Activity snapshot, or a PgBouncer's pools."""
     interval: float
     """Seconds between two refreshes."""
     catalog_database: str | None
@@ -87,6 +87,10 @@ class Host(Protocol):
         self, key: StatementKey, data: StatementsSnapshot, mode: Mode, mark: Reading | None
     ) -> None:
         """Show the detail of a pg_stat_statements entry."""
+        ...
+
+    def open_pool(self, pool: Pool) -> None:
+        """Show the clients and servers of a PgBouncer's pool."""
         ...
 
     def open_database_switcher(self) -> None:

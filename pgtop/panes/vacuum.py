@@ -14,7 +14,7 @@ from textual.widgets import Static
 from pgtop.collectors.catalog import HorizonHolder, VacuumData, VacuumProgress, VacuumTable
 from pgtop.collectors.catalog.model import xid_share
 from pgtop.formats import count, duration, percent, size
-from pgtop.model import RelationTarget
+from pgtop.model import ActivitySnapshot, RelationTarget
 from pgtop.panes.catalog import LOCKED_TEXT, CatalogPane
 from pgtop.text import name_text, one_line
 from pgtop.widgets.keyed_table import Column, KeyedTable, Row
@@ -299,7 +299,7 @@ class VacuumPane(CatalogPane):
     def open_holder(self, event: KeyedTable.RowActivated) -> None:
         data = self._data
         snapshot = self.host.snapshot
-        if data is None or snapshot is None:
+        if data is None or not isinstance(snapshot, ActivitySnapshot):
             return
         holder = next((h for h in data.holders if (h.kind, h.ident) == event.key), None)
         if holder is None or holder.pid is None:

@@ -10,19 +10,33 @@ from __future__ import annotations
 
 from pgtop.reports.base import Reader, Report
 
-__all__ = ["REPORTS", "Reader", "Report", "reports"]
+__all__ = ["POOLER_REPORTS", "REPORTS", "Reader", "Report", "reports"]
 
-REPORTS = ("activity", "connections", "locks", "queries", "tables", "vacuum", "indexes", "health")
+REPORTS = (
+    "activity",
+    "connections",
+    "locks",
+    "queries",
+    "tables",
+    "vacuum",
+    "indexes",
+    "health",
+    "pools",
+)
 """The reports ``--once`` prints, in order (one per tab, and the Activity tab's groups)."""
+
+POOLER_REPORTS = ("pools",)
+"""The reports of a PgBouncer admin console; the others are a PostgreSQL server's."""
 
 
 def reports() -> dict[str, Reader]:
     """Every report, by name (``REPORTS``)."""
-    from pgtop.reports import activity, catalog, connections, health, locks, queries
+    from pgtop.reports import activity, catalog, connections, health, locks, pools, queries
 
     return {
         "activity": activity.report,
         "connections": connections.report,
+        "pools": pools.report,
         "locks": locks.report,
         "queries": queries.report,
         "tables": catalog.tables_report,

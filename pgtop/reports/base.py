@@ -28,6 +28,9 @@ class Report:
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Fields of the whole report, beside its rows: top-level fields of the JSON document,
     and a line above the text table."""
+    server: Mapping[str, Any] | None = None
+    """The JSON document's ``server`` object, when the report knows what the server is
+    better than the PostgreSQL capabilities do (a PgBouncer)."""
 
 
 def fields_of(item: object, *names: str) -> Row:

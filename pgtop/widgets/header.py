@@ -12,7 +12,7 @@ from textual.widget import Widget
 
 from pgtop.collectors.health import HealthData, Status
 from pgtop.formats import duration, hit_ratio, rate, spark
-from pgtop.model import ActivitySnapshot
+from pgtop.model import ActivitySnapshot, PoolsSnapshot, Snapshot
 from pgtop.text import name_text, one_line
 
 
@@ -33,28 +33,10 @@ def _state(widget: Widget) -> Monitoring:
     return cast(Monitoring, widget.app)
 
 
-def header_text(
-    snapshot: ActivitySnapshot | None,
-    target: str,
-    *,
-    interval: float,
-    paused: bool,
-    age: float | None,
-    stale: bool = False,
-) -> Text:
-    """Two lines: where and what the server is, then what its sessions are doing."""
-    text = Text(no_wrap=True, overflow="ellipsis")
-    text.append("pgtop ", style="bold")
-    text.append(name_text(target, 120))
-    if snapshot is None:
-        text.append("  connecting…", style="italic")
-        return text
-    caps = snapshot.capabilities
-    text.append(f"  PostgreSQL {one_line(caps.server_version.split(' ')[0], 20)}")
-    standby = snapshot.counters.in_recovery
-    text.append("  standby" if standby else "  primary", style="bold")
-    uptime = (snapshot.collected_at - caps.started_at).total_seconds()
-    text.append(f"  up {duration(uptime)}")
+def _refresh_text(
+    text: Text, snapshot: Snapshot, *, interval: float, paused: bool, age: float | None, stale: bool
+) -> None:
+    """How often and when the data was read, and whether it is stale."""
     text.append(f"  every {interval:g}s")
     if paused:
         text.append("  ⏸ PAUSED", style="reverse bold")
@@ -62,6 +44,36 @@ def header_text(
     if age is not None and (stale or age > max(3 * interval, 5.0)):
         text.append(f"  STALE {duration(age)}", style="reverse bold")
     text.append("\n")
+
+
+def header_text(
+    snapshot: Snapshot | None,
+    target: str,
+    *,
+    interval: float,
+    paused: bool,
+    age: float | None,
+    stale: bool = False,
+) -> Text:
+    """Two lines: where and what the server is, then what its sessions are doing (on a
+    PgBouncer: what its clients and servers are doing)."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append("pgtop ", style="bold")
+    text.append(name_text(target, 120))
+    if snapshot is None:
+        text.append("  connecting…", style="italic")
+        return text
+    if isinstance(snapshot, PoolsSnapshot):
+        text.append(f"  PgBouncer {one_line(snapshot.version, 20)}")
+        _refresh_text(text, snapshot, interval=interval, paused=paused, age=age, stale=stale)
+        return _pooler_text(text, snapshot)
+    caps = snapshot.capabilities
+    text.append(f"  PostgreSQL {one_line(caps.server_version.split(' ')[0], 20)}")
+    standby = snapshot.counters.in_recovery
+    text.append("  standby" if standby else "  primary", style="bold")
+    uptime = (snapshot.collected_at - caps.started_at).total_seconds()
+    text.append(f"  up {duration(uptime)}")
+    _refresh_text(text, snapshot, interval=interval, paused=paused, age=age, stale=stale)
     used = snapshot.client_connections
     limit = caps.max_connections
     full = used >= limit - caps.reserved_connections
@@ -163,6 +175,31 @@ def health_text(data: HealthData | None, trend: Trend, width: int) -> Text:
     return text
 
 
+def _pooler_text(text: Text, snapshot: PoolsSnapshot) -> Text:
+    """The second line on a PgBouncer: its clients, its servers, its traffic."""
+    waiting = snapshot.clients_waiting
+    text.append(f"pools {len(snapshot.pools)}", style="bold")
+    text.append("  clients active ")
+    text.append(str(snapshot.clients_active), style="bold")
+    text.append("  waiting ")
+    text.append(str(waiting), style="reverse bold" if waiting else "bold")
+    if waiting:
+        text.append(f" longest {duration(snapshot.longest_wait_s)}", style="reverse bold")
+    for label, figure in (
+        ("servers active", snapshot.servers_active),
+        ("idle", snapshot.servers_idle),
+        ("used", snapshot.servers_used),
+    ):
+        text.append(f"  {label} ")
+        text.append(str(figure), style="bold")
+    if snapshot.traffic:
+        xacts = sum(t.xact_per_s for t in snapshot.traffic)
+        queries = sum(t.query_per_s for t in snapshot.traffic)
+        # Bytes in and out are in a pool's detail: the line ends here at 120 columns.
+        text.append(f"  tps {rate(xacts)}  qps {rate(queries)}")
+    return text
+
+
 class ServerHeader(Widget):
     """Server, version, role, connections and session counts; the worst health findings
     and the trend of the last minutes."""
@@ -174,7 +211,7 @@ class ServerHeader(Widget):
 
     def __init__(self) -> None:
         super().__init__()
-        self._snapshot: ActivitySnapshot | None = None
+        self._snapshot: Snapshot | None = None
         self._received = 0.0
         self._health: HealthData | None = None
         self._trend = Trend()
@@ -197,10 +234,10 @@ class ServerHeader(Widget):
         ):
             self.refresh()
 
-    def show(self, snapshot: ActivitySnapshot | None) -> None:
+    def show(self, snapshot: Snapshot | None) -> None:
         self._snapshot = snapshot
         self._received = time.monotonic()
-        if snapshot is not None:
+        if isinstance(snapshot, ActivitySnapshot):
             self._trend.add(snapshot)
         self.refresh()
 

@@ -68,11 +68,11 @@ async def test_activity_shows_staged_sessions_end_to_end(
         await wait_for(pilot, lambda: len(source.own_pids) == 2, "the action connection")
         await wait_for(
             pilot,
-            lambda: app.snapshot is not None and app.snapshot.own_pids == source.own_pids,
+            lambda: app.activity is not None and app.activity.own_pids == source.own_pids,
             "a poll that knows both",
         )
-        assert app.snapshot is not None
-        assert not source.own_pids & {b.pid for b in app.snapshot.backends}
+        assert app.activity is not None
+        assert not source.own_pids & {b.pid for b in app.activity.backends}
         assert not source.own_pids & set(shown_pids(app))
 
 

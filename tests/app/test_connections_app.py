@@ -41,7 +41,7 @@ async def test_a_cycles_the_groupings_and_enter_lists_one_group(
     busy, idle = ("group", staged_groups.busy), ("group", staged_groups.idle)
     app = PgTopApp(Settings(conninfo=dsn, refresh=0.5))
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.snapshot is not None, "the first refresh")
+        await wait_for(pilot, lambda: app.activity is not None, "the first refresh")
         await pilot.press("a")
         await wait_for(pilot, lambda: busy in keys(app) and idle in keys(app), "the groups")
         assert header(app).startswith("APPLICATION SESSIONS ACTIVE IDLE IDLE TX WAITING")

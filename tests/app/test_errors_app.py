@@ -12,7 +12,7 @@ from helpers import shows
 
 from pgtop.app import PgTopApp
 from pgtop.config import Settings, write_crash_log
-from pgtop.model import ActivitySnapshot
+from pgtop.model import Snapshot
 from pgtop.panes.activity import ActivityPane
 
 SECRET = "Pw-Do-Not-Show-42"
@@ -34,7 +34,7 @@ async def test_a_failing_poll_keeps_the_app_running(private_logs: Path) -> None:
     class Flaky(CannedSource):
         calls = 0
 
-        async def poll(self) -> ActivitySnapshot:
+        async def poll(self) -> Snapshot:
             self.calls += 1
             if self.calls == 2:
                 raise RuntimeError(f"unexpected state password={SECRET}")

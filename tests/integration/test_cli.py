@@ -21,9 +21,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from conftest import POOL_SIZE, Pooled
 from psycopg.conninfo import make_conninfo
 
-from pgtop.cluster import Cluster
+from pgtop.cluster import Bouncer, Cluster
 from pgtop.pg import EXIT_AUTH, EXIT_BUSY, EXIT_UNREACHABLE
 
 #: Keys of every row of ``--once activity --format json``.
@@ -379,21 +380,15 @@ def test_interactive_view_without_a_terminal_says_so(dsn: str, tmp_path: Path) -
     assert "--once" in line
 
 
-def test_interactive_view_in_a_real_terminal(dsn: str, sessions: Any, tmp_path: Path) -> None:
-    """In a pseudo-terminal: the first screen shows a running session, ``q`` quits with 0,
-    and the terminal is handed back (alternate screen left, cursor shown)."""
+def run_in_terminal(tmp_path: Path, conninfo: str, shown: bytes) -> bytes:
+    """Run pgtop in a pseudo-terminal of 120x30 until ``shown`` is on its screen, then
+    press ``q``: it exits with 0. Returns everything it wrote."""
     import fcntl
     import pty
     import select
     import struct
     import termios
 
-    busy = sessions.open(application_name="pty-visible-session")
-    sessions.run_in_background(busy, "SELECT /* ptyvisible */ pg_sleep(60)")
-    sessions.wait_until(
-        "SELECT EXISTS (SELECT FROM pg_stat_activity"
-        " WHERE application_name = 'pty-visible-session' AND state = 'active')"
-    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "TEXTUAL"))}
     env.update(
         PGTOP_CONFIG=str(tmp_path / "no-such-config.toml"),
@@ -404,7 +399,7 @@ def test_interactive_view_in_a_real_terminal(dsn: str, sessions: Any, tmp_path: 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
     proc = subprocess.Popen(
-        ["setsid", "-c", sys.executable, "-m", "pgtop", "-w", dsn],
+        ["setsid", "-c", sys.executable, "-m", "pgtop", "-w", conninfo],
         stdin=slave,
         stdout=slave,
         stderr=slave,
@@ -428,8 +423,8 @@ def test_interactive_view_in_a_real_terminal(dsn: str, sessions: Any, tmp_path: 
                 output.extend(chunk)
 
     try:
-        read_until(lambda: b"ptyvisible" in output, 30)
-        assert b"ptyvisible" in output, bytes(output[-2000:])
+        read_until(lambda: shown in output, 30)
+        assert shown in output, bytes(output[-2000:])
         os.write(master, b"q")
         read_until(lambda: proc.poll() is not None, 15)
         assert proc.wait(timeout=15) == 0
@@ -440,6 +435,19 @@ def test_interactive_view_in_a_real_terminal(dsn: str, sessions: Any, tmp_path: 
         os.close(master)
     text = bytes(output)
     assert b"Traceback" not in text
+    return text
+
+
+def test_interactive_view_in_a_real_terminal(dsn: str, sessions: Any, tmp_path: Path) -> None:
+    """In a pseudo-terminal: the first screen shows a running session, ``q`` quits with 0,
+    and the terminal is handed back (alternate screen left, cursor shown)."""
+    busy = sessions.open(application_name="pty-visible-session")
+    sessions.run_in_background(busy, "SELECT /* ptyvisible */ pg_sleep(60)")
+    sessions.wait_until(
+        "SELECT EXISTS (SELECT FROM pg_stat_activity"
+        " WHERE application_name = 'pty-visible-session' AND state = 'active')"
+    )
+    text = run_in_terminal(tmp_path, dsn, b"ptyvisible")
     # Leaving: the alternate screen is left and the cursor shown again, after the UI.
     assert text.rfind(b"\x1b[?1049l") > text.find(b"ptyvisible")
     assert b"\x1b[?25h" in text[text.rfind(b"\x1b[?1049l") - 200 :]
@@ -514,3 +522,87 @@ def test_once_connections_groups_the_sessions(
         "3",
         "1.5%",
     ]
+
+
+# -- PgBouncer's admin console -----------------------------------------------------------------
+
+#: Keys of every row of ``--once pools --format json``.
+POOLS_KEYS = {
+    "database",
+    "user",
+    "cl_active",
+    "cl_waiting",
+    "sv_active",
+    "sv_idle",
+    "sv_used",
+    "maxwait_s",
+    "pool_mode",
+    "pool_size",
+}
+
+
+def wait_for_waiting(bouncer: Bouncer, count: int) -> None:
+    """Until PgBouncer counts ``count`` clients of database postgres waiting."""
+    deadline = time.monotonic() + 10
+    with psycopg.connect(bouncer.conninfo(), autocommit=True) as console:
+        while True:
+            pools = console.execute("SHOW POOLS").fetchall()
+            if any(row[0] == "postgres" and row[3] == count for row in pools):
+                return
+            assert time.monotonic() < deadline, pools
+            time.sleep(0.05)
+
+
+def test_once_pools_shows_the_waiting_clients(
+    bouncer: Bouncer, pooled: Pooled, tmp_path: Path
+) -> None:
+    pooled.hold(POOL_SIZE, "holder")
+    pooled.wait(3, "waiter")
+    wait_for_waiting(bouncer, 3)
+
+    proc = run_pgtop(tmp_path, "--once", "pools", "--format", "json", bouncer.conninfo())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    document = json.loads(proc.stdout)
+    assert document["tab"] == "pools"
+    assert document["server"]["software"] == "PgBouncer"
+    assert document["server"]["version"][0].isdigit()
+    for row in document["rows"]:
+        assert set(row) == POOLS_KEYS
+    (pool,) = [row for row in document["rows"] if row["database"] == "postgres"]
+    assert pool["user"] == "postgres"
+    assert (pool["cl_active"], pool["cl_waiting"]) == (POOL_SIZE, 3)
+    assert (pool["sv_active"], pool["sv_idle"], pool["sv_used"]) == (POOL_SIZE, 0, 0)
+    assert pool["maxwait_s"] > 0
+    assert (pool["pool_mode"], pool["pool_size"]) == ("session", POOL_SIZE)
+
+    text = run_pgtop(tmp_path, "--once", "pools", bouncer.conninfo(user="monitor"))
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[0].split()[:4] == ["DATABASE", "USER", "CL_ACTIVE", "CL_WAITING"]
+    (line,) = [line for line in lines if line.startswith("postgres ")]
+    assert line.split()[:4] == ["postgres", "postgres", str(POOL_SIZE), "3"]
+
+
+def test_the_console_has_pools_only(bouncer: Bouncer, pg_cluster: Cluster, tmp_path: Path) -> None:
+    line = assert_fails(run_pgtop(tmp_path, "--once", "activity", bouncer.conninfo()), 2, tmp_path)
+    assert "PgBouncer admin console" in line
+    assert "it has pools" in line
+    line = assert_fails(run_pgtop(tmp_path, "--once", "pools", pg_cluster.conninfo()), 2, tmp_path)
+    assert "not a PgBouncer admin console" in line
+    # A pooled database is neither PostgreSQL as pgtop reads it, nor the console.
+    pooled_db = bouncer.conninfo("postgres")
+    line = assert_fails(run_pgtop(tmp_path, "--once", "activity", pooled_db), 2, tmp_path)
+    assert "dbname=pgbouncer" in line
+
+
+def test_the_pools_view_in_a_real_terminal(
+    bouncer: Bouncer, pooled: Pooled, tmp_path: Path
+) -> None:
+    """pgtop pointed at the console recognises it and opens the Pools view."""
+    pooled.hold(POOL_SIZE, "holder")
+    pooled.wait(1, "waiter")
+    wait_for_waiting(bouncer, 1)
+    text = run_in_terminal(tmp_path, bouncer.conninfo(), b"client waiting for a server")
+    assert b"PgBouncer " in text
+    assert b"Activity" not in text

@@ -12,7 +12,7 @@ from textual.dom import DOMNode
 
 import pgtop.panes
 import pgtop.screens
-from pgtop.tabs import TABS
+from pgtop.tabs import POOLER_TABS, TABS
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -22,7 +22,7 @@ def binding_ids() -> set[str]:
     modules = ["pgtop.app"]
     for package in (pgtop.screens, pgtop.panes):
         modules += [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
-    ids = {f"tab-{tab.name}" for tab in TABS}
+    ids = {f"tab-{tab.name}" for tab in (*TABS, *POOLER_TABS)}
     for name in modules:
         for value in vars(importlib.import_module(name)).values():
             if isinstance(value, type) and issubclass(value, DOMNode):
