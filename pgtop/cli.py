@@ -27,7 +27,7 @@ from pgtop.config import (
     load_file_config,
     write_crash_log,
 )
-from pgtop.reports import POOLER_REPORTS, REPORTS
+from pgtop.reports import POOLER_REPORTS, REPORTS, SERVER_REPORTS
 from pgtop.text import redact_text
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ def _report_refused(once: str, pooler: bool) -> str | None:
             f"--once {once}: this is a PgBouncer admin console; it has "
             f"{', '.join(POOLER_REPORTS)} (point pgtop at PostgreSQL itself for {once})"
         )
-    if not pooler and once in POOLER_REPORTS:
+    if not pooler and once not in SERVER_REPORTS:
         return (
             f"--once {once}: this is PostgreSQL, not a PgBouncer admin console (dbname=pgbouncer)"
         )

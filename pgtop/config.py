@@ -50,6 +50,8 @@ class Thresholds:
 
     connections: tuple[float, float] = (80.0, 95.0)
     """Percent of the connection slots open to ordinary roles."""
+    application_slots: tuple[float, float] = (50.0, 75.0)
+    """Percent of the connection slots open to ordinary roles that one application holds."""
     idle_in_transaction: tuple[float, float] = (60.0, 600.0)
     """Seconds a session has been idle in a transaction."""
     lock_wait: tuple[float, float] = (10.0, 60.0)
@@ -82,6 +84,8 @@ class Thresholds:
     """Seconds the xmin horizon has been held back by the same holder."""
     statement_slowdown: tuple[float, float] = (5.0, 20.0)
     """How many times its lifetime mean a statement's mean time of the last minutes is."""
+    pooler_wait: tuple[float, float] = (1.0, 10.0)
+    """Seconds the client of a PgBouncer that has waited longest has waited for a server."""
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -41,6 +41,7 @@ from pgtop import pg
 from pgtop.actions import ActionRunner
 from pgtop.collectors.activity import LIST_QUERY_LIMIT, ActivityCollector
 from pgtop.collectors.base import CollectorContext, CollectorFactory, Connection, TabCollector
+from pgtop.collectors.health import PoolerHealth
 from pgtop.collectors.pgbouncer import PoolsCollector
 from pgtop.config import Settings
 from pgtop.model import ActivitySnapshot, Capabilities, PoolsSnapshot, Snapshot
@@ -411,6 +412,7 @@ class PoolerSource(_Connected):
         self.actions: ActionRunner | None = None
         self.other_databases = False
         self._collector: PoolsCollector | None = None
+        self._health = PoolerHealth(settings.health)
 
     async def _open(self) -> Connection:
         return await pg.connect_console(self.settings.conninfo, self.settings.password)
@@ -431,5 +433,8 @@ class PoolerSource(_Connected):
     async def collect(
         self, tab: str, activity: Snapshot, needs: object, *, now: bool = False
     ) -> object | None:
-        """Nothing: the Pools tab shows the snapshot of each refresh."""
+        """The Health checks, from the pools just read; nothing for the Pools tab, which
+        shows the snapshot of each refresh."""
+        if tab == "health" and isinstance(activity, PoolsSnapshot):
+            return self._health.evaluate(activity)
         return None

@@ -48,8 +48,9 @@ TABS = (
 )
 
 
-POOLER_TABS = (Tab(PoolsPane),)
-"""A PgBouncer admin console's: the Pools view, whose data is the snapshot of each refresh."""
+POOLER_TABS = (Tab(PoolsPane), Tab(HealthPane, always=True))
+"""A PgBouncer admin console's: the Pools view, whose data is the snapshot of each refresh,
+and its Health checks, which its source works out from that snapshot."""
 
 
 def tabs_for(kind: SourceKind) -> tuple[Tab, ...]:

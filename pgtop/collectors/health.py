@@ -24,6 +24,7 @@ from pgtop import sql
 from pgtop.collectors.base import CollectorContext, Connection
 from pgtop.collectors.catalog.collectors import vacuum_table
 from pgtop.collectors.catalog.model import AutovacuumSettings, HorizonHolder
+from pgtop.collectors.connections import session_groups
 from pgtop.collectors.statements import (
     StatementKey,
     StatementsCollector,
@@ -33,7 +34,7 @@ from pgtop.collectors.statements import (
 )
 from pgtop.config import Thresholds
 from pgtop.formats import duration, percent, size
-from pgtop.model import ActivitySnapshot, Backend
+from pgtop.model import ActivitySnapshot, Backend, PoolsSnapshot
 from pgtop.text import name_text
 
 HEALTH_INTERVAL = 30.0
@@ -295,6 +296,33 @@ def root_blocker(snapshot: ActivitySnapshot, pid: int) -> int:
 _IDLE_IN_TX = frozenset({"idle in transaction", "idle in transaction (aborted)"})
 
 
+def _application_slots(
+    snapshot: ActivitySnapshot, open_slots: int, bounds: tuple[float, float]
+) -> Finding:
+    """The application whose client sessions hold the most connection slots (the Activity
+    tab's groups by application), graded by its share of the slots open to ordinary roles."""
+    groups = session_groups(snapshot, ("application_name",))
+    if not groups:
+        return _finding("application_slots", 0.0, bounds, "no client session", "")
+    top = groups[0]
+    (application,) = top.key
+    share = 100.0 * top.total / open_slots if open_slots > 0 else 100.0
+    name = name_text(application, 60) if application else "(no application_name)"
+    pid = next(
+        b.pid for b in snapshot.backends if b.is_client and b.application_name == application
+    )
+    return _finding(
+        "application_slots",
+        share,
+        bounds,
+        f"application {name} holds {top.total} of {open_slots} connection slots "
+        f"({percent(share / 100)}; {top.active} active, {top.idle} idle, "
+        f"{top.idle_in_transaction} idle in tx)",
+        f"{name} holds {percent(share / 100)} of slots",
+        Target("session", pid=pid, name=application),
+    )
+
+
 def session_findings(snapshot: ActivitySnapshot, limits: Thresholds) -> list[Finding]:
     """The checks worked out from the Activity snapshot alone."""
     caps = snapshot.capabilities
@@ -311,6 +339,7 @@ def session_findings(snapshot: ActivitySnapshot, limits: Thresholds) -> list[Fin
             f"conns {percent(share / 100)}",
             Target("session"),
         ),
+        _application_slots(snapshot, open_slots, limits.application_slots),
         _session_check(
             snapshot,
             "idle_in_transaction",
@@ -741,6 +770,7 @@ def ordered(findings: Iterable[Finding]) -> tuple[Finding, ...]:
 
 CHECKS = (
     "connections",
+    "application_slots",
     "idle_in_transaction",
     "lock_wait",
     "long_transaction",
@@ -759,10 +789,13 @@ CHECKS = (
     "xmin_horizon",
     "statement_slowdown",
 )
-"""Every check's id, in the order they are listed when of equal status."""
-_SLOW = frozenset(CHECKS[4:])
+"""Every check's id on PostgreSQL, in the order they are listed when of equal status."""
+POOLER_CHECKS = ("pooler_wait",)
+"""Every check's id on a PgBouncer's admin console."""
+_SLOW = frozenset(CHECKS[CHECKS.index("xid_wraparound") :])
 UNITS = {
     "connections": "%",
+    "application_slots": "%",
     "idle_in_transaction": "s",
     "lock_wait": "s",
     "long_transaction": "s",
@@ -780,6 +813,7 @@ UNITS = {
     "vacuum_backlog": "s",
     "xmin_horizon": "s",
     "statement_slowdown": "x",
+    "pooler_wait": "s",
 }
 """The unit of each check's value and thresholds (``formats.quantity``)."""
 """The checks that need the slow reads."""
@@ -843,12 +877,7 @@ class HealthCollector:
             activity.collected_at,
         )
         now = activity.collected_at
-        dated = []
-        for finding in findings:
-            seen = self._since.get(finding.check)
-            if seen is None or seen[0] is not finding.status:
-                seen = self._since[finding.check] = (finding.status, now)
-            dated.append(replace(finding, since=seen[1]))
+        dated = _dated(findings, self._since, now)
         return HealthData(now, ordered(dated), read.collected_at if read else None)
 
     def _follow(self, read: ServerRead) -> None:
@@ -918,3 +947,57 @@ class HealthCollector:
                     )
                 )
         return tuple(found)
+
+
+def _dated(
+    findings: Iterable[Finding], since: dict[str, tuple[Status, datetime]], now: datetime
+) -> list[Finding]:
+    """The findings with since when each has been in its status (kept in ``since``)."""
+    dated = []
+    for finding in findings:
+        seen = since.get(finding.check)
+        if seen is None or seen[0] is not finding.status:
+            seen = since[finding.check] = (finding.status, now)
+        dated.append(replace(finding, since=seen[1]))
+    return dated
+
+
+# -- a PgBouncer -------------------------------------------------------------------------------
+
+
+def pooler_findings(snapshot: PoolsSnapshot, limits: Thresholds) -> list[Finding]:
+    """The checks of a PgBouncer's admin console, from its pools: clients waiting for a
+    server, graded by how long the one that has waited longest has waited."""
+    bounds = limits.pooler_wait
+    waiting = snapshot.waiting_pools()
+    if not waiting:
+        return [_finding("pooler_wait", 0.0, bounds, "no client waits for a server", "")]
+    first = waiting[0]
+    where = name_text(f"{first.database}/{first.user}", 60)
+    clients = snapshot.clients_waiting
+    return [
+        _finding(
+            "pooler_wait",
+            first.maxwait_s,
+            bounds,
+            f"{clients} clients waiting for a server in {len(waiting)} pools; pool {where} "
+            f"({first.cl_waiting} waiting, {first.sv_active} servers active of "
+            f"{first.pool_size if first.pool_size is not None else '?'}) for "
+            f"{duration(first.maxwait_s)}",
+            f"{clients} clients wait {duration(first.maxwait_s)} ({where})",
+        )
+    ]
+
+
+class PoolerHealth:
+    """The Health checks of a PgBouncer's admin console, worked out from the pools of each
+    refresh: no command of their own."""
+
+    def __init__(self, limits: Thresholds) -> None:
+        self.limits = limits
+        self._since: dict[str, tuple[Status, datetime]] = {}
+
+    def evaluate(self, snapshot: PoolsSnapshot) -> HealthData:
+        now = snapshot.collected_at
+        findings = _dated(pooler_findings(snapshot, self.limits), self._since, now)
+        return HealthData(now, ordered(findings), None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pgtop.reports.base import Reader, Report
 
-__all__ = ["POOLER_REPORTS", "REPORTS", "Reader", "Report", "reports"]
+__all__ = ["POOLER_REPORTS", "REPORTS", "SERVER_REPORTS", "Reader", "Report", "reports"]
 
 REPORTS = (
     "activity",
@@ -25,8 +25,11 @@ REPORTS = (
 )
 """The reports ``--once`` prints, in order (one per tab, and the Activity tab's groups)."""
 
-POOLER_REPORTS = ("pools",)
-"""The reports of a PgBouncer admin console; the others are a PostgreSQL server's."""
+POOLER_REPORTS = ("pools", "health")
+"""The reports of a PgBouncer admin console."""
+
+SERVER_REPORTS = tuple(name for name in REPORTS if name != "pools")
+"""The reports of a PostgreSQL server."""
 
 
 def reports() -> dict[str, Reader]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pgtop.collectors.health import UNITS, HealthData, Status
+from pgtop.model import PoolsSnapshot
 from pgtop.reports.base import Report, Row, text
 from pgtop.text import one_line
 
@@ -31,7 +32,7 @@ def health_rows(data: HealthData) -> list[Row]:
     ]
 
 
-def of(data: HealthData) -> Report:
+def of(data: HealthData, server: dict[str, Any] | None = None) -> Report:
     columns = [
         ("STATUS", lambda row: str(row["status"]).upper()),
         ("CHECK", text("check", 24)),
@@ -39,11 +40,13 @@ def of(data: HealthData) -> Report:
     ]
     worst = data.worst()
     code = EXIT_CRIT if worst is Status.CRIT else EXIT_WARN if worst is Status.WARN else 0
-    return Report(data.collected_at, health_rows(data), columns, exit_code=code)
+    return Report(data.collected_at, health_rows(data), columns, exit_code=code, server=server)
 
 
 async def report(source: Any) -> Report:
     activity = await source.poll()
     data = await source.collect("health", activity, None, now=True)
     assert isinstance(data, HealthData)
+    if isinstance(activity, PoolsSnapshot):
+        return of(data, {"software": "PgBouncer", "version": activity.version})
     return of(data)

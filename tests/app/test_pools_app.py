@@ -41,7 +41,9 @@ async def test_the_pools_view_shows_waiting_clients_and_survives_a_restart(
         # The Pools view instead of the PostgreSQL tabs, and no action offered.
         tabs = app.screen.query_one(TabbedContent)
         assert tabs.active == "pools"
-        assert [pane.id for pane in tabs.query("TabPane")] == ["pools"]
+        assert [pane.id for pane in tabs.query("TabPane")] == ["pools", "health"]
+        # The health line names the waiting clients (longer than 1 s: warn).
+        await shows(pilot, "WARN 2 clients wait ", timeout=30)
         assert "Activity" not in text
         assert app.actions is None
         row = table(app).get_row(("postgres", "postgres"))

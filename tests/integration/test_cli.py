@@ -576,6 +576,16 @@ def test_once_pools_shows_the_waiting_clients(
     assert pool["maxwait_s"] > 0
     assert (pool["pool_mode"], pool["pool_size"]) == ("session", POOL_SIZE)
 
+    # The Health check of the console: clients waiting for a server.
+    health = run_pgtop(tmp_path, "--once", "health", "--format", "json", bouncer.conninfo())
+    assert health.returncode in (0, 8, 9), health.stderr
+    document = json.loads(health.stdout)
+    assert document["server"]["software"] == "PgBouncer"
+    (check,) = document["rows"]
+    assert check["check"] == "pooler_wait"
+    assert check["value"] > 0
+    assert check["summary"].startswith("3 clients waiting for a server in 1 pools; pool postgres/")
+
     text = run_pgtop(tmp_path, "--once", "pools", bouncer.conninfo(user="monitor"))
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()

@@ -150,7 +150,11 @@ def test_connections_nearly_full(
     assert row["status"] == "warn", row  # 5 and pgtop's own: 6 of 7
     assert row["value"] == pytest.approx(100 * 6 / 7)
     assert "6 of 7 connection slots" in row["summary"]
-    assert others(rows, "connections") == {}
+    # The 5 sessions are one application's (no application_name): 5 of 7 slots, over 50 %.
+    application = rows["application_slots"]
+    assert application["status"] == "warn", application
+    assert application["summary"].startswith("application (no application_name) holds 5 of 7")
+    assert others(rows, "connections", "application_slots") == {}
     assert code == EXIT_WARN
 
 

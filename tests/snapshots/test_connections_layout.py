@@ -8,7 +8,8 @@ from typing import Any
 from canned import NOW, CannedSource, incident_snapshot, settle
 
 from pgtop.app import PgTopApp
-from pgtop.config import Settings
+from pgtop.collectors.health import PoolerHealth
+from pgtop.config import Settings, Thresholds
 from pgtop.model import Pool, PoolerTraffic, PoolsSnapshot
 from pgtop.widgets.keyed_table import KeyedTable
 
@@ -106,6 +107,8 @@ def test_pools_at_120x30(snap_compare: Any) -> None:
     """A PgBouncer console: header "PgBouncer 1.18.0", "clients active 24 waiting 14
     longest 3.2s", servers 21 active, 2 idle, 1 used, tps 410, qps 1.2k; only the Pools tab;
     the pool shop/app first (14 waiting, warning colour, MAXWAIT 3.2s); the status line "14 clients
-    waiting for a server, longest 3.2s (shop/app)"; the hostile database name literal."""
-    app = PgTopApp(Settings(refresh=60), source=CannedSource(pools_snapshot()))
+    waiting for a server, longest 3.2s (shop/app)"; the hostile database name literal; the
+    health line "WARN 14 clients wait 3.2s (shop/app)" (pooler_wait: warn 1 s, crit 10 s)."""
+    health = PoolerHealth(Thresholds()).evaluate(pools_snapshot())
+    app = PgTopApp(Settings(refresh=60), source=CannedSource(pools_snapshot(), {"health": health}))
     assert snap_compare(app, terminal_size=(120, 30), run_before=show_pools)
