@@ -320,24 +320,32 @@ class PgTopApp(App[int]):
     async def _collect_tabs(self, snapshot: Snapshot) -> None:
         """The data of the tab on screen, and of the tabs whose collectors always run (the
         Health checks, which the header names on every tab)."""
-        await self._collect_tab(self.active_tab, snapshot)
+        if not await self._collect_tab(self.active_tab, snapshot):
+            return
         for tab in self.tabs:
-            if tab.always and tab.name != self.active_tab:
-                await self._collect_tab(tab.name, snapshot)
+            always = tab.always and tab.name != self.active_tab
+            if always and not await self._collect_tab(tab.name, snapshot):
+                return
 
-    async def _collect_tab(self, tab: str, snapshot: Snapshot) -> None:
-        """The data of ``tab``, when its source has something new."""
+    async def _collect_tab(self, tab: str, snapshot: Snapshot) -> bool:
+        """The data of ``tab``, when its source has something new. False when the
+        connection was lost meanwhile: that is said like a failed poll (banner, reconnect),
+        not only in the tab."""
         now = tab in self._now
         self._now.discard(tab)
         try:
             data = await self.source.collect(tab, snapshot, self._needs.get(tab), now=now)
         except PollError as exc:
             self.post_message(TabDataFailed(tab, str(exc)))
+            if exc.connection_lost:
+                self.post_message(PollFailed(str(exc), connection_lost=True))
+                return False
         except Exception as exc:  # a bug in one tab must not stop monitoring
             self.post_message(TabDataFailed(tab, self._internal_error(exc)))
         else:
             if data is not None:
                 self.post_message(TabDataCollected(tab, data))
+        return True
 
     def report_failure(self, error: BaseException, what: str) -> None:
         """A background task ended in an error: on screen, and in the crash log."""

@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 import psycopg.sql
 from helpers import notified, screen_text, shows, wait_for
+from textual import events
 from textual.widgets import Button
 
 from pgtop.app import PgTopApp
@@ -79,7 +80,12 @@ async def test_keys_typed_before_the_dialog_are_not_an_answer(dsn: str, sessions
     app = PgTopApp(Settings(conninfo=dsn, refresh=0.5))
     async with app.run_test(size=SIZE) as pilot:
         await select(pilot, app, pid)
-        await pilot.press("K", "y", "y")  # typed ahead, before the dialog could be read
+        # Typed ahead, all three before the dialog could be read: the keys are queued at
+        # once (pilot.press would wait for each key to be handled before typing the next).
+        for key in ("K", "y", "y"):
+            event = events.Key(key, key)
+            event.set_sender(app)
+            app.post_message(event)
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the dialog")
         await pilot.pause(0.2)
         assert isinstance(app.screen, ConfirmDialog), "still asking"
