@@ -214,12 +214,13 @@ class ActivityPane(SessionActions, ListPane):
     NOUN = "sessions"
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        # Most needed first: a narrow footer cuts the last ones.
+        *SESSION_ACTION_BINDINGS,
         *FILTER_BINDINGS,
         Binding("i", "toggle_idle", "Idle", id="toggle-idle"),
         Binding("b", "toggle_background", "Background", id="toggle-background"),
         Binding("a", "cycle_grouping", "Group", id="group-sessions", show=False),
         *SORT_BINDINGS,
-        *SESSION_ACTION_BINDINGS,
     ]
 
     def __init__(self) -> None:

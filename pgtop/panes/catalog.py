@@ -37,11 +37,12 @@ class CatalogPane(RelationActions, ListPane):
     """The collector sizes the rows on screen exactly."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        # Most needed first: a narrow footer cuts the last ones.
+        *RELATION_ACTION_BINDINGS,
         *FILTER_BINDINGS,
+        Binding("d", "switch_database", "Database", id="switch-database"),
         *SORT_BINDINGS,
         Binding("f5,ctrl+r", "refresh_data", "Refresh", id="refresh-pane"),
-        Binding("d", "switch_database", "Database", id="switch-database"),
-        *RELATION_ACTION_BINDINGS,
     ]
 
     def __init__(self) -> None:

@@ -10,10 +10,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from pgtop.actions import action_log_path
 from pgtop.text import one_line
+from pgtop.widgets.footer import KeysFooter
 
 SHOWN = 200
 """The newest entries shown."""
@@ -59,7 +60,7 @@ class ActionLogScreen(Screen[None]):
             lines = []
         with VerticalScroll(id="detail-body"):
             yield Static(log_text(lines))
-        yield Footer()
+        yield KeysFooter()
 
     def action_close(self) -> None:
         self.dismiss()

@@ -9,13 +9,14 @@ from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, TabbedContent
+from textual.widgets import TabbedContent
 
 from pgtop.collectors.health import HealthData
 from pgtop.model import ActivitySnapshot
 from pgtop.panes.base import ListPane
 from pgtop.panes.catalog import CatalogPane
 from pgtop.panes.host import Host, host_of
+from pgtop.widgets.footer import KeysFooter
 from pgtop.widgets.header import ActionBar, ConnectionBanner, ServerHeader
 from pgtop.widgets.keyed_table import KeyedTable
 
@@ -50,7 +51,7 @@ class MainScreen(Screen[None]):
         with TabbedContent(initial=first or ""):
             for pane in self.PANES:
                 yield pane()
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.watch(self.app, "snapshot", self.show_latest_snapshot)

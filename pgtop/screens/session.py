@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from pgtop.collectors.activity import WHOLE_TEXT_LIMIT, SessionDetail
 from pgtop.formats import duration
@@ -19,6 +19,7 @@ from pgtop.panes.activity import HIDDEN_TEXT, state_label
 from pgtop.panes.host import Host, ReportsFailures, host_of
 from pgtop.source import PollError
 from pgtop.text import one_line, visible
+from pgtop.widgets.footer import KeysFooter
 
 
 def fields_text(backend: Backend, snapshot: ActivitySnapshot | None, gone: bool) -> Text:
@@ -69,27 +70,50 @@ def fields_text(backend: Backend, snapshot: ActivitySnapshot | None, gone: bool)
     return text
 
 
+def _lock_target(lock: dict[str, Any]) -> str:
+    target = lock["relation"] or lock["transactionid"] or lock["virtualxid"]
+    if target is None and lock["objid"] is not None:
+        target = f"object {lock['classid']}/{lock['objid']}"
+    return one_line(str(target or ""), 200)
+
+
+def locks_summary(locks: list[dict[str, Any]]) -> str:
+    """The locks in one line, for the title: what the session waits for, how many it holds.
+
+    >>> locks_summary([{"granted": True}, {"granted": True}])
+    'holds 2 locks'
+    """
+    held = sum(1 for lock in locks if lock["granted"])
+    parts = [
+        f"WAITS for {lock['mode']} on {lock['locktype']} {_lock_target(lock)}"
+        for lock in locks
+        if not lock["granted"]
+    ]
+    parts.append(f"holds {held} lock{'' if held == 1 else 's'}" if held else "holds no lock")
+    return " · ".join(parts)
+
+
 def locks_text(locks: list[dict[str, Any]]) -> Text:
     text = Text()
     if not locks:
         text.append("no locks held or awaited", style="italic")
         return text
     for lock in locks:
-        target = lock["relation"] or lock["transactionid"] or lock["virtualxid"]
-        if target is None and lock["objid"] is not None:
-            target = f"object {lock['classid']}/{lock['objid']}"
         status = "HOLDS  " if lock["granted"] else "WAITS  "
         text.append(status, style="bold" if lock["granted"] else "bold reverse")
         text.append(f"{lock['mode']:<24} {lock['locktype']:<14} ")
-        text.append(one_line(str(target or ""), 200))
+        text.append(_lock_target(lock))
         if lock.get("waitstart") is not None:
             text.append(f"  since {lock['waitstart']:%H:%M:%S}")
         text.append("\n")
+    text.rstrip()
     return text
 
 
 class SessionScreen(ReportsFailures, Screen[None]):
-    """One backend in full; stays live until closed."""
+    """One backend in full; stays live until closed. What one opens it for comes first,
+    within an 80x24 terminal: the title sums up the locks, then the query, its locks, and
+    the session's fields last."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "close", "Back", id="close-detail"),
@@ -109,12 +133,13 @@ class SessionScreen(ReportsFailures, Screen[None]):
         title = f"Backend {self.backend.pid}"
         yield Static(Text(title, style="bold"), id="detail-title")
         with VerticalScroll(id="detail-body"):
-            yield Static(id="detail-fields")
             yield Static(Text("Query", style="bold underline"), classes="detail-heading")
             yield Static(id="detail-query")
             yield Static(Text("Locks", style="bold underline"), classes="detail-heading")
             yield Static(Text("loading…", style="italic"), id="detail-locks")
-        yield Footer()
+            yield Static(Text("Session", style="bold underline"), classes="detail-heading")
+            yield Static(id="detail-fields")
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.watch(self.app, "snapshot", self._follow, init=True)
@@ -166,3 +191,6 @@ class SessionScreen(ReportsFailures, Screen[None]):
                 )
             query_box.update(shown)
         locks_box.update(locks_text(locks))
+        title = Text(f"Backend {self.backend.pid}", style="bold", no_wrap=True, overflow="ellipsis")
+        title.append(f" · {locks_summary(locks)}", style="")
+        self.query_one("#detail-title", Static).update(title)

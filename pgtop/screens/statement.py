@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from pgtop.collectors.activity import WHOLE_TEXT_LIMIT
 from pgtop.collectors.plans import QueryPlan, StatementPlan, plan_obstacle
@@ -31,6 +31,7 @@ from pgtop.formats import cores, duration, hit_ratio, millis, rate, size
 from pgtop.panes.host import Host, ReportsFailures, host_of
 from pgtop.source import PollError
 from pgtop.text import name_text, one_line, visible
+from pgtop.widgets.footer import KeysFooter
 
 COUNTER_LABELS: tuple[tuple[str, str, str], ...] = (
     ("calls", "calls", "count"),
@@ -222,7 +223,7 @@ class StatementScreen(ReportsFailures, Screen[None]):
             yield Static(Text("planning…", style="italic"), id="statement-plan")
             yield Static(id="statement-counters-heading", classes="detail-heading")
             yield Static(id="statement-counters")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.watch(self.app, "latest_tab_data", self._follow, init=False)

@@ -33,17 +33,136 @@ def _state(widget: Widget) -> Monitoring:
     return cast(Monitoring, widget.app)
 
 
-def _refresh_text(
-    text: Text, snapshot: Snapshot, *, interval: float, paused: bool, age: float | None, stale: bool
-) -> None:
-    """How often and when the data was read, and whether it is stale."""
-    text.append(f"  every {interval:g}s")
+Piece = tuple[str, str]
+"""A piece of a header line: its text and its style."""
+
+
+def _fit(variants: list[list[Piece]], width: int) -> Text:
+    """The first of ``variants`` (most complete first) that fits ``width`` cells; the last
+    one otherwise, cut with an ellipsis where it overflows."""
+    for pieces in variants:
+        if sum(len(part) for part, _ in pieces) <= width:
+            break
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for part, style in pieces:
+        text.append(part, style=style)
+    return text
+
+
+def _server_line(
+    snapshot: Snapshot | None,
+    target: str,
+    *,
+    interval: float,
+    paused: bool,
+    age: float | None,
+    stale: bool,
+    width: int,
+) -> Text:
+    """Where and what the server is. Narrower, it drops the refresh interval, the uptime,
+    says ``PG`` for PostgreSQL, drops the clock, then shortens the connection; the role,
+    PAUSED and STALE always stay."""
+    if snapshot is None:
+        return _fit(
+            [[("pgtop ", "bold"), (name_text(target, 120), ""), ("  connecting…", "italic")]], width
+        )
+    role: list[Piece] = []
+    uptime = ""
+    if isinstance(snapshot, PoolsSnapshot):
+        product = short_product = "PgBouncer"
+        version = one_line(snapshot.version, 20)
+    else:
+        caps = snapshot.capabilities
+        product, short_product = "PostgreSQL", "PG"
+        version = one_line(caps.server_version.split(" ")[0], 20)
+        role = [("  standby" if snapshot.counters.in_recovery else "  primary", "bold")]
+        uptime = duration((snapshot.collected_at - caps.started_at).total_seconds())
+    tail: list[Piece] = []
     if paused:
-        text.append("  ⏸ PAUSED", style="reverse bold")
-    text.append(f"  at {snapshot.collected_at:%H:%M:%S}")
+        tail.append(("  ⏸ PAUSED", "reverse bold"))
+    stale_piece: list[Piece] = []
     if age is not None and (stale or age > max(3 * interval, 5.0)):
-        text.append(f"  STALE {duration(age)}", style="reverse bold")
-    text.append("\n")
+        stale_piece.append((f"  STALE {duration(age)}", "reverse bold"))
+    clock: list[Piece] = [(f"  at {snapshot.collected_at:%H:%M:%S}", "")]
+
+    def line(name: str, pg: str, up: bool, every: bool, at: bool) -> list[Piece]:
+        pieces: list[Piece] = [("pgtop ", "bold"), (name, ""), (f"  {pg} {version}", ""), *role]
+        if up and uptime:
+            pieces.append((f"  up {uptime}", ""))
+        if every:
+            pieces.append((f"  every {interval:g}s", ""))
+        return pieces + tail + (clock if at else []) + stale_piece
+
+    full = name_text(target, 120)
+    variants = [
+        line(full, product, True, True, True),
+        line(full, product, True, False, True),
+        line(full, short_product, True, False, True),
+        line(full, short_product, False, False, True),
+        line(full, short_product, False, False, False),
+    ]
+    rest = sum(len(part) for part, _ in variants[-1]) - len(full)
+    room = width - rest
+    if room < len(full):
+        # The connection gives way last, cut in its middle: host and database both show.
+        variants.append(line(_middle(full, max(room, 8)), short_product, False, False, False))
+    return _fit(variants, width)
+
+
+def _middle(text: str, width: int) -> str:
+    """``text`` cut to ``width`` cells in its middle.
+
+    >>> _middle("postgres@db-primary-01.example.com:5432/shop", 24)
+    'postgres@db-…m:5432/shop'
+    """
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2 + (width - 1) % 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+
+
+def _counts_line(snapshot: ActivitySnapshot, width: int) -> Text:
+    """What the sessions are doing. Narrower, it drops the cache hit ratio, shortens the
+    labels, then drops tps and the idle count; connections and waiting always stay."""
+    caps = snapshot.capabilities
+    used = snapshot.client_connections
+    limit = caps.max_connections
+    full = used >= limit - caps.reserved_connections
+    head: list[Piece] = [(f"conns {used}/{limit}", "reverse bold" if full else "bold")]
+    if full:
+        head.append((" FULL", "reverse bold"))
+    idle_in_tx = snapshot.count("idle in transaction") + snapshot.count(
+        "idle in transaction (aborted)"
+    )
+    counts = (
+        ("active", "act", snapshot.count("active"), True),
+        ("idle", "idle", snapshot.count("idle"), False),
+        ("idle in tx", "idle tx", idle_in_tx, True),
+        ("waiting", "wait", snapshot.waiting, True),
+    )
+    tps = [] if snapshot.tps is None else [(f"  tps {rate(snapshot.tps)}", "")]
+    hit = (
+        [] if snapshot.cache_hit is None else [(f"  cache hit {hit_ratio(snapshot.cache_hit)}", "")]
+    )
+
+    def line(short: bool, all_counts: bool) -> list[Piece]:
+        pieces = list(head)
+        gap = " " if short else "  "
+        for label, abbreviation, count, kept in counts:
+            if kept or all_counts:
+                pieces += [(f"{gap}{abbreviation if short else label} ", ""), (str(count), "bold")]
+        return pieces
+
+    return _fit(
+        [
+            line(False, True) + tps + hit,
+            line(False, True) + tps,
+            line(True, True) + tps,
+            line(True, True),
+            line(True, False),
+        ],
+        width,
+    )
 
 
 def header_text(
@@ -54,48 +173,19 @@ def header_text(
     paused: bool,
     age: float | None,
     stale: bool = False,
+    width: int = 200,
 ) -> Text:
-    """Two lines: where and what the server is, then what its sessions are doing (on a
-    PgBouncer: what its clients and servers are doing)."""
-    text = Text(no_wrap=True, overflow="ellipsis")
-    text.append("pgtop ", style="bold")
-    text.append(name_text(target, 120))
-    if snapshot is None:
-        text.append("  connecting…", style="italic")
-        return text
-    if isinstance(snapshot, PoolsSnapshot):
-        text.append(f"  PgBouncer {one_line(snapshot.version, 20)}")
-        _refresh_text(text, snapshot, interval=interval, paused=paused, age=age, stale=stale)
-        return _pooler_text(text, snapshot)
-    caps = snapshot.capabilities
-    text.append(f"  PostgreSQL {one_line(caps.server_version.split(' ')[0], 20)}")
-    standby = snapshot.counters.in_recovery
-    text.append("  standby" if standby else "  primary", style="bold")
-    uptime = (snapshot.collected_at - caps.started_at).total_seconds()
-    text.append(f"  up {duration(uptime)}")
-    _refresh_text(text, snapshot, interval=interval, paused=paused, age=age, stale=stale)
-    used = snapshot.client_connections
-    limit = caps.max_connections
-    full = used >= limit - caps.reserved_connections
-    text.append(f"conns {used}/{limit}", style="reverse bold" if full else "bold")
-    if full:
-        text.append(" FULL", style="reverse bold")
-    counts = (
-        ("active", snapshot.count("active")),
-        ("idle", snapshot.count("idle")),
-        (
-            "idle in tx",
-            snapshot.count("idle in transaction") + snapshot.count("idle in transaction (aborted)"),
-        ),
-        ("waiting", snapshot.waiting),
+    """Two lines that fit ``width`` cells: where and what the server is, then what its
+    sessions are doing. Nothing wraps: each line gives up its least needed parts first."""
+    text = _server_line(
+        snapshot, target, interval=interval, paused=paused, age=age, stale=stale, width=width
     )
-    for label, count in counts:
-        text.append(f"  {label} ")
-        text.append(str(count), style="bold")
-    if snapshot.tps is not None:
-        text.append(f"  tps {rate(snapshot.tps)}")
-    if snapshot.cache_hit is not None:
-        text.append(f"  cache hit {hit_ratio(snapshot.cache_hit)}")
+    if isinstance(snapshot, PoolsSnapshot):
+        text.append("\n")
+        return _pooler_text(text, snapshot)
+    if snapshot is not None:
+        text.append("\n")
+        text.append_text(_counts_line(snapshot, width))
     return text
 
 
@@ -255,6 +345,7 @@ class ServerHeader(Widget):
             paused=app.paused,
             age=age,
             stale=app.lost_since is not None,
+            width=self.content_size.width,
         )
         if self._snapshot is None:
             return text

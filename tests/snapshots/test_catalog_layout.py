@@ -339,3 +339,25 @@ def test_indexes_tab(snap_compare: Any, catalog_app: PgTopApp) -> None:
     assert snap_compare(
         catalog_app, terminal_size=(150, 20), run_before=show_tab("6", "#indexes-table")
     )
+
+
+def test_tables_at_80x24(snap_compare: Any, catalog_app: PgTopApp) -> None:
+    """80 columns: TOTAL, HEAP, INDEXES and ROWS all show; the table names give way first,
+    cut with an ellipsis; no horizontal scrolling needed."""
+    assert snap_compare(
+        catalog_app, terminal_size=(80, 24), run_before=show_tab("4", "#tables-table")
+    )
+
+
+def test_vacuum_at_80x24(snap_compare: Any, catalog_app: PgTopApp) -> None:
+    """80 columns: LIVE, DEAD, AUTOVACUUM DUE and XID AGE stay; the horizon holders below."""
+    assert snap_compare(
+        catalog_app, terminal_size=(80, 24), run_before=show_tab("5", "#vacuum-table")
+    )
+
+
+def test_indexes_at_80x24(snap_compare: Any, catalog_app: PgTopApp) -> None:
+    """80 columns: each index's size, scans and its DUPLICATE / UNUSED / INVALID flags."""
+    assert snap_compare(
+        catalog_app, terminal_size=(80, 24), run_before=show_tab("6", "#indexes-table")
+    )

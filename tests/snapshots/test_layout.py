@@ -38,3 +38,13 @@ def test_backend_detail(snap_compare: Any, incident_app: PgTopApp, run_before: A
     assert snap_compare(
         incident_app, terminal_size=(120, 35), press=["enter"], run_before=run_before
     )
+
+
+def test_backend_detail_at_80x24(
+    snap_compare: Any, incident_app: PgTopApp, run_before: Any
+) -> None:
+    """80x24: the title sums up the locks (waits for nothing, holds 2); the query and the
+    locks come before the session's fields, all without scrolling."""
+    assert snap_compare(
+        incident_app, terminal_size=(80, 24), press=["enter"], run_before=run_before
+    )

@@ -114,3 +114,13 @@ def test_locks_at_120x35(snap_compare: Any) -> None:
         source=CannedSource(locks_snapshot(), {"locks": LocksData(locks_snapshot(), WAITS)}),
     )
     assert snap_compare(app, terminal_size=(120, 35), run_before=show_locks)
+
+
+def test_locks_at_80x24(snap_compare: Any) -> None:
+    """80 columns: the tree of sessions, and for each waiter what it waits for (lock mode and
+    object) and for how long; the query gives way first."""
+    app = PgTopApp(
+        Settings(refresh=60),
+        source=CannedSource(locks_snapshot(), {"locks": LocksData(locks_snapshot(), WAITS)}),
+    )
+    assert snap_compare(app, terminal_size=(80, 24), run_before=show_locks)

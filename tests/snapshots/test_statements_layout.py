@@ -123,3 +123,13 @@ def test_queries_now_at_120x35(snap_compare: Any) -> None:
         source=CannedSource(incident_snapshot(), {"queries": statements_data()}),
     )
     assert snap_compare(app, terminal_size=(120, 35), run_before=show_queries)
+
+
+def test_queries_at_80x24(snap_compare: Any) -> None:
+    """80 columns: the statements by time per second with their share and the query text;
+    the header keeps its counts, the footer its first keys."""
+    app = PgTopApp(
+        Settings(refresh=60),
+        source=CannedSource(incident_snapshot(), {"queries": statements_data()}),
+    )
+    assert snap_compare(app, terminal_size=(80, 24), run_before=show_queries)
