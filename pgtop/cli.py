@@ -296,9 +296,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for warning in warnings:
         print(f"pgtop: warning: {warning}", file=sys.stderr)
     # A closed terminal or a kill ends pgtop like Ctrl-C does: cleanly, with the demo's
-    # server stopped and its data deleted.
+    # server stopped and its data deleted. A signal ignored at start stays ignored: under
+    # ``nohup``, a closed terminal does not stop pgtop.
     for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _interrupt)
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _interrupt)
     try:
         return asyncio.run(_run(settings, args))
     except KeyboardInterrupt:
