@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from pgtop import __version__
+from pgtop import __version__, flight
 from pgtop.config import (
     DEFAULT_REFRESH,
     MAX_REFRESH,
@@ -33,6 +33,7 @@ from pgtop.text import redact_text
 if TYPE_CHECKING:
     import psycopg
 
+    from pgtop.app import PgTopApp
     from pgtop.model import Capabilities
 
 EXIT_OK = 0
@@ -116,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("text", "json"),
         default="text",
         dest="output_format",
-        help="output format for --once (default text)",
+        help="output format for --once and --info (default text)",
     )
+    flight.add_arguments(parser)
     opts.add_argument("--version", action="version", version=f"pgtop {__version__}")
     opts.add_argument("-?", "--help", action="help", help="show this help and exit")
     return parser
@@ -136,6 +138,9 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace, t
         values["read_only"] = True
     if args.demo and (args.conninfo or args.host or args.port or args.dbname or args.username):
         raise UsageError("--demo starts its own server: give no connection options with it")
+    problem = flight.usage_problem(args)
+    if problem:
+        raise UsageError(problem)
     if args.once is not None and args.once not in REPORTS:
         raise UsageError(f"--once: no tab {args.once!r} (choose from {', '.join(REPORTS)})")
     conninfo = build_conninfo(
@@ -201,6 +206,8 @@ def fail(message: str, code: int) -> int:
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
     from pgtop import pg
 
+    if args.replay:
+        return await flight.replay(settings, args, run_app)
     demo = None
     try:
         if settings.demo:
@@ -208,13 +215,17 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
             demo = await asyncio.to_thread(Demo.start)
             settings = replace(settings, conninfo=demo.conninfo, password=demo.password)
-        interactive = not settings.once and sys.stdout.isatty() and sys.stdin.isatty()
+        interactive = (
+            not (settings.once or args.record) and sys.stdout.isatty() and sys.stdin.isatty()
+        )
         # The interface's modules load in a thread while this one connects and takes the
         # first snapshot: the server's work and the imports overlap.
         ui_loaded = (
             asyncio.ensure_future(asyncio.to_thread(_load_interface)) if interactive else None
         )
         conn, caps, settings = await open_monitor(settings, args)
+        if args.record:
+            return await flight.record(settings, conn, caps, args)
         from pgtop.source import LiveSource, PollError
         from pgtop.tabs import collectors
 
@@ -258,17 +269,24 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         await ui_loaded
         from pgtop.app import PgTopApp
 
-        app = PgTopApp(settings, source=source, first_snapshot=first)
-        await app.run_async()
-        if app.crash is not None:
-            path = write_crash_log(app.crash, (settings.password,))
-            where = f"; details in {path}" if path else ""
-            reason = redact_text(pg.first_line(app.crash), (settings.password,))
-            return fail(f"unexpected error: {reason}{where}", EXIT_CRASH)
-        return app.return_code or EXIT_OK
+        return await run_app(PgTopApp(settings, source=source, first_snapshot=first))
     finally:
         if demo is not None:
             await asyncio.to_thread(demo.stop)
+
+
+async def run_app(app: PgTopApp) -> int:
+    """Run the interface; an unexpected error is one line and a crash log."""
+    from pgtop import pg
+
+    await app.run_async()
+    if app.crash is not None:
+        secrets = (app.settings.password,)
+        path = write_crash_log(app.crash, secrets)
+        where = f"; details in {path}" if path else ""
+        reason = redact_text(pg.first_line(app.crash), secrets)
+        return fail(f"unexpected error: {reason}{where}", EXIT_CRASH)
+    return app.return_code or EXIT_OK
 
 
 def _load_interface() -> None:
@@ -285,6 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pgtop`` command. Returns the exit code."""
     from pgtop import pg
     from pgtop.output import OutputError
+    from pgtop.recording import RecordingError
     from pgtop.sql import UnsupportedServerError
 
     try:
@@ -309,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc), exc.exit_code)
     except UnsupportedServerError as exc:
         return fail(str(exc), pg.EXIT_USAGE)
+    except RecordingError as exc:
+        return fail(str(exc), exc.exit_code)
     except OutputError as exc:
         # A reader that stopped reading (``| head``) is no error worth a line.
         return EXIT_BROKEN_PIPE if exc.broken_pipe else fail(str(exc), pg.EXIT_OUTPUT)

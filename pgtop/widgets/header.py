@@ -25,6 +25,8 @@ class Monitoring(Protocol):
     problem: str
     attempts: int
     action_status: str
+    replay: str
+    """Where in a recording the screen stands; "" on a server."""
 
     def describe_source(self) -> str: ...
 
@@ -41,8 +43,12 @@ def header_text(
     paused: bool,
     age: float | None,
     stale: bool = False,
+    replay: str = "",
 ) -> Text:
-    """Two lines: where and what the server is, then what its sessions are doing."""
+    """Two lines: where and what the server is, then what its sessions are doing.
+
+    In a replay (``replay``: where in the recording), the recorded time instead of the
+    refresh and the clock."""
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append("pgtop ", style="bold")
     text.append(name_text(target, 120))
@@ -55,12 +61,16 @@ def header_text(
     text.append("  standby" if standby else "  primary", style="bold")
     uptime = (snapshot.collected_at - caps.started_at).total_seconds()
     text.append(f"  up {duration(uptime)}")
-    text.append(f"  every {interval:g}s")
-    if paused:
-        text.append("  ⏸ PAUSED", style="reverse bold")
-    text.append(f"  at {snapshot.collected_at:%H:%M:%S}")
-    if age is not None and (stale or age > max(3 * interval, 5.0)):
-        text.append(f"  STALE {duration(age)}", style="reverse bold")
+    if replay:
+        text.append("  REPLAY", style="reverse bold")
+        text.append(f" {replay}")
+    else:
+        text.append(f"  every {interval:g}s")
+        if paused:
+            text.append("  ⏸ PAUSED", style="reverse bold")
+        text.append(f"  at {snapshot.collected_at:%H:%M:%S}")
+        if age is not None and (stale or age > max(3 * interval, 5.0)):
+            text.append(f"  STALE {duration(age)}", style="reverse bold")
     text.append("\n")
     used = snapshot.client_connections
     limit = caps.max_connections
@@ -183,7 +193,7 @@ class ServerHeader(Widget):
         # Once a second only while the data is stale, to show its age; otherwise the header
         # changes with the data and nothing more is sent to the terminal.
         self.set_interval(1.0, self._tick)
-        for name in ("paused", "interval", "lost_since"):
+        for name in ("paused", "interval", "lost_since", "replay"):
             self.watch(self.app, name, self._repaint, init=False)
 
     def _repaint(self) -> None:
@@ -218,6 +228,7 @@ class ServerHeader(Widget):
             paused=app.paused,
             age=age,
             stale=app.lost_since is not None,
+            replay=app.replay,
         )
         if self._snapshot is None:
             return text
