@@ -126,7 +126,11 @@ class Trend:
             last = self._buckets[-1][1]
             for name, value in values.items():
                 last[name] = max(last[name], value)
-        elif not self._buckets or self._buckets[-1][0] < bucket:
+        else:
+            if self._buckets and self._buckets[-1][0] > bucket:
+                # Back in time (a replay stepped back, the server's clock was set back): the
+                # trend starts again rather than show what came after as the past.
+                self._buckets.clear()
             self._buckets.append((bucket, values))
 
     def lines(self) -> list[tuple[str, str]]:

@@ -16,7 +16,7 @@ import pytest
 from canned import NOW, CannedSource, incident_snapshot
 from commands import run_pgtop
 from helpers import notified, screen_text, shows, wait_for
-from recorded import canned_recording
+from recorded import at, canned_recording
 from textual.widgets import TabbedContent
 
 from pgtop import __version__
@@ -32,7 +32,7 @@ from pgtop.screens.session import SessionScreen
 from pgtop.screens.statement import StatementScreen
 from pgtop.source import LiveSource
 from pgtop.tabs import collectors
-from pgtop.widgets.header import header_text
+from pgtop.widgets.header import Trend, header_text
 from pgtop.widgets.keyed_table import KeyedTable
 
 SIZE = (160, 40)
@@ -301,3 +301,14 @@ def test_the_replay_header_replaces_the_clock() -> None:
     assert "REPLAY ⏸ 2026-11-26 09:30:00 · reading 1/40" in played
     assert "every" not in played
     assert "STALE" not in played
+
+
+def test_the_trend_starts_again_when_a_replay_goes_back() -> None:
+    trend = Trend()
+    for seconds in (0, 20, 40):
+        trend.add(at(seconds))
+    assert [len(line) for _, line in trend.lines()] == [3, 3, 3, 3]
+    trend.add(at(5))
+    assert trend.lines() == [], "no sparkline of what came after, shown as the past"
+    trend.add(at(25))
+    assert [len(line) for _, line in trend.lines()] == [2, 2, 2, 2]
