@@ -44,6 +44,7 @@ from pgtop.actions import (
 )
 from pgtop.collectors.statements import Mode, Reading, StatementKey, StatementsSnapshot
 from pgtop.config import Settings, write_crash_log
+from pgtop.formats import duration
 from pgtop.messages import PollFailed, SnapshotCollected, TabDataCollected, TabDataFailed
 from pgtop.model import (
     ActivitySnapshot,
@@ -55,6 +56,7 @@ from pgtop.model import (
     Snapshot,
 )
 from pgtop.pg import ConnectError
+from pgtop.recording import Memory
 from pgtop.screens.confirm import ConfirmDialog
 from pgtop.source import LiveSource, PollError, Request, Source
 from pgtop.tabs import TABS, Tab, collectors, tabs_for
@@ -94,6 +96,7 @@ class PgTopApp(App[int]):
         Binding("minus", "change_interval(1)", "Slower", show=False, id="slower"),
         Binding("X", "cancel_action", "Stop action", id="cancel-action"),
         Binding("L", "show_action_log", "Action log", show=False, id="action-log"),
+        Binding("W", "write_recording", "Write recording", show=False, id="write-recording"),
         # As in other terminal programs: suspend to the shell, repaint on resume.
         Binding("ctrl+z", "suspend_process", "Suspend", show=False, id="suspend"),
     ]
@@ -119,6 +122,8 @@ class PgTopApp(App[int]):
     """The database the catalog tabs read (None: the monitoring connection's)."""
     latest_tab_data: reactive[tuple[str, object] | None] = reactive(None, init=False, repaint=False)
     """The newest data of a tab's collector, for screens that follow it (a detail)."""
+    replay: reactive[str] = reactive("", repaint=False)
+    """Where in a recording the screen stands (the header shows it); "" on a server."""
 
     def __init__(
         self,
@@ -151,6 +156,17 @@ class PgTopApp(App[int]):
         """What each tab's pane said it needs, for its collector's next run."""
         self._now: set[str] = set()
         """Tabs whose collector runs on the next poll, whatever its cadence."""
+        self.memory: Memory | None = None
+        """The flight recorder: what was read in the last minutes (``W`` writes it)."""
+        # A PgBouncer's console is not recorded: a recording replays a PostgreSQL server.
+        if settings.recorder_minutes > 0 and self.source.kind != "pgbouncer":
+            self.memory = Memory(
+                self.source.describe(),
+                minutes=settings.recorder_minutes,
+                megabytes=settings.recorder_megabytes,
+                refresh=settings.refresh,
+                on_failure=lambda error: self.report_failure(error, "the flight recorder"),
+            )
 
     def get_default_screen(self) -> Screen[None]:
         from pgtop.screens.main import MainScreen
@@ -375,6 +391,8 @@ class PgTopApp(App[int]):
             return
         self.tab_data[message.tab] = message.data
         self._show_tab(message.tab, message.data, "")
+        if self.memory is not None:
+            self.memory.tab(message.tab, message.data)
 
     @on(TabDataFailed)
     def record_tab_failure(self, message: TabDataFailed) -> None:
@@ -394,6 +412,8 @@ class PgTopApp(App[int]):
         if self.paused:
             return
         self.snapshot = message.snapshot
+        if self.memory is not None and isinstance(message.snapshot, ActivitySnapshot):
+            self.memory.activity(message.snapshot)
         self.lost_since = None
         self.attempts = 0
         self.problem = ""
@@ -405,6 +425,8 @@ class PgTopApp(App[int]):
         if message.connection_lost:
             self.lost_since = self.source.lost_since or datetime.now()
             self.attempts = self.source.attempts
+            if self.memory is not None:
+                self.memory.lost(message.reason)
 
     # -- global actions ----------------------------------------------------------------------
 
@@ -441,6 +463,34 @@ class PgTopApp(App[int]):
         commands = getattr(screen, "screen_commands", None)
         if commands is not None:
             yield from commands()
+
+    # -- the flight recorder -------------------------------------------------------------------
+
+    def action_write_recording(self) -> None:
+        self._write_recording()
+
+    @work(group="write-recording", exit_on_error=False, description="write the recording")
+    async def _write_recording(self) -> None:
+        """Write the flight recorder's memory to a private file, and say where."""
+        memory = self.memory
+        title = "Recording not written"
+        if memory is None or memory.stopped:
+            why = "the flight recorder is off: recorder_minutes is 0 in the config file"
+            self.say(memory.stopped if memory else why, title=title, severity="warning")
+            return
+        try:
+            saved = await memory.write()
+        except OSError as exc:
+            self.say(f"{exc.strerror or exc}: {exc.filename or ''}", title=title, severity="error")
+            return
+        if saved is None:
+            self.say("nothing was read yet", title=title, severity="warning")
+            return
+        self.say(
+            f"{saved.readings} readings, {duration(saved.seconds)}: {saved.path}",
+            title="Recording written",
+            timeout=30,
+        )
 
     # -- actions -----------------------------------------------------------------------------
 

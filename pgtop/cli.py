@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from pgtop import __version__
+from pgtop import __version__, flight
 from pgtop.config import (
     DEFAULT_REFRESH,
     MAX_REFRESH,
@@ -33,6 +33,7 @@ from pgtop.text import redact_text
 if TYPE_CHECKING:
     import psycopg
 
+    from pgtop.app import PgTopApp
     from pgtop.model import Capabilities
     from pgtop.source import Source
 
@@ -117,8 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("text", "json"),
         default="text",
         dest="output_format",
-        help="output format for --once (default text)",
+        help="output format for --once and --info (default text)",
     )
+    flight.add_arguments(parser)
     opts.add_argument("--version", action="version", version=f"pgtop {__version__}")
     opts.add_argument("-?", "--help", action="help", help="show this help and exit")
     return parser
@@ -137,6 +139,9 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace, t
         values["read_only"] = True
     if args.demo and (args.conninfo or args.host or args.port or args.dbname or args.username):
         raise UsageError("--demo starts its own server: give no connection options with it")
+    problem = flight.usage_problem(args)
+    if problem:
+        raise UsageError(problem)
     if args.once is not None and args.once not in REPORTS:
         raise UsageError(f"--once: no tab {args.once!r} (choose from {', '.join(REPORTS)})")
     conninfo = build_conninfo(
@@ -234,6 +239,8 @@ def fail(message: str, code: int) -> int:
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
     from pgtop import pg
 
+    if args.replay:
+        return await flight.replay(settings, args, run_app)
     demo = None
     try:
         if settings.demo:
@@ -241,13 +248,22 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
             demo = await asyncio.to_thread(Demo.start)
             settings = replace(settings, conninfo=demo.conninfo, password=demo.password)
-        interactive = not settings.once and sys.stdout.isatty() and sys.stdin.isatty()
+        interactive = (
+            not (settings.once or args.record) and sys.stdout.isatty() and sys.stdin.isatty()
+        )
         # The interface's modules load in a thread while this one connects and takes the
         # first snapshot: the server's work and the imports overlap.
         ui_loaded = (
             asyncio.ensure_future(asyncio.to_thread(_load_interface)) if interactive else None
         )
         conn, caps, settings = await open_monitor(settings, args)
+        if args.record:
+            if caps is None:
+                await conn.close()
+                return fail(
+                    "--record reads PostgreSQL servers, not a PgBouncer console", pg.EXIT_USAGE
+                )
+            return await flight.record(settings, conn, caps, args)
         from pgtop.source import LiveSource, PollError, PoolerSource
         from pgtop.tabs import collectors
 
@@ -307,7 +323,6 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _run_app(settings: Settings, source: Source, ui_loaded: asyncio.Future[None]) -> int:
     """Take the first snapshot while the interface loads, then run the interface."""
-    from pgtop import pg
     from pgtop.source import PollError
 
     first = None
@@ -316,12 +331,19 @@ async def _run_app(settings: Settings, source: Source, ui_loaded: asyncio.Future
     await ui_loaded
     from pgtop.app import PgTopApp
 
-    app = PgTopApp(settings, source=source, first_snapshot=first)
+    return await run_app(PgTopApp(settings, source=source, first_snapshot=first))
+
+
+async def run_app(app: PgTopApp) -> int:
+    """Run the interface; an unexpected error is one line and a crash log."""
+    from pgtop import pg
+
     await app.run_async()
     if app.crash is not None:
-        path = write_crash_log(app.crash, (settings.password,))
+        secrets = (app.settings.password,)
+        path = write_crash_log(app.crash, secrets)
         where = f"; details in {path}" if path else ""
-        reason = redact_text(pg.first_line(app.crash), (settings.password,))
+        reason = redact_text(pg.first_line(app.crash), secrets)
         return fail(f"unexpected error: {reason}{where}", EXIT_CRASH)
     return app.return_code or EXIT_OK
 
@@ -340,6 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pgtop`` command. Returns the exit code."""
     from pgtop import pg
     from pgtop.output import OutputError
+    from pgtop.recording import RecordingError
     from pgtop.sql import UnsupportedServerError
 
     try:
@@ -351,9 +374,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for warning in warnings:
         print(f"pgtop: warning: {warning}", file=sys.stderr)
     # A closed terminal or a kill ends pgtop like Ctrl-C does: cleanly, with the demo's
-    # server stopped and its data deleted.
+    # server stopped and its data deleted. A signal ignored at start stays ignored: under
+    # ``nohup``, a closed terminal does not stop pgtop.
     for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _interrupt)
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _interrupt)
     try:
         return asyncio.run(_run(settings, args))
     except KeyboardInterrupt:
@@ -362,6 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc), exc.exit_code)
     except UnsupportedServerError as exc:
         return fail(str(exc), pg.EXIT_USAGE)
+    except RecordingError as exc:
+        return fail(str(exc), exc.exit_code)
     except OutputError as exc:
         # A reader that stopped reading (``| head``) is no error worth a line.
         return EXIT_BROKEN_PIPE if exc.broken_pipe else fail(str(exc), pg.EXIT_OUTPUT)

@@ -43,6 +43,14 @@ def log_dir() -> Path:
     return platformdirs.user_log_path(APP_NAME)
 
 
+def data_dir() -> Path:
+    """Folder for what pgtop keeps for the user: recordings written from the interface."""
+    override = os.environ.get("PGTOP_DATA_DIR")
+    if override:
+        return Path(override)
+    return platformdirs.user_data_path(APP_NAME)
+
+
 @dataclass(frozen=True, slots=True)
 class Thresholds:
     """When each Health check turns ``warn`` and ``crit`` (the config file's ``[health]``
@@ -155,6 +163,10 @@ class Settings:
     """Binding id to keys, passed to ``App.set_keymap``."""
     health: Thresholds = field(default_factory=Thresholds)
     """When the Health checks warn."""
+    recorder_minutes: float = 30.0
+    """Minutes of readings the flight recorder keeps in memory (0: none)."""
+    recorder_megabytes: float = 64.0
+    """Most memory the flight recorder's readings may take."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +181,8 @@ _FILE_KEYS: dict[str, tuple[type, ...]] = {
     "refresh": (int, float),
     "read_only": (bool,),
     "action_lock_timeout": (int, float),
+    "recorder_minutes": (int, float),
+    "recorder_megabytes": (int, float),
 }
 
 MAX_REFRESH = 3600.0
@@ -176,6 +190,8 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "refresh": (MIN_REFRESH, MAX_REFRESH, True),
     # 0 would switch off the lock timeout: an action would queue every session behind it.
     "action_lock_timeout": (0.0, 600.0, False),
+    "recorder_minutes": (0.0, 1440.0, True),
+    "recorder_megabytes": (1.0, 4096.0, True),
 }
 """Allowed values of numeric settings: (low, high, whether low itself is allowed)."""
 

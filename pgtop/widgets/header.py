@@ -25,6 +25,8 @@ class Monitoring(Protocol):
     problem: str
     attempts: int
     action_status: str
+    replay: str
+    """Where in a recording the screen stands; "" on a server."""
 
     def describe_source(self) -> str: ...
 
@@ -58,6 +60,7 @@ def _server_line(
     age: float | None,
     stale: bool,
     width: int,
+    replay: str = "",
 ) -> Text:
     """Where and what the server is. Narrower, it drops the refresh interval, the uptime,
     says ``PG`` for PostgreSQL, drops the clock, then shortens the connection; the role,
@@ -84,12 +87,18 @@ def _server_line(
     if age is not None and (stale or age > max(3 * interval, 5.0)):
         stale_piece.append((f"  STALE {duration(age)}", "reverse bold"))
     clock: list[Piece] = [(f"  at {snapshot.collected_at:%H:%M:%S}", "")]
+    if replay:
+        # Where in the recording always stays; there is no refresh and no clock.
+        tail, stale_piece, clock = [("  REPLAY", "reverse bold"), (f" {replay}", "")], [], []
+        interval_shown = False
+    else:
+        interval_shown = True
 
     def line(name: str, pg: str, up: bool, every: bool, at: bool) -> list[Piece]:
         pieces: list[Piece] = [("pgtop ", "bold"), (name, ""), (f"  {pg} {version}", ""), *role]
         if up and uptime:
             pieces.append((f"  up {uptime}", ""))
-        if every:
+        if every and interval_shown:
             pieces.append((f"  every {interval:g}s", ""))
         return pieces + tail + (clock if at else []) + stale_piece
 
@@ -174,11 +183,22 @@ def header_text(
     age: float | None,
     stale: bool = False,
     width: int = 200,
+    replay: str = "",
 ) -> Text:
     """Two lines that fit ``width`` cells: where and what the server is, then what its
-    sessions are doing. Nothing wraps: each line gives up its least needed parts first."""
+    sessions are doing. Nothing wraps: each line gives up its least needed parts first.
+
+    In a replay (``replay``: where in the recording), the recorded time instead of the
+    refresh and the clock."""
     text = _server_line(
-        snapshot, target, interval=interval, paused=paused, age=age, stale=stale, width=width
+        snapshot,
+        target,
+        interval=interval,
+        paused=paused,
+        age=age,
+        stale=stale,
+        width=width,
+        replay=replay,
     )
     if isinstance(snapshot, PoolsSnapshot):
         text.append("\n")
@@ -218,7 +238,11 @@ class Trend:
             last = self._buckets[-1][1]
             for name, value in values.items():
                 last[name] = max(last[name], value)
-        elif not self._buckets or self._buckets[-1][0] < bucket:
+        else:
+            if self._buckets and self._buckets[-1][0] > bucket:
+                # Back in time (a replay stepped back, the server's clock was set back): the
+                # trend starts again rather than show what came after as the past.
+                self._buckets.clear()
             self._buckets.append((bucket, values))
 
     def lines(self) -> list[tuple[str, str]]:
@@ -310,7 +334,7 @@ class ServerHeader(Widget):
         # Once a second only while the data is stale, to show its age; otherwise the header
         # changes with the data and nothing more is sent to the terminal.
         self.set_interval(1.0, self._tick)
-        for name in ("paused", "interval", "lost_since"):
+        for name in ("paused", "interval", "lost_since", "replay"):
             self.watch(self.app, name, self._repaint, init=False)
 
     def _repaint(self) -> None:
@@ -346,6 +370,7 @@ class ServerHeader(Widget):
             age=age,
             stale=app.lost_since is not None,
             width=self.content_size.width,
+            replay=app.replay,
         )
         if self._snapshot is None:
             return text

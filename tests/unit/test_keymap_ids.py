@@ -18,8 +18,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def binding_ids() -> set[str]:
-    """The id of every binding of pgtop's app, screens and panes."""
-    modules = ["pgtop.app"]
+    """The id of every binding of pgtop's apps (live and replay), screens and panes."""
+    modules = ["pgtop.app", "pgtop.player"]
     for package in (pgtop.screens, pgtop.panes):
         modules += [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
     ids = {f"tab-{tab.name}" for tab in (*TABS, *POOLER_TABS)}
