@@ -131,6 +131,9 @@ class Demo:
                     ) as conn:
                         body(conn)
                 except psycopg.Error:
+                    # Expected, not hidden: the operator terminating a staged session from
+                    # pgtop, or the server stopping at exit. The session comes back a second
+                    # later, so the incident stays on screen to practise on.
                     pass
                 if self.stop_event.wait(1.0):
                     return
