@@ -32,6 +32,7 @@ import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ __all__ = [
     "pgbouncer_program",
     "start_cluster",
     "start_pgbouncer",
+    "start_standby",
     "system_bindir",
 ]
 
@@ -639,6 +641,45 @@ def _write_settings(datadir: Path, settings: dict[str, str]) -> None:
     (datadir / "postgresql.auto.conf").write_text("".join(lines))
 
 
+def _append_settings(datadir: Path, settings: dict[str, str]) -> None:
+    """Append server settings to ``postgresql.auto.conf``: a later line wins, and what is
+    already there (``pg_basebackup -R``'s connection to the primary) stays.
+
+    Args:
+        datadir: Data directory.
+        settings: Setting names and raw (unquoted) values.
+    """
+    lines = ["# Written by pgtop for a throwaway standby.\n"]
+    lines += [f"{name} = {_quote(value)}\n" for name, value in settings.items()]
+    with (datadir / "postgresql.auto.conf").open("a") as conf:
+        conf.write("".join(lines))
+
+
+def _start_on_free_port(
+    cluster: Cluster, values: dict[str, str], write: Callable[[Path, dict[str, str]], None]
+) -> None:
+    """Start ``cluster`` on ``values["port"]``, or on a free port, trying a second one if
+    another process took the first in between.
+
+    Args:
+        cluster: The cluster, its data directory ready.
+        values: Its settings; ``port`` is filled in.
+        write: Writes the settings into the data directory.
+    """
+    fixed_port = values.get("port")
+    for attempt in range(2):
+        cluster.port = int(fixed_port) if fixed_port else _free_port()
+        values["port"] = str(cluster.port)
+        write(cluster.datadir, values)
+        try:
+            cluster.start()
+            return
+        except ClusterError:
+            if attempt or fixed_port or not _port_was_taken(cluster.logfile):
+                raise
+            cluster.logfile.unlink(missing_ok=True)
+
+
 def _port_was_taken(logfile: Path) -> bool:
     """Tell whether a failed start-up was caused by the port being in use.
 
@@ -746,18 +787,7 @@ def start_cluster(
             values["listen_addresses"] = ""
             values["unix_socket_permissions"] = "0700"
         values.update(settings or {})
-        fixed_port = values.get("port")
-        for attempt in range(2):
-            cluster.port = int(fixed_port) if fixed_port else _free_port()
-            values["port"] = str(cluster.port)
-            _write_settings(cluster.datadir, values)
-            try:
-                cluster.start()
-                break
-            except ClusterError:
-                if attempt or fixed_port or not _port_was_taken(cluster.logfile):
-                    raise
-                cluster.logfile.unlink(missing_ok=True)
+        _start_on_free_port(cluster, values, _write_settings)
         if private:
             _require_password(cluster)
         return cluster
@@ -962,4 +992,71 @@ def start_pgbouncer(
         return bouncer
     except BaseException:
         bouncer.destroy()
+        raise
+
+
+def start_standby(
+    primary: Cluster,
+    *,
+    slot: str | None = None,
+    settings: dict[str, str] | None = None,
+    name: str = "pgtop-standby",
+) -> Cluster:
+    """Take a base backup of a running test cluster and start it as its streaming standby.
+
+    ``pg_basebackup -R`` writes the connection to the primary (``primary_conninfo``, and
+    ``primary_slot_name`` with ``slot``) and ``standby.signal`` into the copy; the standby
+    gets a port, a socket directory and a temporary directory of its own, and runs as the
+    same account as the primary. The caller owns it, as with :func:`start_cluster`.
+
+    Args:
+        primary: A cluster reachable over TCP (not a private one), with ``wal_level``
+            replica or logical (the default) and a free WAL sender.
+        slot: A physical replication slot to stream from, created by the base backup.
+        settings: Extra settings of the standby (``cluster_name`` names it in the
+            primary's ``pg_stat_replication``); they override the primary's.
+        name: Prefix for the temporary directory.
+
+    Returns:
+        The running standby.
+
+    Raises:
+        ClusterError: If the backup fails or the standby does not start; nothing is left
+            behind in that case.
+    """
+    if primary.password is not None:
+        raise ClusterError("a standby is made of test clusters only (trust over TCP)")
+    account = _run_as_user()
+    workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    standby = Cluster(
+        bindir=primary.bindir,
+        datadir=workdir / "data",
+        port=0,
+        superuser=primary.superuser,
+        workdir=workdir,
+    )
+    try:
+        if account is not None:
+            os.chown(workdir, account.pw_uid, account.pw_gid)
+        command = [
+            str(primary.bindir / "pg_basebackup"),
+            "-D", str(standby.datadir),
+            "-h", primary.host,
+            "-p", str(primary.port),
+            "-U", primary.superuser,
+            "-R",
+            "-X", "stream",
+            "-c", "fast",
+            "--no-sync",
+        ]  # fmt: skip
+        if slot is not None:
+            command += ["-S", slot, "-C"]
+        proc = _run(command, workdir=workdir, timeout=300)
+        if proc.returncode != 0:
+            raise ClusterError(f"pg_basebackup failed: {_tail(proc.stdout)}")
+        values = {"unix_socket_directories": str(workdir), **(settings or {})}
+        _start_on_free_port(standby, values, _append_settings)
+        return standby
+    except BaseException:
+        standby.destroy()
         raise
