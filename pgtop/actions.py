@@ -27,7 +27,7 @@ from psycopg import sql as pgsql
 
 from pgtop import pg, sql
 from pgtop.config import append_private, log_dir
-from pgtop.model import Backend, Capabilities, RelationTarget, SessionTarget
+from pgtop.model import Backend, Capabilities, RelationTarget, SessionTarget, SlotTarget
 from pgtop.text import name_text
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
@@ -45,7 +45,7 @@ class ActionPlan:
     """What an action will do, shown in full before it runs."""
 
     action: str
-    target: SessionTarget | RelationTarget
+    target: SessionTarget | RelationTarget | SlotTarget
     statement: pgsql.Composed
     lock: str
     """The lock it takes and what that blocks, in words."""
@@ -266,7 +266,50 @@ def plan_relation(
     )
 
 
+def plan_drop_slot(target: SlotTarget) -> ActionPlan:
+    """Drop a replication slot by name, in one statement that drops it only if it is still
+    inactive (an active slot is in use: never dropped)."""
+    if target.active:
+        raise RefusedError(
+            f"slot {name_text(target.name, 80)} is in use by pid {target.active_pid}: an "
+            "active slot is never dropped (stop its consumer first)"
+        )
+    template = pgsql.SQL(
+        "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM "
+        "pg_catalog.pg_replication_slots WHERE slot_name = {slot} AND NOT active"
+    )  # built from constants only
+    return ActionPlan(
+        "drop_slot",
+        target,
+        template.format(slot=pgsql.Placeholder("slot")),
+        "no lock; the WAL the slot keeps is removed at the next checkpoints",
+        params={"slot": target.name},
+        shown=template.format(slot=pgsql.Literal(target.name)),
+    )
+
+
 # -- running -----------------------------------------------------------------------------------
+
+
+async def drop_slot(conn: Connection, plan: ActionPlan) -> Outcome:
+    """Drop the slot if it is still there and inactive; say what happened."""
+    target = plan.target
+    assert isinstance(target, SlotTarget)
+    name = name_text(target.name, 80)
+    try:
+        cur = await conn.execute(plan.statement, plan.params)
+        dropped = await cur.fetchall()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        return Outcome(False, f"the server refused: {pg.first_line(exc)}")
+    except psycopg.Error as exc:
+        return Outcome(False, f"failed: {pg.first_line(exc)}")
+    if dropped:
+        return Outcome(True, f"dropped slot {name}: {plan.sql_text}")
+    cur = await conn.execute(sql.SLOT_USER.sql(conn.info.server_version), {"slot": target.name})
+    row = await cur.fetchone()
+    if row is None:
+        return Outcome(False, f"nothing done: slot {name} no longer exists")
+    return Outcome(False, f"nothing done: slot {name} became active (pid {row['active_pid']})")
 
 
 async def open_action_connection(conninfo: str, password: str | None) -> Connection:
@@ -579,6 +622,8 @@ class ActionRunner:
             try:
                 if isinstance(plan.target, SessionTarget):
                     return await signal_session(conn, plan)
+                if isinstance(plan.target, SlotTarget):
+                    return await drop_slot(conn, plan)
                 return await run_maintenance(conn, plan, self.lock_timeout, own_pids)
             except psycopg.OperationalError as exc:
                 return Outcome(False, f"the action connection failed: {pg.first_line(exc)}")

@@ -34,6 +34,7 @@ from pgtop.actions import (
     action_progress,
     current_identity,
     log_action,
+    plan_drop_slot,
     plan_relation,
     plan_session,
     send_signal,
@@ -53,6 +54,7 @@ from pgtop.model import (
     Pool,
     RelationTarget,
     SessionTarget,
+    SlotTarget,
     Snapshot,
 )
 from pgtop.pg import ConnectError
@@ -512,6 +514,10 @@ class PgTopApp(App[int]):
         """ANALYZE, VACUUM or REINDEX exactly this relation after confirmation."""
         self._relation_action(action, target)
 
+    def drop_slot(self, target: SlotTarget) -> None:
+        """Drop exactly this replication slot after confirmation, if it is still inactive."""
+        self._slot_action(target)
+
     def say(
         self,
         message: str,
@@ -555,6 +561,20 @@ class PgTopApp(App[int]):
             return
         try:
             plan = plan_session(action, backend)
+        except RefusedError as exc:
+            self._refuse(what, str(exc))
+            return
+        await self._confirm_and_run(plan)
+
+    @work(group="action", exit_on_error=False, description="confirm and drop a slot")
+    async def _slot_action(self, target: SlotTarget) -> None:
+        what = f"drop slot {name_text(target.name, 80)}"
+        reason = self.action_unavailable()
+        if reason is not None:
+            self._refuse(what, reason)
+            return
+        try:
+            plan = plan_drop_slot(target)
         except RefusedError as exc:
             self._refuse(what, str(exc))
             return

@@ -169,6 +169,27 @@ class SessionTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class SlotTarget:
+    """A replication slot, captured by name when the confirm dialog opened."""
+
+    name: str
+    kind: str
+    """physical or logical."""
+    database: str | None
+    plugin: str | None
+    active: bool
+    active_pid: int | None
+    retained_bytes: int | None
+
+    @property
+    def consumer_loss(self) -> str:
+        """What the slot's consumer loses when it is dropped."""
+        if self.kind == "logical":
+            return "its logical subscriber loses its position (set it up again)"
+        return "a standby using it must be re-seeded (a new base backup) if it falls behind"
+
+
+@dataclass(frozen=True, slots=True)
 class RelationTarget:
     """A table or an index, captured by OID when the confirm dialog opened."""
 

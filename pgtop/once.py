@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -41,11 +42,11 @@ def render_text(report: Report) -> str:
     for cells in [headers, *body]:
         padded = [cell.ljust(widths[i]) for i, cell in enumerate(cells[:-1])]
         lines.append("  ".join([*padded, cells[-1]]).rstrip())
-    if report.extra:
-        fields = "  ".join(
-            f"{name} {one_line(str(value), 100)}" for name, value in report.extra.items()
-        )
+    scalars = {k: v for k, v in report.extra.items() if not isinstance(v, Mapping)}
+    if scalars:
+        fields = "  ".join(f"{name} {one_line(str(value), 100)}" for name, value in scalars.items())
         lines.insert(0, fields)
+    lines.extend(one_line(line, 400) for line in report.footer)
     return "\n".join(lines)
 
 

@@ -1495,6 +1495,26 @@ DATABASES = _query(
 # cluster: the oldest transaction ID and multixact of every database (each database's
 # datfrozenxid, readable from any database), WAL archiving, checkpoints, the summed
 # statistics of every database, and on a standby how far replay is behind.
+_CHECKPOINTS = {
+    130000: "(SELECT checkpoints_timed FROM pg_stat_bgwriter)::bigint AS checkpoints_timed,"
+    " (SELECT checkpoints_req FROM pg_stat_bgwriter)::bigint AS checkpoints_requested",
+    # 17 moved the checkpoint counters to pg_stat_checkpointer.
+    170000: "(SELECT num_timed FROM pg_stat_checkpointer)::bigint AS checkpoints_timed,"
+    " (SELECT num_requested FROM pg_stat_checkpointer)::bigint AS checkpoints_requested",
+}
+"""Timed and requested checkpoints so far."""
+
+_REPLAY_DELAY = {
+    130000: """CASE WHEN pg_is_in_recovery() THEN
+                   CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn()
+                        THEN 0::float8
+                        ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8
+                   END
+               END AS replay_delay_s"""
+}
+"""On a standby, how long ago the last transaction replayed was committed (0 when all it
+received is replayed); NULL on a primary."""
+
 _HEALTH_CLUSTER = """
         SELECT now() AS collected_at, pg_is_in_recovery() AS in_recovery,
                x.datname::text AS xid_database, age(x.datfrozenxid)::bigint AS xid_age,
@@ -1509,12 +1529,7 @@ _HEALTH_CLUSTER = """
                {checkpoints},
                st.xact_commit, st.xact_rollback, st.deadlocks, st.temp_bytes,
                st.blks_hit, st.blks_read,
-               CASE WHEN pg_is_in_recovery() THEN
-                   CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn()
-                        THEN 0::float8
-                        ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8
-                   END
-               END AS replay_delay_s
+               {replay_delay}
         FROM pg_stat_archiver ar
         CROSS JOIN (
             SELECT coalesce(sum(xact_commit), 0)::bigint AS xact_commit,
@@ -1537,51 +1552,116 @@ HEALTH_CLUSTER = _query(
     "health_cluster",
     *_variants(
         _HEALTH_CLUSTER,
-        checkpoints={
-            130000: "(SELECT checkpoints_timed FROM pg_stat_bgwriter)::bigint AS checkpoints_timed,"
-            " (SELECT checkpoints_req FROM pg_stat_bgwriter)::bigint AS checkpoints_requested",
-            # 17 moved the checkpoint counters to pg_stat_checkpointer.
-            170000: "(SELECT num_timed FROM pg_stat_checkpointer)::bigint AS checkpoints_timed,"
-            " (SELECT num_requested FROM pg_stat_checkpointer)::bigint AS checkpoints_requested",
-        },
+        checkpoints=_CHECKPOINTS,
+        replay_delay=_REPLAY_DELAY,
     ),
 )
 
-# Replication slots and what each keeps (on a standby, from the position replayed).
+# Where this server's WAL is now: written on a primary, replayed on a standby.
+_WAL_POSITION = (
+    "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END"
+)
+
+# Replication slots and what each keeps (on a standby, from the position replayed); the
+# Health check and the Replication tab read the same rows.
 HEALTH_SLOTS = _query(
     "health_slots",
     (
         130000,
-        """
+        f"""
         SELECT s.slot_name::text AS name, s.slot_type AS kind, s.database::text AS database,
-               s.active, s.active_pid, s.wal_status,
-               pg_wal_lsn_diff(
-                   CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
-                        ELSE pg_current_wal_lsn() END,
-                   s.restart_lsn)::bigint AS retained_bytes
+               s.plugin::text AS plugin, s.active, s.active_pid, s.wal_status,
+               pg_wal_lsn_diff({_WAL_POSITION}, s.restart_lsn)::bigint AS retained_bytes,
+               s.safe_wal_size::bigint AS safe_wal_size,
+               s.xmin::text AS xmin, s.catalog_xmin::text AS catalog_xmin
         FROM pg_replication_slots s
         ORDER BY retained_bytes DESC NULLS LAST, s.slot_name
         """,
     ),
 )
 
-# The standbys this server streams to, and how far behind each one's replay is. The lag
-# columns are NULL for a role without pg_read_all_stats (and once a standby caught up
-# with an idle primary).
+# The standbys this server streams to, and how far behind each one is: positions as bytes
+# behind this server's, lags as seconds. The lag columns are NULL for a role without
+# pg_read_all_stats (and once a standby caught up with an idle primary).
 HEALTH_STANDBYS = _query(
     "health_standbys",
     (
         130000,
-        """
+        f"""
         SELECT r.pid, coalesce(r.application_name, '') AS application_name,
-               host(r.client_addr) AS client_addr, r.state,
-               extract(epoch FROM r.replay_lag)::float8 AS replay_lag_s,
-               pg_wal_lsn_diff(
-                   CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
-                        ELSE pg_current_wal_lsn() END,
-                   r.replay_lsn)::bigint AS replay_lag_bytes
+               host(r.client_addr) AS client_addr, r.state, r.sync_state,
+               pg_wal_lsn_diff({_WAL_POSITION}, r.sent_lsn)::bigint AS sent_lag_bytes,
+               pg_wal_lsn_diff({_WAL_POSITION}, r.write_lsn)::bigint AS write_lag_bytes,
+               pg_wal_lsn_diff({_WAL_POSITION}, r.flush_lsn)::bigint AS flush_lag_bytes,
+               pg_wal_lsn_diff({_WAL_POSITION}, r.replay_lsn)::bigint AS replay_lag_bytes,
+               extract(epoch FROM r.write_lag)::float8 AS write_lag_s,
+               extract(epoch FROM r.flush_lag)::float8 AS flush_lag_s,
+               extract(epoch FROM r.replay_lag)::float8 AS replay_lag_s
         FROM pg_stat_replication r
         ORDER BY replay_lag_s DESC NULLS LAST
+        """,
+    ),
+)
+
+# Who uses a slot now (no row: it is gone), after a drop that found it active.
+SLOT_USER = _query(
+    "slot_user",
+    (
+        130000,
+        """
+        SELECT active_pid FROM pg_replication_slots WHERE slot_name = %(slot)s
+        """,
+    ),
+)
+
+# The WAL, the archiver, the checkpoints and, on a standby, its WAL receiver: what the
+# Replication tab shows around its rows. Listing the WAL directory needs EXECUTE on
+# pg_ls_waldir (pg_monitor has it): said here, read by REPLICATION_WALDIR.
+REPLICATION_SERVER = _query(
+    "replication_server",
+    *_variants(
+        f"""
+        SELECT now() AS collected_at, pg_is_in_recovery() AS in_recovery,
+               ({_WAL_POSITION})::text AS wal_lsn,
+               pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                                    ELSE pg_current_wal_insert_lsn() END, '0/0')::numeric
+                   AS wal_position,
+               CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END
+                   AS replay_paused,
+               pg_size_bytes(current_setting('max_wal_size')) AS max_wal_size,
+               pg_size_bytes(current_setting('wal_keep_size')) AS wal_keep_size,
+               pg_size_bytes(current_setting('wal_segment_size')) AS wal_segment_size,
+               has_function_privilege('pg_catalog.pg_ls_waldir()', 'EXECUTE')
+                   AND has_function_privilege('pg_catalog.pg_ls_archive_statusdir()', 'EXECUTE')
+                   AS may_list_waldir,
+               current_setting('archive_mode') AS archive_mode,
+               ar.archived_count, ar.failed_count, ar.last_archived_wal,
+               ar.last_archived_time, ar.last_failed_wal, ar.last_failed_time,
+               {{checkpoints}},
+               w.pid AS receiver_pid, w.status AS receiver_status,
+               w.sender_host, w.sender_port, w.flushed_lsn::text AS received_lsn,
+               pg_last_wal_replay_lsn()::text AS replayed_lsn,
+               {{replay_delay}}
+        FROM pg_stat_archiver ar
+        LEFT JOIN pg_stat_wal_receiver w ON true
+        """,
+        checkpoints=_CHECKPOINTS,
+        replay_delay=_REPLAY_DELAY,
+    ),
+)
+
+# The WAL directory's size, its segments and the segments waiting to be archived (one
+# directory listing each: at the tab's slow cadence, only where may_list_waldir).
+REPLICATION_WALDIR = _query(
+    "replication_waldir",
+    (
+        130000,
+        """
+        SELECT coalesce(sum(w.size), 0)::bigint AS dir_bytes,
+               count(*) FILTER (WHERE w.name ~ '^[0-9A-F]{24}$')::bigint AS segments,
+               (SELECT count(*) FROM pg_ls_archive_statusdir() a
+                WHERE right(a.name, 6) = '.ready')::bigint AS archive_ready
+        FROM pg_ls_waldir() w
         """,
     ),
 )

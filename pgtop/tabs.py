@@ -10,6 +10,7 @@ from pgtop.collectors.base import CollectorFactory
 from pgtop.collectors.catalog import IndexesCollector, TablesCollector, VacuumCollector
 from pgtop.collectors.health import HealthCollector
 from pgtop.collectors.locks import LocksCollector
+from pgtop.collectors.replication import ReplicationCollector
 from pgtop.collectors.statements import StatementsCollector
 from pgtop.panes.activity import ActivityPane
 from pgtop.panes.base import ListPane
@@ -18,6 +19,7 @@ from pgtop.panes.indexes import IndexesPane
 from pgtop.panes.locks import LocksPane
 from pgtop.panes.pools import PoolsPane
 from pgtop.panes.queries import QueriesPane
+from pgtop.panes.replication import ReplicationPane
 from pgtop.panes.tables import TablesPane
 from pgtop.panes.vacuum import VacuumPane
 from pgtop.source import SourceKind
@@ -45,6 +47,7 @@ TABS = (
     Tab(VacuumPane, VacuumCollector),
     Tab(IndexesPane, IndexesCollector),
     Tab(HealthPane, HealthCollector, always=True),
+    Tab(ReplicationPane, ReplicationCollector),
 )
 
 

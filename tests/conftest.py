@@ -16,6 +16,8 @@ Fixtures:
         servers per pool, so a third client waits), started for the test.
     pooled: stages clients through ``bouncer``: some holding a server, some
         waiting for one.
+    replicated: a primary (``wal_level=logical``, an archiver that always
+        fails) and its streaming standby on a physical slot, per module.
 
 Every worker process (pytest-xdist) starts its own clusters; all of them are
 destroyed at the end of the session.
@@ -43,6 +45,7 @@ from pgtop.cluster import (
     pgbouncer_program,
     start_cluster,
     start_pgbouncer,
+    start_standby,
     system_bindir,
 )
 
@@ -176,6 +179,40 @@ def new_cluster(pg_cluster: Cluster) -> Iterator[Callable[..., Cluster]]:
     yield make
     for cluster in started:
         cluster.destroy()
+
+
+STANDBY_SLOT = "pgtop_standby_slot"
+STANDBY_NAME = "pgtop_standby"
+
+
+@pytest.fixture(scope="module")
+def replicated(pg_cluster: Cluster) -> Iterator[tuple[Cluster, Cluster]]:
+    """A primary and its standby (``cluster_name`` ``STANDBY_NAME``) streaming from the
+    physical slot ``STANDBY_SLOT``. The primary decodes logically and archives with a
+    command that always fails."""
+    settings = {
+        "wal_level": "logical",
+        "archive_mode": "on",
+        "archive_command": "false",
+        "max_wal_senders": "10",
+        "max_replication_slots": "10",
+    }
+    primary = _track(start_cluster(pg_cluster.bindir, settings=settings, name="pgtop-test"))
+    try:
+        standby = _track(
+            start_standby(
+                primary,
+                slot=STANDBY_SLOT,
+                settings={"cluster_name": STANDBY_NAME, "archive_mode": "off"},
+                name="pgtop-test",
+            )
+        )
+        try:
+            yield primary, standby
+        finally:
+            standby.destroy()
+    finally:
+        primary.destroy()
 
 
 class Background:

@@ -131,23 +131,47 @@ class HealthData:
 
 @dataclass(frozen=True, slots=True)
 class SlotState:
+    """A replication slot (``sql.HEALTH_SLOTS``)."""
+
     name: str
     kind: str
+    """physical or logical."""
     database: str | None
+    plugin: str | None
     active: bool
     active_pid: int | None
     wal_status: str | None
     retained_bytes: int | None
+    """WAL kept for it: from its restart_lsn to this server's position."""
+    safe_wal_size: int | None
+    xmin: str | None
+    catalog_xmin: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class StandbyState:
+    """A WAL sender and how far behind its standby is (``sql.HEALTH_STANDBYS``)."""
+
     pid: int
     application_name: str
     client_addr: str | None
     state: str | None
-    replay_lag_s: float | None
+    sync_state: str | None
+    sent_lag_bytes: int | None
+    write_lag_bytes: int | None
+    flush_lag_bytes: int | None
     replay_lag_bytes: int | None
+    write_lag_s: float | None
+    flush_lag_s: float | None
+    replay_lag_s: float | None
+
+
+def read_slots(rows: Iterable[Mapping[str, Any]]) -> tuple[SlotState, ...]:
+    return tuple(SlotState(**row) for row in rows)
+
+
+def read_standbys(rows: Iterable[Mapping[str, Any]]) -> tuple[StandbyState, ...]:
+    return tuple(StandbyState(**row) for row in rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -913,8 +937,8 @@ class HealthCollector:
             )
         cluster = await cluster_cur.fetchone()
         assert cluster is not None
-        slots = tuple(SlotState(**row) for row in await slots_cur.fetchall())
-        standbys = tuple(StandbyState(**row) for row in await standbys_cur.fetchall())
+        slots = read_slots(await slots_cur.fetchall())
+        standbys = read_standbys(await standbys_cur.fetchall())
         if standbys and not self.capabilities.sees_all_queries:
             problems["replication_lag"] = (
                 "standby lag is hidden from this role: needs pg_read_all_stats (pg_monitor)"

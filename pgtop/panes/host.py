@@ -16,7 +16,14 @@ from textual.worker import Worker, WorkerState
 
 from pgtop.actions import RelationAction, SessionAction
 from pgtop.collectors.statements import Mode, Reading, StatementKey, StatementsSnapshot
-from pgtop.model import Backend, Capabilities, Pool, RelationTarget, Snapshot
+from pgtop.model import (
+    Backend,
+    Capabilities,
+    Pool,
+    RelationTarget,
+    SlotTarget,
+    Snapshot,
+)
 from pgtop.source import Request
 
 if TYPE_CHECKING:
@@ -78,6 +85,8 @@ class Host(Protocol):
     def act_on_session(self, action: SessionAction, backend: Backend) -> None: ...
 
     def act_on_relation(self, action: RelationAction, target: RelationTarget) -> None: ...
+
+    def drop_slot(self, target: SlotTarget) -> None: ...
 
     def open_session(self, backend: Backend) -> None:
         """Show the detail of a session."""

@@ -21,6 +21,7 @@ REPORTS = (
     "vacuum",
     "indexes",
     "health",
+    "replication",
     "pools",
 )
 """The reports ``--once`` prints, in order (one per tab, and the Activity tab's groups)."""
@@ -34,7 +35,16 @@ SERVER_REPORTS = tuple(name for name in REPORTS if name != "pools")
 
 def reports() -> dict[str, Reader]:
     """Every report, by name (``REPORTS``)."""
-    from pgtop.reports import activity, catalog, connections, health, locks, pools, queries
+    from pgtop.reports import (
+        activity,
+        catalog,
+        connections,
+        health,
+        locks,
+        pools,
+        queries,
+        replication,
+    )
 
     return {
         "activity": activity.report,
@@ -46,4 +56,5 @@ def reports() -> dict[str, Reader]:
         "vacuum": catalog.vacuum_report,
         "indexes": catalog.indexes_report,
         "health": health.report,
+        "replication": replication.report,
     }

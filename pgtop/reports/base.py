@@ -31,6 +31,8 @@ class Report:
     server: Mapping[str, Any] | None = None
     """The JSON document's ``server`` object, when the report knows what the server is
     better than the PostgreSQL capabilities do (a PgBouncer)."""
+    footer: tuple[str, ...] = ()
+    """Lines after the text table (what nested ``extra`` objects hold, in words)."""
 
 
 def fields_of(item: object, *names: str) -> Row:

@@ -22,7 +22,7 @@ from textual.widgets import Button, Static
 
 from pgtop.actions import ActionPlan
 from pgtop.formats import size
-from pgtop.model import RelationTarget, SessionTarget
+from pgtop.model import RelationTarget, SessionTarget, SlotTarget
 from pgtop.text import name_text, one_line, visible
 
 ARM_SECONDS = 0.4
@@ -35,6 +35,7 @@ TITLES = {
     "vacuum": "VACUUM (ANALYZE) this table?",
     "reindex": "REINDEX?",
     "drop_invalid_index": "Drop the invalid index left behind?",
+    "drop_slot": "Drop this replication slot?",
 }
 
 
@@ -70,6 +71,15 @@ def target_text(plan: ActionPlan) -> Text:
         if target.size_bytes is not None:
             line("size", size(target.size_bytes))
         line("oid", str(target.oid))
+    elif isinstance(target, SlotTarget):
+        line("slot", name_text(target.name, 200))
+        kind = target.kind
+        if kind == "logical":
+            plugin, database = name_text(target.plugin, 60), name_text(target.database, 60)
+            kind = f"logical ({plugin}, database {database})"
+        line("type", kind)
+        line("WAL kept", size(target.retained_bytes) or "?")
+        line("its consumer", target.consumer_loss)
     return text
 
 

@@ -58,6 +58,9 @@ PARAMS: dict[str, dict[str, Any]] = {
     "health_cluster": {},
     "health_slots": {},
     "health_standbys": {},
+    "replication_server": {},
+    "replication_waldir": {},
+    "slot_user": {"slot": "x"},
     "health_invalid_indexes": {"limit": 50},
     "health_dead_candidates": {"limit": 50},
     "vacuum_progress": {},
@@ -69,7 +72,7 @@ PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
-RETIRED = {("health_cluster", 130000): 170000}
+RETIRED = {("health_cluster", 130000): 170000, ("replication_server", 130000): 170000}
 """Variants that read what a later server removed (pg_stat_bgwriter's checkpoint counters
 moved to pg_stat_checkpointer in 17): not run from that version on."""
 
