@@ -10,8 +10,8 @@ streaming standby on a physical slot, adds an inactive physical slot and a logic
 writes WAL until the inactive slot keeps about ``--segments`` segments in ``pg_wal``. It then
 measures, with ``pg_stat_statements``, the server time (sum of ``total_exec_time``) of one
 refresh of the tab as pgtop runs it (``ReplicationCollector``), of both kinds: with the
-listing of the WAL directory (every ``WALDIR_INTERVAL`` seconds at most) and without it; the
-median of ``--runs`` each.
+listing of the WAL directory and the database sizes (every ``DISK_INTERVAL`` seconds at
+most) and without them; the median of ``--runs`` each.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from catalog import server_ms
 from pgtop import pg
 from pgtop.cluster import Cluster, find_bindir, start_cluster, start_standby
 from pgtop.collectors.base import CollectorContext, Connection
-from pgtop.collectors.replication import WALDIR_INTERVAL, ReplicationCollector
+from pgtop.collectors.replication import DISK_INTERVAL, ReplicationCollector
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -69,7 +69,7 @@ async def measure(primary: Cluster, runs: int) -> list[tuple[str, float, float]]
 
     results = []
     try:
-        for label, work in (("with pg_wal listed", with_listing), ("without", without_listing)):
+        for label, work in (("with pg_wal and sizes", with_listing), ("without", without_listing)):
             samples = [await server_ms(admin, work) for _ in range(runs)]
             results.append(
                 (
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'refresh':24} {'server ms':>10} {'wall ms':>10}")
     for label, server, wall in results:
         print(f"{label:24} {server:10.2f} {wall:10.2f}")
-    print(f"(pg_wal is listed every {WALDIR_INTERVAL:g}s at most)")
+    print(f"(pg_wal and the database sizes are read every {DISK_INTERVAL:g}s at most)")
     return 0
 
 

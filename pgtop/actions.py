@@ -27,7 +27,14 @@ from psycopg import sql as pgsql
 
 from pgtop import pg, sql
 from pgtop.config import append_private, log_dir
-from pgtop.model import Backend, Capabilities, RelationTarget, SessionTarget, SlotTarget
+from pgtop.model import (
+    Backend,
+    Capabilities,
+    CheckpointTarget,
+    RelationTarget,
+    SessionTarget,
+    SlotTarget,
+)
 from pgtop.text import name_text
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
@@ -45,7 +52,7 @@ class ActionPlan:
     """What an action will do, shown in full before it runs."""
 
     action: str
-    target: SessionTarget | RelationTarget | SlotTarget
+    target: SessionTarget | RelationTarget | SlotTarget | CheckpointTarget
     statement: pgsql.Composed
     lock: str
     """The lock it takes and what that blocks, in words."""
@@ -288,6 +295,22 @@ def plan_drop_slot(target: SlotTarget) -> ActionPlan:
     )
 
 
+CHECKPOINT_HELPS = "recycles WAL that no slot, archiving backlog or wal_keep_size keeps"
+"""When a CHECKPOINT helps, said in its confirm dialog."""
+
+
+def plan_checkpoint(target: CheckpointTarget, allowed: bool) -> ActionPlan:
+    """A CHECKPOINT now, where the role may run one."""
+    if not allowed:
+        raise RefusedError("CHECKPOINT needs a superuser or, from PostgreSQL 15, pg_checkpoint")
+    return ActionPlan(
+        "checkpoint",
+        target,
+        pgsql.SQL("CHECKPOINT").format(),
+        "no lock; writes every dirty buffer now (an I/O burst)",
+    )
+
+
 # -- running -----------------------------------------------------------------------------------
 
 
@@ -310,6 +333,21 @@ async def drop_slot(conn: Connection, plan: ActionPlan) -> Outcome:
     if row is None:
         return Outcome(False, f"nothing done: slot {name} no longer exists")
     return Outcome(False, f"nothing done: slot {name} became active (pid {row['active_pid']})")
+
+
+async def run_checkpoint(conn: Connection, plan: ActionPlan) -> Outcome:
+    """Run the CHECKPOINT; say how long it took."""
+    started = time.monotonic()
+    try:
+        await conn.execute(plan.statement)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        return Outcome(False, f"the server refused: {pg.first_line(exc)}")
+    except psycopg.Error as exc:
+        return Outcome(False, f"failed: {pg.first_line(exc)}")
+    target = plan.target
+    assert isinstance(target, CheckpointTarget)
+    what = "restartpoint" if target.in_recovery else "checkpoint"
+    return Outcome(True, f"{what} done in {time.monotonic() - started:.1f} s")
 
 
 async def open_action_connection(conninfo: str, password: str | None) -> Connection:
@@ -624,6 +662,8 @@ class ActionRunner:
                     return await signal_session(conn, plan)
                 if isinstance(plan.target, SlotTarget):
                     return await drop_slot(conn, plan)
+                if isinstance(plan.target, CheckpointTarget):
+                    return await run_checkpoint(conn, plan)
                 return await run_maintenance(conn, plan, self.lock_timeout, own_pids)
             except psycopg.OperationalError as exc:
                 return Outcome(False, f"the action connection failed: {pg.first_line(exc)}")

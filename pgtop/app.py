@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import partial
@@ -34,6 +34,7 @@ from pgtop.actions import (
     action_progress,
     current_identity,
     log_action,
+    plan_checkpoint,
     plan_drop_slot,
     plan_relation,
     plan_session,
@@ -51,6 +52,7 @@ from pgtop.model import (
     ActivitySnapshot,
     Backend,
     Capabilities,
+    CheckpointTarget,
     Pool,
     RelationTarget,
     SessionTarget,
@@ -516,7 +518,12 @@ class PgTopApp(App[int]):
 
     def drop_slot(self, target: SlotTarget) -> None:
         """Drop exactly this replication slot after confirmation, if it is still inactive."""
-        self._slot_action(target)
+        what = f"drop slot {name_text(target.name, 80)}"
+        self._planned_action(what, partial(plan_drop_slot, target))
+
+    def checkpoint(self, target: CheckpointTarget, allowed: bool) -> None:
+        """Run a CHECKPOINT after confirmation, where the role may."""
+        self._planned_action("CHECKPOINT", partial(plan_checkpoint, target, allowed))
 
     def say(
         self,
@@ -566,15 +573,14 @@ class PgTopApp(App[int]):
             return
         await self._confirm_and_run(plan)
 
-    @work(group="action", exit_on_error=False, description="confirm and drop a slot")
-    async def _slot_action(self, target: SlotTarget) -> None:
-        what = f"drop slot {name_text(target.name, 80)}"
+    @work(group="action", exit_on_error=False, description="confirm and run an action")
+    async def _planned_action(self, what: str, make_plan: Callable[[], ActionPlan]) -> None:
         reason = self.action_unavailable()
         if reason is not None:
             self._refuse(what, reason)
             return
         try:
-            plan = plan_drop_slot(target)
+            plan = make_plan()
         except RefusedError as exc:
             self._refuse(what, str(exc))
             return

@@ -190,6 +190,16 @@ class SlotTarget:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckpointTarget:
+    """The server a CHECKPOINT is asked of, as the Replication tab last saw it."""
+
+    in_recovery: bool
+    """On a standby a CHECKPOINT is a restartpoint."""
+    wal_dir_bytes: int | None
+    last_checkpoint_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class RelationTarget:
     """A table or an index, captured by OID when the confirm dialog opened."""
 

@@ -1638,6 +1638,10 @@ REPLICATION_SERVER = _query(
                ar.archived_count, ar.failed_count, ar.last_archived_wal,
                ar.last_archived_time, ar.last_failed_wal, ar.last_failed_time,
                {{checkpoints}},
+               CASE WHEN has_function_privilege('pg_catalog.pg_control_checkpoint()', 'EXECUTE')
+                    THEN (SELECT checkpoint_time FROM pg_control_checkpoint())
+               END AS last_checkpoint_time,
+               {{may_checkpoint}} AS may_checkpoint,
                w.pid AS receiver_pid, w.status AS receiver_status,
                w.sender_host, w.sender_port, w.flushed_lsn::text AS received_lsn,
                pg_last_wal_replay_lsn()::text AS replayed_lsn,
@@ -1647,6 +1651,12 @@ REPLICATION_SERVER = _query(
         """,
         checkpoints=_CHECKPOINTS,
         replay_delay=_REPLAY_DELAY,
+        may_checkpoint={
+            130000: "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)",
+            # 15 lets members of pg_checkpoint run CHECKPOINT.
+            150000: "((SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
+            " OR pg_has_role('pg_checkpoint', 'USAGE'))",
+        },
     ),
 )
 
@@ -1663,6 +1673,32 @@ REPLICATION_WALDIR = _query(
                 WHERE right(a.name, 6) = '.ready')::bigint AS archive_ready
         FROM pg_ls_waldir() w
         """,
+    ),
+)
+
+# Every database of the cluster, largest first, with the recovery conflicts it had (a
+# standby cancels queries that conflict with replay). A database's size is one directory
+# walk: read at the WAL directory's slow cadence, only where the server lets the role
+# (CONNECT on it, or pg_read_all_stats), and no lock is taken. Names beginning with pg_ are
+# reserved: no user can create a role that shadows pg_read_all_stats.
+REPLICATION_DATABASES = _query(
+    "replication_databases",
+    *_variants(
+        """
+        SELECT d.datname AS name, r.readable,
+               CASE WHEN r.readable THEN pg_database_size(d.oid) END AS size_bytes,
+               c.confl_tablespace AS tablespace, c.confl_lock AS lock,
+               c.confl_snapshot AS snapshot, c.confl_bufferpin AS bufferpin,
+               c.confl_deadlock AS deadlock, {logical_slot} AS logical_slot
+        FROM pg_database d
+        CROSS JOIN LATERAL (
+            SELECT has_database_privilege(d.oid, 'CONNECT')
+                   OR pg_has_role('pg_read_all_stats', 'USAGE') AS readable) r
+        LEFT JOIN pg_stat_database_conflicts c ON c.datid = d.oid
+        ORDER BY size_bytes DESC NULLS LAST, d.datname
+        """,
+        # 16 cancels logical slots' readers on a standby too.
+        logical_slot={130000: "NULL::bigint", 160000: "c.confl_active_logicalslot"},
     ),
 )
 

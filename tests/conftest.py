@@ -203,7 +203,12 @@ def replicated(pg_cluster: Cluster) -> Iterator[tuple[Cluster, Cluster]]:
             start_standby(
                 primary,
                 slot=STANDBY_SLOT,
-                settings={"cluster_name": STANDBY_NAME, "archive_mode": "off"},
+                # Replay cancels a conflicting standby query after 0.2 s, not 30 s.
+                settings={
+                    "cluster_name": STANDBY_NAME,
+                    "archive_mode": "off",
+                    "max_standby_streaming_delay": "200ms",
+                },
                 name="pgtop-test",
             )
         )

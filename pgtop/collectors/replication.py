@@ -1,11 +1,12 @@
 """The Replication tab's data: the standbys this server streams to, its replication slots
-and the WAL each keeps, the WAL directory and its rate, the archiver and the checkpoints;
-on a standby, its WAL receiver and whether replay is paused.
+and the WAL each keeps, the WAL directory and its rate, the archiver and the checkpoints,
+every database's size and recovery conflicts; on a standby, its WAL receiver and whether
+replay is paused.
 
-Everything but the WAL directory is a few rows of statistics views, read at the tab's
-cadence (``REPLICATION_INTERVAL``); listing the WAL directory costs one directory read per
-segment, so it is read at most every ``WALDIR_INTERVAL``. The WAL rate compares two reads
-of the WAL position: until a second read it is not known.
+Everything but the disk is a few rows of statistics views, read at the tab's cadence
+(``REPLICATION_INTERVAL``); listing the WAL directory and sizing the databases walk
+directories (one read per file), so they are read at most every ``DISK_INTERVAL``. The WAL
+rate compares two reads of the WAL position: until a second read it is not known.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from pgtop.model import ActivitySnapshot
 
 REPLICATION_INTERVAL = 5.0
 """Least seconds between two reads of the tab's data."""
-WALDIR_INTERVAL = 30.0
-"""Least seconds between two listings of the WAL directory."""
+DISK_INTERVAL = 30.0
+"""Least seconds between two listings of the WAL directory, or two sizings of the
+databases."""
 WALDIR_PRIVILEGE = "listing the WAL directory needs EXECUTE on pg_ls_waldir (pg_monitor)"
 
 
@@ -81,6 +83,26 @@ class ArchiverState:
 
 
 @dataclass(frozen=True, slots=True)
+class DatabaseState:
+    """One database of the cluster: its size and the recovery conflicts it had."""
+
+    name: str
+    readable: bool
+    """The role may read its size (CONNECT on it, or pg_read_all_stats)."""
+    size_bytes: int | None
+    conflicts: Mapping[str, int]
+    """Queries cancelled by replay on a standby, by cause (only causes that happened)."""
+
+    @property
+    def conflict_count(self) -> int:
+        return sum(self.conflicts.values())
+
+
+CONFLICT_CAUSES = ("tablespace", "lock", "snapshot", "bufferpin", "deadlock", "logical_slot")
+"""The causes of recovery conflicts, as ``pg_stat_database_conflicts`` counts them."""
+
+
+@dataclass(frozen=True, slots=True)
 class ReplicationData:
     collected_at: datetime
     in_recovery: bool
@@ -92,6 +114,12 @@ class ReplicationData:
     archiver: ArchiverState
     checkpoints_timed: int | None
     checkpoints_requested: int | None
+    last_checkpoint_time: datetime | None
+    may_checkpoint: bool
+    """The role may run CHECKPOINT (superuser, or pg_checkpoint on 15+)."""
+    databases: tuple[DatabaseState, ...]
+    """Largest first; read every ``DISK_INTERVAL``."""
+    databases_read_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +140,7 @@ class ReplicationCollector:
         self._position: tuple[float, float] | None = None
         """The WAL position (bytes) and the monotonic clock when it was read."""
         self._waldir: tuple[_WalDir, float] | None = None
+        self._databases: tuple[tuple[DatabaseState, ...], datetime, float] | None = None
 
     async def close(self) -> None:
         pass
@@ -136,6 +165,7 @@ class ReplicationCollector:
         slots = read_slots(await slots_cur.fetchall())
         standbys = read_standbys(await standbys_cur.fetchall())
         waldir = await self._read_waldir(conn, server["may_list_waldir"], server["collected_at"])
+        databases, databases_read_at = await self._read_databases(conn, server["collected_at"])
         return ReplicationData(
             collected_at=server["collected_at"],
             in_recovery=server["in_recovery"],
@@ -148,13 +178,17 @@ class ReplicationCollector:
             ),
             checkpoints_timed=server["checkpoints_timed"],
             checkpoints_requested=server["checkpoints_requested"],
+            last_checkpoint_time=server["last_checkpoint_time"],
+            may_checkpoint=bool(server["may_checkpoint"]),
+            databases=databases,
+            databases_read_at=databases_read_at,
         )
 
     async def _read_waldir(self, conn: Connection, allowed: bool, now: datetime) -> _WalDir | None:
         if not allowed:
             return None
         clock = time.monotonic()
-        if self._waldir is not None and clock - self._waldir[1] < WALDIR_INTERVAL:
+        if self._waldir is not None and clock - self._waldir[1] < DISK_INTERVAL:
             return self._waldir[0]
         version = self.capabilities.server_version_num
         cur = await conn.execute(sql.REPLICATION_WALDIR.sql(version))
@@ -163,6 +197,26 @@ class ReplicationCollector:
         found = _WalDir(row["dir_bytes"], row["segments"], row["archive_ready"], now)
         self._waldir = (found, clock)
         return found
+
+    async def _read_databases(
+        self, conn: Connection, now: datetime
+    ) -> tuple[tuple[DatabaseState, ...], datetime]:
+        clock = time.monotonic()
+        if self._databases is not None and clock - self._databases[2] < DISK_INTERVAL:
+            return self._databases[:2]
+        version = self.capabilities.server_version_num
+        cur = await conn.execute(sql.REPLICATION_DATABASES.sql(version))
+        found = tuple(
+            DatabaseState(
+                name=row["name"],
+                readable=row["readable"],
+                size_bytes=row["size_bytes"],
+                conflicts={cause: row[cause] for cause in CONFLICT_CAUSES if row[cause]},
+            )
+            for row in await cur.fetchall()
+        )
+        self._databases = (found, now, clock)
+        return found, now
 
     def _wal(self, server: Mapping[str, Any], waldir: _WalDir | None) -> WalState:
         clock = time.monotonic()

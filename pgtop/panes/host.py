@@ -19,6 +19,7 @@ from pgtop.collectors.statements import Mode, Reading, StatementKey, StatementsS
 from pgtop.model import (
     Backend,
     Capabilities,
+    CheckpointTarget,
     Pool,
     RelationTarget,
     SlotTarget,
@@ -87,6 +88,8 @@ class Host(Protocol):
     def act_on_relation(self, action: RelationAction, target: RelationTarget) -> None: ...
 
     def drop_slot(self, target: SlotTarget) -> None: ...
+
+    def checkpoint(self, target: CheckpointTarget, allowed: bool) -> None: ...
 
     def open_session(self, backend: Backend) -> None:
         """Show the detail of a session."""

@@ -1,5 +1,6 @@
 """The Replication tab: the standbys, the replication slots and the WAL each keeps, the WAL
-directory and the archiver; on a standby, its WAL receiver."""
+directory, the archiver and the checkpoints, every database's size; on a standby, its WAL
+receiver and the recovery conflicts of each database."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 
 from pgtop.collectors.health import SlotState, StandbyState
-from pgtop.collectors.replication import ReceiverState, ReplicationData
+from pgtop.collectors.replication import DatabaseState, ReceiverState, ReplicationData
 from pgtop.formats import duration, size
-from pgtop.model import SlotTarget
+from pgtop.model import CheckpointTarget, SlotTarget
 from pgtop.panes.base import FILTER_BINDINGS, SORT_BINDINGS, ListPane
-from pgtop.reports.replication import archiver_line, wal_line
+from pgtop.reports.replication import archiver_line, conflicts_text, wal_line
 from pgtop.text import name_text, one_line
 from pgtop.widgets.keyed_table import Column, Row
 from pgtop.widgets.status_line import StatusLine
@@ -24,14 +25,14 @@ COLUMNS = (
     Column("name", "NAME", min_width=12),
     Column("state", "STATE", width=15),
     Column("mode", "SYNC/WAL", width=10, hide_below=100),
-    Column("bytes", "BEHIND/KEPT", width=11, align="right"),
+    Column("bytes", "BYTES", width=9, align="right"),
     Column("lag", "LAG", width=8, align="right"),
     Column("detail", "DETAIL", min_width=12, hide_below=76),
 )
 
 RECEIVER_KEY = ("receiver",)
-"""Rows sort by kind as standbys, the WAL receiver, then slots (as read: most WAL kept
-first)."""
+"""Rows sort by kind as standbys, the WAL receiver, slots (as read: most WAL kept first),
+then databases (largest first)."""
 
 
 def standby_key(pid: int) -> tuple[str, int]:
@@ -136,11 +137,38 @@ def receiver_row(receiver: ReceiverState) -> Row:
     )
 
 
+def database_key(name: str) -> tuple[str, str]:
+    return ("database", name)
+
+
+def database_row(database: DatabaseState, in_recovery: bool) -> Row:
+    state = "" if database.readable else "no access"
+    detail = "" if database.readable else "its size needs CONNECT on it, or pg_read_all_stats"
+    if in_recovery:
+        detail = conflicts_text(database)
+    cells = (
+        "database",
+        name_text(database.name, 80),
+        state,
+        "",
+        _bytes(database.size_bytes),
+        "",
+        detail,
+    )
+    return Row(
+        key=database_key(database.name),
+        cells=cells,
+        sort_values=(3, database.name, state, None, database.size_bytes, None, None),
+        tone="warning" if database.conflict_count else "",
+    )
+
+
 def replication_rows(data: ReplicationData) -> list[Row]:
     rows = [standby_row(s) for s in data.standbys]
     rows += [slot_row(s) for s in data.slots]
     if data.receiver is not None:
         rows.append(receiver_row(data.receiver))
+    rows += [database_row(d, data.in_recovery) for d in data.databases]
     return rows
 
 
@@ -159,6 +187,7 @@ class ReplicationPane(ListPane):
         *FILTER_BINDINGS,
         *SORT_BINDINGS,
         Binding("D", "drop_slot", "Drop slot", id="drop-slot"),
+        Binding("P", "checkpoint", "Checkpoint", id="checkpoint"),
     ]
 
     def __init__(self) -> None:
@@ -193,7 +222,17 @@ class ReplicationPane(ListPane):
             )
         )
 
+    def action_checkpoint(self) -> None:
+        data = self._data
+        if data is None:
+            self.host.say("wait for the first read of the tab", timeout=3)
+            return
+        target = CheckpointTarget(data.in_recovery, data.wal.dir_bytes, data.last_checkpoint_time)
+        self.host.checkpoint(target, data.may_checkpoint)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "checkpoint":
+            return self.host.actions_offered() and self._data is not None
         if action == "drop_slot":
             if not self.host.actions_offered():
                 return False
@@ -216,7 +255,7 @@ class ReplicationPane(ListPane):
 
     def empty_text(self) -> str:
         if self._data is not None and not self.table.filter_text:
-            return "no standby, no replication slot"
+            return "no standby, no replication slot, no database readable"
         return super().empty_text()
 
     def status_parts(self) -> list[str]:
@@ -225,4 +264,7 @@ class ReplicationPane(ListPane):
             return ["waiting for the first read…"]
         role = "standby" if data.in_recovery else "primary"
         counts = f"{len(data.standbys)} standbys, {len(data.slots)} slots"
+        total = sum(d.size_bytes or 0 for d in data.databases)
+        if data.databases:
+            counts += f", {len(data.databases)} databases {size(total)}"
         return [f"{role}: {counts}", self.count_text()]

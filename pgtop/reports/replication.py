@@ -1,11 +1,11 @@
 """``--once replication``: one row per standby, replication slot or WAL receiver (``kind``),
-with the WAL and the archiver beside the rows."""
+with the WAL, the archiver and every database's size beside the rows."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pgtop.collectors.replication import ReplicationData
+from pgtop.collectors.replication import DatabaseState, ReplicationData
 from pgtop.formats import ago, duration, size
 from pgtop.reports.base import Report, Row, fields_of, text
 from pgtop.text import one_line
@@ -81,7 +81,17 @@ def extra(data: ReplicationData) -> dict[str, Any]:
             "ready_segments": wal.archive_ready,
             "checkpoints_timed": data.checkpoints_timed,
             "checkpoints_requested": data.checkpoints_requested,
+            "last_checkpoint_time": data.last_checkpoint_time,
         },
+        "databases": [
+            {
+                "name": d.name,
+                "size_bytes": d.size_bytes,
+                "readable": d.readable,
+                "recovery_conflicts": dict(d.conflicts),
+            }
+            for d in data.databases
+        ],
     }
 
 
@@ -141,11 +151,33 @@ def archiver_line(data: ReplicationData) -> str:
         if ready is not None:
             parts.append(f"{ready} waiting")
     if data.checkpoints_timed is not None:
-        parts.append(
+        checkpoints = (
             f"checkpoints {data.checkpoints_timed:,} timed, "
             f"{data.checkpoints_requested or 0:,} requested"
         )
+        if data.last_checkpoint_time is not None:
+            checkpoints += f", last {ago(data.last_checkpoint_time, now)} ago"
+        parts.append(checkpoints)
     return " · ".join(parts)
+
+
+def conflicts_text(database: DatabaseState) -> str:
+    """A standby's recovery conflicts in one database, by cause."""
+    if not database.conflicts:
+        return "no recovery conflict"
+    causes = ", ".join(f"{cause} {count:,}" for cause, count in database.conflicts.items())
+    return f"recovery conflicts: {causes}"
+
+
+def databases_line(data: ReplicationData) -> str:
+    """Every database's size, largest first (those the role may not read said so)."""
+    parts = [
+        f"{one_line(d.name, 60)} {size(d.size_bytes)}"
+        if d.readable
+        else f"{one_line(d.name, 60)} (no access)"
+        for d in data.databases
+    ]
+    return "databases: " + (", ".join(parts) or "none readable")
 
 
 def of(data: ReplicationData) -> Report:
@@ -154,7 +186,7 @@ def of(data: ReplicationData) -> Report:
         ("NAME", lambda row: text("x", 60)({"x": _name(row)})),
         ("STATE", _state),
         ("SYNC/WAL", lambda row: str(row.get("sync_state") or row.get("wal_status") or "")),
-        ("BEHIND/KEPT", _bytes),
+        ("BYTES", _bytes),
         ("LAG", _lag),
     ]
     return Report(
@@ -162,7 +194,7 @@ def of(data: ReplicationData) -> Report:
         replication_rows(data),
         columns,
         extra=extra(data),
-        footer=(wal_line(data), archiver_line(data)),
+        footer=(wal_line(data), archiver_line(data), databases_line(data)),
     )
 
 

@@ -20,9 +20,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from pgtop.actions import ActionPlan
+from pgtop.actions import CHECKPOINT_HELPS, ActionPlan
 from pgtop.formats import size
-from pgtop.model import RelationTarget, SessionTarget, SlotTarget
+from pgtop.model import CheckpointTarget, RelationTarget, SessionTarget, SlotTarget
 from pgtop.text import name_text, one_line, visible
 
 ARM_SECONDS = 0.4
@@ -36,6 +36,7 @@ TITLES = {
     "reindex": "REINDEX?",
     "drop_invalid_index": "Drop the invalid index left behind?",
     "drop_slot": "Drop this replication slot?",
+    "checkpoint": "Run a CHECKPOINT now?",
 }
 
 
@@ -80,6 +81,13 @@ def target_text(plan: ActionPlan) -> Text:
         line("type", kind)
         line("WAL kept", size(target.retained_bytes) or "?")
         line("its consumer", target.consumer_loss)
+    elif isinstance(target, CheckpointTarget):
+        line("server", "a standby: this is a restartpoint" if target.in_recovery else "primary")
+        if target.wal_dir_bytes is not None:
+            line("pg_wal", size(target.wal_dir_bytes))
+        if target.last_checkpoint_time is not None:
+            line("last one", f"{target.last_checkpoint_time:%Y-%m-%d %H:%M:%S%z}")
+        line("when it helps", CHECKPOINT_HELPS)
     return text
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Sequence
 from typing import ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -57,6 +57,12 @@ class MainScreen(Screen[None]):
         self.watch(self.app, "snapshot", self.show_latest_snapshot)
         if self.PANES:
             self.query_one(f"#{self.PANES[0].TAB}-table").focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        # Tabs are padded on both sides; where that does not fit (eight tabs at 80 columns),
+        # on one side only, so that every tab stays in view rather than scrolling away.
+        labels = sum(len(f"{pane.KEY} {pane.TITLE}") + 2 for pane in self.PANES)
+        self.set_class(labels > event.size.width, "-tight-tabs")
 
     def panes(self) -> Iterable[ListPane]:
         # By isinstance: a query by type misses the panes whose first base is a mixin.

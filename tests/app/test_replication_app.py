@@ -62,7 +62,14 @@ async def test_the_standby_shows_its_receiver(replicated: tuple[Cluster, Cluster
     app = PgTopApp(Settings(conninfo=standby.conninfo(), refresh=0.5))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("8")
-        await shows(pilot, "receiver", f"127.0.0.1:{primary.port}", "streaming", "standby:")
+        await shows(
+            pilot,
+            "receiver",
+            f"127.0.0.1:{primary.port}",
+            "streaming",
+            "standby:",
+            "database postgres",
+        )
 
 
 def slot_exists(conn: psycopg.Connection[Any], name: str) -> bool:
@@ -187,3 +194,50 @@ async def test_a_slot_that_became_active_while_the_dialog_was_open(
                     break
                 time.sleep(0.1)
             admin.execute("SELECT pg_drop_replication_slot(%s)", (name,))
+
+
+async def test_a_checkpoint_after_confirmation(
+    replicated: tuple[Cluster, Cluster], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGTOP_LOG_DIR", str(tmp_path))
+    primary, _ = replicated
+    with psycopg.connect(primary.conninfo(), autocommit=True) as admin:
+        before = admin.execute("SELECT checkpoint_time FROM pg_control_checkpoint()").fetchone()
+        app = PgTopApp(Settings(conninfo=primary.conninfo(), refresh=0.5))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("8")
+            await shows(pilot, "database postgres")
+            await pilot.press("P")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the dialog")
+            await shows(pilot, "Run a CHECKPOINT now?", "recycles WAL that no slot", "CHECKPOINT")
+            await pilot.pause(0.5)  # a yes counts once the dialog could be read
+            await pilot.press("y")
+            await notified(pilot, "checkpoint done in")
+        after = admin.execute("SELECT checkpoint_time FROM pg_control_checkpoint()").fetchone()
+    assert before is not None
+    assert after is not None
+    assert after[0] > before[0]
+    log = [json.loads(line) for line in (tmp_path / "actions.log").read_text().splitlines()]
+    assert [(r["action"], r["outcome"]) for r in log] == [
+        ("checkpoint", "attempted"),
+        ("checkpoint", "ok"),
+    ]
+
+
+async def test_a_role_that_may_not_checkpoint_is_told_so(
+    replicated: tuple[Cluster, Cluster],
+) -> None:
+    primary, _ = replicated
+    role = f"plain_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(primary.conninfo(), autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        try:
+            app = PgTopApp(Settings(conninfo=primary.conninfo(user=role), refresh=0.5))
+            async with app.run_test(size=SIZE) as pilot:
+                await pilot.press("8")
+                await shows(pilot, "database postgres")
+                await pilot.press("P")
+                await notified(pilot, "pg_checkpoint")
+                assert not isinstance(app.screen, ConfirmDialog)
+        finally:
+            admin.execute(f'DROP ROLE "{role}"')

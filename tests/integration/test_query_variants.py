@@ -60,6 +60,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "health_standbys": {},
     "replication_server": {},
     "replication_waldir": {},
+    "replication_databases": {},
     "slot_user": {"slot": "x"},
     "health_invalid_indexes": {"limit": 50},
     "health_dead_candidates": {"limit": 50},
@@ -72,7 +73,11 @@ PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
-RETIRED = {("health_cluster", 130000): 170000, ("replication_server", 130000): 170000}
+RETIRED = {
+    ("health_cluster", 130000): 170000,
+    ("replication_server", 130000): 170000,
+    ("replication_server", 150000): 170000,
+}
 """Variants that read what a later server removed (pg_stat_bgwriter's checkpoint counters
 moved to pg_stat_checkpointer in 17): not run from that version on."""
 

@@ -15,9 +15,11 @@ from collecting import context
 from conftest import STANDBY_NAME, STANDBY_SLOT
 
 from pgtop import pg
+from pgtop.actions import RefusedError, plan_checkpoint
 from pgtop.cli import main
 from pgtop.cluster import Cluster
 from pgtop.collectors.replication import WALDIR_PRIVILEGE, ReplicationCollector
+from pgtop.model import CheckpointTarget
 
 SEGMENT = 16 * 1024 * 1024
 
@@ -240,3 +242,117 @@ async def test_the_wal_rate_from_two_reads_and_a_role_that_may_not_list_the_dire
     assert data.wal.dir_bytes is None
     assert data.wal.segments is None
     assert {slot.name for slot in data.slots} >= {STANDBY_SLOT}
+
+
+def test_every_database_sized_and_one_the_role_may_not_read(
+    replicated: tuple[Cluster, Cluster],
+    primary: psycopg.Connection[Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    closed = f"closed_{uuid.uuid4().hex[:8]}"
+    role = f"plain_{uuid.uuid4().hex[:8]}"
+    primary.execute(f'CREATE DATABASE "{closed}"')
+    primary.execute(f'REVOKE CONNECT ON DATABASE "{closed}" FROM PUBLIC')
+    primary.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        as_superuser = once(replicated[0].conninfo(), capsys)
+        as_plain = once(replicated[0].conninfo(user=role), capsys)
+        assert (
+            main(["--once", "replication", "--format", "text", replicated[0].conninfo(user=role)])
+            == 0
+        )
+        text = capsys.readouterr().out
+        sizes = dict(
+            primary.execute("SELECT datname, pg_database_size(oid) FROM pg_database").fetchall()
+        )
+    finally:
+        primary.execute(f'DROP DATABASE "{closed}"')
+        primary.execute(f'DROP ROLE "{role}"')
+    seen = {d["name"]: d for d in as_superuser["databases"]}
+    assert set(seen) == set(sizes)
+    for name, size_bytes in sizes.items():
+        assert seen[name]["readable"] is True
+        # Sizes change by a page or two between the reads (statistics, the free space map).
+        assert abs(seen[name]["size_bytes"] - size_bytes) < 1024 * 1024
+    listed = [d["size_bytes"] for d in as_superuser["databases"]]
+    assert listed == sorted(listed, reverse=True)
+
+    plain = {d["name"]: d for d in as_plain["databases"]}
+    assert set(plain) == set(sizes)
+    assert plain[closed] == {
+        "name": closed,
+        "size_bytes": None,
+        "readable": False,
+        "recovery_conflicts": {},
+    }
+    assert plain["postgres"]["readable"] is True
+    assert as_plain["databases"][-1]["name"] == closed
+    assert f"{closed} (no access)" in text
+
+
+def test_a_recovery_conflict_on_the_standby_is_counted_per_database(
+    replicated: tuple[Cluster, Cluster],
+    primary: psycopg.Connection[Any],
+    standby: psycopg.Connection[Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    table = f"conflicted_{uuid.uuid4().hex[:8]}"
+    primary.execute(f'CREATE TABLE "{table}" (v int)')
+    primary.execute("SELECT pg_switch_wal()")
+    wait_until(primary, "SELECT replay_lsn >= pg_current_wal_lsn() FROM pg_stat_replication")
+    before = once(replicated[1].conninfo(), capsys)
+    (postgres,) = [d for d in before["databases"] if d["name"] == "postgres"]
+    locks_before = postgres["recovery_conflicts"].get("lock", 0)
+    # A standby transaction holds a lock on the table; the primary's ACCESS EXCLUSIVE lock,
+    # replayed, cancels it once max_standby_streaming_delay has passed.
+    holder = psycopg.connect(replicated[1].conninfo())
+    try:
+        holder.execute(f'SELECT * FROM "{table}"')
+        primary.execute(f'DROP TABLE "{table}"')
+        primary.execute("SELECT pg_switch_wal()")
+        wait_until(primary, "SELECT replay_lsn >= pg_current_wal_lsn() FROM pg_stat_replication")
+        with pytest.raises(psycopg.OperationalError):
+            holder.execute("SELECT 1")
+    finally:
+        holder.close()
+    wait_until(
+        standby,
+        f"SELECT confl_lock > {locks_before} FROM pg_stat_database_conflicts"
+        " WHERE datname = 'postgres'",
+    )
+    after = once(replicated[1].conninfo(), capsys)
+    (postgres,) = [d for d in after["databases"] if d["name"] == "postgres"]
+    assert postgres["recovery_conflicts"]["lock"] == locks_before + 1
+
+    assert main(["--once", "replication", "--format", "text", replicated[1].conninfo()]) == 0
+    assert "databases: " in capsys.readouterr().out
+
+
+async def test_the_last_checkpoint_and_who_may_ask_for_one(
+    replicated: tuple[Cluster, Cluster], primary: psycopg.Connection[Any]
+) -> None:
+    role = f"plain_{uuid.uuid4().hex[:8]}"
+    primary.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        datas = []
+        for user in (None, role):
+            conn = await pg.connect(replicated[0].conninfo(user=user))
+            try:
+                collector = ReplicationCollector(context(await pg.probe(conn)))
+                datas.append(await collector.collect(conn))
+            finally:
+                await conn.close()
+        last = primary.execute("SELECT checkpoint_time FROM pg_control_checkpoint()").fetchone()
+    finally:
+        primary.execute(f'DROP ROLE "{role}"')
+    superuser, plain = datas
+    assert superuser is not None
+    assert plain is not None
+    assert last is not None
+    assert superuser.last_checkpoint_time == last[0]
+    assert superuser.may_checkpoint is True
+    assert plain.may_checkpoint is False
+    target = CheckpointTarget(False, None, None)
+    with pytest.raises(RefusedError, match="pg_checkpoint"):
+        plan_checkpoint(target, plain.may_checkpoint)
+    assert plan_checkpoint(target, True).sql_text == "CHECKPOINT"

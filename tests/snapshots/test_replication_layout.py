@@ -10,7 +10,12 @@ from canned import NOW, CannedSource, incident_snapshot, settle
 
 from pgtop.app import PgTopApp
 from pgtop.collectors.health import SlotState, StandbyState
-from pgtop.collectors.replication import ArchiverState, ReplicationData, WalState
+from pgtop.collectors.replication import (
+    ArchiverState,
+    DatabaseState,
+    ReplicationData,
+    WalState,
+)
 from pgtop.config import Settings
 from pgtop.widgets.keyed_table import KeyedTable
 
@@ -67,7 +72,26 @@ def canned_replication() -> ReplicationData:
         last_failed_wal="00000001000000390000009A",
         last_failed_time=NOW - timedelta(seconds=20),
     )
-    return ReplicationData(NOW, False, (standby,), slots, None, wal, archiver, 310, 12)
+    databases = (
+        DatabaseState("shop", True, 41200 * MIB, {}),
+        DatabaseState("postgres", True, 7 * MIB, {}),
+        DatabaseState("payroll", False, None, {}),
+    )
+    return ReplicationData(
+        NOW,
+        False,
+        (standby,),
+        slots,
+        None,
+        wal,
+        archiver,
+        310,
+        12,
+        last_checkpoint_time=NOW - timedelta(minutes=4),
+        may_checkpoint=True,
+        databases=databases,
+        databases_read_at=NOW,
+    )
 
 
 def make_app() -> PgTopApp:
@@ -89,9 +113,10 @@ async def show_replication(pilot: Any) -> None:
 def test_replication_tab_at_80x24(snap_compare: Any) -> None:
     """Key 8: the WAL line (position, 2.5 MiB/s, pg_wal 3.5 GiB in 225 segments,
     max_wal_size), the archiver line (FAILING with the failing segment, 41 waiting,
-    checkpoints), then the standby replica_a 48 MiB / 1m23s behind, and the slots:
-    old_replica inactive keeping 3.3 GiB (warning colour), replica_a active pid 4200, cdc
-    logical; the tab bar ends with "8 Replication"."""
+    checkpoints, the last 4m ago); then the standby replica_a 48 MiB / 1m23s behind, the
+    slots: old_replica inactive keeping 3.3 GiB (warning colour), replica_a active pid
+    4200, cdc logical; then the databases, largest first: shop 40.2 GiB, postgres, and
+    payroll "no access"; the tab bar shows "8 Replication"."""
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=show_replication)
 
 
