@@ -263,8 +263,8 @@ class ReplicationPane(ListPane):
         if data is None:
             return ["waiting for the first read…"]
         role = "standby" if data.in_recovery else "primary"
-        counts = f"{len(data.standbys)} standbys, {len(data.slots)} slots"
-        total = sum(d.size_bytes or 0 for d in data.databases)
+        counts = f"standbys {len(data.standbys)}, slots {len(data.slots)}"
         if data.databases:
-            counts += f", {len(data.databases)} databases {size(total)}"
+            total = sum(d.size_bytes or 0 for d in data.databases)
+            counts += f", databases {len(data.databases)} ({size(total)})"
         return [f"{role}: {counts}", self.count_text()]
