@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
+
 from pgtop import sql
 from pgtop.collectors.base import CollectorContext, Connection
 from pgtop.collectors.health import SlotState, StandbyState, read_slots, read_standbys
@@ -28,6 +30,7 @@ DISK_INTERVAL = 30.0
 """Least seconds between two listings of the WAL directory, or two sizings of the
 databases."""
 WALDIR_PRIVILEGE = "listing the WAL directory needs EXECUTE on pg_ls_waldir (pg_monitor)"
+TIMED_OUT = "timed out (the statement timeout); tried again in {:g} s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,8 @@ class ReplicationData:
     databases: tuple[DatabaseState, ...]
     """Largest first; read every ``DISK_INTERVAL``."""
     databases_read_at: datetime | None
+    databases_problem: str | None = None
+    """Why the sizes are not fresh (the read timed out), or None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +144,11 @@ class ReplicationCollector:
         self.interval = REPLICATION_INTERVAL
         self._position: tuple[float, float] | None = None
         """The WAL position (bytes) and the monotonic clock when it was read."""
-        self._waldir: tuple[_WalDir, float] | None = None
-        self._databases: tuple[tuple[DatabaseState, ...], datetime, float] | None = None
+        self._waldir: tuple[_WalDir | None, float] | None = None
+        """The last listing (None when it timed out) and the monotonic clock then."""
+        self._databases: tuple[tuple[DatabaseState, ...], datetime | None, float] | None = None
+        self._problems: dict[str, str] = {}
+        """Why the last slow read of "waldir" or "databases" failed."""
 
     async def close(self) -> None:
         pass
@@ -166,6 +174,7 @@ class ReplicationCollector:
         standbys = read_standbys(await standbys_cur.fetchall())
         waldir = await self._read_waldir(conn, server["may_list_waldir"], server["collected_at"])
         databases, databases_read_at = await self._read_databases(conn, server["collected_at"])
+        problem = self._problems.get("databases")
         return ReplicationData(
             collected_at=server["collected_at"],
             in_recovery=server["in_recovery"],
@@ -182,6 +191,7 @@ class ReplicationCollector:
             may_checkpoint=bool(server["may_checkpoint"]),
             databases=databases,
             databases_read_at=databases_read_at,
+            databases_problem=f"database sizes {problem}" if problem else None,
         )
 
     async def _read_waldir(self, conn: Connection, allowed: bool, now: datetime) -> _WalDir | None:
@@ -191,21 +201,27 @@ class ReplicationCollector:
         if self._waldir is not None and clock - self._waldir[1] < DISK_INTERVAL:
             return self._waldir[0]
         version = self.capabilities.server_version_num
-        cur = await conn.execute(sql.REPLICATION_WALDIR.sql(version))
-        row = await cur.fetchone()
-        assert row is not None
-        found = _WalDir(row["dir_bytes"], row["segments"], row["archive_ready"], now)
+        found = None
+        rows = await self._slow_read("waldir", conn, sql.REPLICATION_WALDIR.sql(version))
+        if rows is not None:
+            row = rows[0]
+            found = _WalDir(row["dir_bytes"], row["segments"], row["archive_ready"], now)
         self._waldir = (found, clock)
         return found
 
     async def _read_databases(
         self, conn: Connection, now: datetime
-    ) -> tuple[tuple[DatabaseState, ...], datetime]:
+    ) -> tuple[tuple[DatabaseState, ...], datetime | None]:
         clock = time.monotonic()
         if self._databases is not None and clock - self._databases[2] < DISK_INTERVAL:
             return self._databases[:2]
         version = self.capabilities.server_version_num
-        cur = await conn.execute(sql.REPLICATION_DATABASES.sql(version))
+        rows = await self._slow_read("databases", conn, sql.REPLICATION_DATABASES.sql(version))
+        if rows is None:
+            # What was read before stays shown, with when it was read.
+            previous = self._databases[:2] if self._databases is not None else ((), None)
+            self._databases = (*previous, clock)
+            return previous
         found = tuple(
             DatabaseState(
                 name=row["name"],
@@ -213,10 +229,24 @@ class ReplicationCollector:
                 size_bytes=row["size_bytes"],
                 conflicts={cause: row[cause] for cause in CONFLICT_CAUSES if row[cause]},
             )
-            for row in await cur.fetchall()
+            for row in rows
         )
         self._databases = (found, now, clock)
         return found, now
+
+    async def _slow_read(
+        self, what: str, conn: Connection, query: str
+    ) -> list[dict[str, Any]] | None:
+        """The rows of one of the slow reads, or None when it timed out (said in
+        ``self._problems``: the rest of the tab is still shown)."""
+        try:
+            cur = await conn.execute(query)
+            rows = await cur.fetchall()
+        except psycopg.errors.QueryCanceled:
+            self._problems[what] = TIMED_OUT.format(DISK_INTERVAL)
+            return None
+        self._problems.pop(what, None)
+        return rows
 
     def _wal(self, server: Mapping[str, Any], waldir: _WalDir | None) -> WalState:
         clock = time.monotonic()
@@ -232,7 +262,13 @@ class ReplicationCollector:
             dir_bytes=waldir.dir_bytes if waldir else None,
             segments=waldir.segments if waldir else None,
             archive_ready=waldir.archive_ready if waldir else None,
-            dir_problem=None if server["may_list_waldir"] else WALDIR_PRIVILEGE,
+            dir_problem=(
+                WALDIR_PRIVILEGE
+                if not server["may_list_waldir"]
+                else f"listing pg_wal {self._problems['waldir']}"
+                if "waldir" in self._problems
+                else None
+            ),
             dir_read_at=waldir.read_at if waldir else None,
             rate_bytes_per_s=rate,
             max_wal_size=server["max_wal_size"],

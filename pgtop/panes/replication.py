@@ -267,4 +267,7 @@ class ReplicationPane(ListPane):
         if data.databases:
             total = sum(d.size_bytes or 0 for d in data.databases)
             counts += f", databases {len(data.databases)} ({size(total)})"
-        return [f"{role}: {counts}", self.count_text()]
+        parts = [f"{role}: {counts}", self.count_text()]
+        if data.databases_problem:
+            parts.append(data.databases_problem)
+        return parts

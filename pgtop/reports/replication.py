@@ -83,6 +83,7 @@ def extra(data: ReplicationData) -> dict[str, Any]:
             "checkpoints_requested": data.checkpoints_requested,
             "last_checkpoint_time": data.last_checkpoint_time,
         },
+        "databases_problem": data.databases_problem,
         "databases": [
             {
                 "name": d.name,
@@ -177,7 +178,10 @@ def databases_line(data: ReplicationData) -> str:
         else f"{one_line(d.name, 60)} (no access)"
         for d in data.databases
     ]
-    return "databases: " + (", ".join(parts) or "none readable")
+    line = "databases: " + (", ".join(parts) or "none readable")
+    if data.databases_problem:
+        line += f" ({data.databases_problem})"
+    return line
 
 
 def of(data: ReplicationData) -> Report:

@@ -356,3 +356,25 @@ async def test_the_last_checkpoint_and_who_may_ask_for_one(
     with pytest.raises(RefusedError, match="pg_checkpoint"):
         plan_checkpoint(target, plain.may_checkpoint)
     assert plan_checkpoint(target, True).sql_text == "CHECKPOINT"
+
+
+async def test_a_slow_read_that_times_out_leaves_the_rest_of_the_tab(
+    replicated: tuple[Cluster, Cluster],
+) -> None:
+    conn = await pg.connect(replicated[0].conninfo(), statement_timeout_ms=300)
+    try:
+        collector = ReplicationCollector(context(await pg.probe(conn)))
+        first = await collector.collect(conn)
+        assert first is not None
+        assert first.databases_problem is None
+        # The server cancels a read that outlasts the statement timeout, as it would a
+        # pg_database_size walking a huge catalog: the tab says so and keeps what it had.
+        assert await collector._slow_read("databases", conn, "SELECT pg_sleep(2)") is None
+        again = await collector.collect(conn)
+        assert again is not None
+        assert again.databases == first.databases
+        assert again.databases_problem is not None
+        assert "timed out" in again.databases_problem
+        assert again.slots
+    finally:
+        await conn.close()
