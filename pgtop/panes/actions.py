@@ -86,15 +86,20 @@ class SessionActions(Widget):
             self.show_notice(message)
 
     def session_commands(self, where: str) -> Iterable[SystemCommand]:
-        if not host_of(self.app).actions_offered() or self.selected_backend() is None:
+        tagged = bool(self.tagged_backends())
+        if not host_of(self.app).actions_offered():
+            return
+        if not tagged and self.selected_backend() is None:
             return
         yield SystemCommand(
-            "Cancel the selected session's query",
+            "Cancel the tagged sessions' queries"
+            if tagged
+            else "Cancel the selected session's query",
             f"{where}: pg_cancel_backend, after confirmation",
             lambda: self.action_signal("cancel"),
         )
         yield SystemCommand(
-            "Terminate the selected session",
+            "Terminate the tagged sessions" if tagged else "Terminate the selected session",
             f"{where}: pg_terminate_backend, after confirmation",
             lambda: self.action_signal("terminate"),
         )

@@ -32,11 +32,12 @@ from pgtop.widgets.keyed_table import Column, KeyedTable, Row
 HIDDEN_TEXT = "‹hidden: this role needs pg_read_all_stats to see other roles' queries›"
 
 TAG_MARK = "✔"
-"""In the tag column of a tagged session (the column shows while any session is tagged)."""
+"""In the tag column of a tagged session, right of its pid (the column shows while any
+session is tagged)."""
 
 COLUMNS = (
-    Column("tag", "", width=1),
     Column("pid", "PID", width=7, align="right"),
+    Column("tag", "", width=1),
     Column("database", "DATABASE", width=12, hide_below=140),
     Column("user", "USER", width=10, hide_below=90),
     Column("application", "APPLICATION", width=12, hide_below=100),
@@ -167,8 +168,8 @@ def backend_row(
         client = "local"
     state = state_label(backend)
     cells = (
-        TAG_MARK if tagged else "",
         str(backend.pid),
+        TAG_MARK if tagged else "",
         name_text(backend.database, 64),
         name_text(backend.user, 64),
         name_text(backend.application_name, 64),
@@ -182,8 +183,8 @@ def backend_row(
         query,
     )
     sort_values = (
-        tagged,
         backend.pid,
+        tagged,
         backend.database or "",
         backend.user or "",
         backend.application_name,
@@ -386,7 +387,7 @@ class ActivityPane(SessionActions, ListPane):
                 cached is not None
                 and cached[0] is backend
                 and cached[1] == blocks
-                and (cached[2].cells[0] == TAG_MARK) == tagged
+                and (cached[2].cells[1] == TAG_MARK) == tagged
             ):
                 row = cached[2]
                 fresh[backend.pid] = cached
@@ -657,4 +658,24 @@ class ActivityPane(SessionActions, ListPane):
             "Activity: one row per group, largest first",
             self.action_cycle_grouping,
         )
+        if self.grouping is None:
+            yield SystemCommand(
+                "Only sessions older than…",
+                "Activity: transaction (or query) older than N seconds",
+                self.action_start_age_filter,
+            )
+            if self.selected_backend() is not None:
+                yield SystemCommand(
+                    "Copy the selected session's query",
+                    "Activity: to the clipboard (OSC 52) and the copy file",
+                    self.action_copy_query,
+                )
+            if self.host.actions_offered():
+                yield SystemCommand(
+                    "Tag every session shown",
+                    "Activity: C and K then act on the tagged sessions",
+                    self.action_tag_shown,
+                )
+                if self.tags:
+                    yield SystemCommand("Untag all sessions", "Activity", self.action_clear_tags)
         yield from self.session_commands("Activity")

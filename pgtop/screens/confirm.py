@@ -208,7 +208,7 @@ def group_text(targets: Sequence[GroupTarget], now: datetime) -> Text:
         text.append(line, style="" if target.plan is not None else "dim")
         text.append("\n")
         if target.plan is None:
-            text.append(f"    {REFUSED_MARK} not signalled: {one_line(target.refusal, 200)}\n")
+            text.append(f"  not signalled: {one_line(target.refusal, 200)}\n", style="italic")
     text.rstrip()
     return text
 
