@@ -310,3 +310,29 @@ async def test_the_group_dialog_at_80x24(dsn: str, sessions: Any) -> None:
         await pilot.press("n")
         await wait_for(pilot, lambda: not isinstance(app.screen, GroupConfirmDialog), "closed")
     assert alive(sessions, pids.values()) == set(pids.values())
+
+
+async def test_copy_on_locks(dsn: str, sessions: Any) -> None:
+    """On Locks, ``y`` copies the query of the session under the cursor (a waiter)."""
+    table_name = f"copy_locks_{uuid.uuid4().hex[:8]}"
+    sessions.admin.execute(f"CREATE TABLE {table_name} (id int)")
+    holder = sessions.open(application_name="copy-holder", autocommit=False)
+    holder.execute(f"LOCK TABLE {table_name} IN SHARE MODE")
+    waiter = sessions.open(application_name="copy-waiter")
+    query = f"INSERT INTO {table_name} VALUES (1) /* waits */"
+    sessions.run_in_background(waiter, query)
+    sessions.wait_until(
+        "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s",
+        (waiter.info.backend_pid,),
+    )
+    app = PgTopApp(Settings(conninfo=dsn, refresh=0.5, copy_to_file=False))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        locks = app.screen.query_one("#locks-table", KeyedTable)
+        key = (holder.info.backend_pid, waiter.info.backend_pid)
+        await wait_for(pilot, lambda: key in [r.key for r in locks.visible_rows], "the waiter")
+        assert locks.move_cursor_to_key(key)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.clipboard == query, "the waiter's query copied")
+        await shows(pilot, f"copied the query of {waiter.info.backend_pid}")
+    holder.rollback()
