@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import notified, screen_text, shows, wait_for
+from helpers import notified, screen_text, shows, stage_sessions, wait_for
 
 from pgtop.app import PgTopApp
 from pgtop.config import Settings
@@ -24,22 +24,6 @@ from pgtop.screens.session import SessionScreen
 from pgtop.widgets.keyed_table import KeyedTable
 
 SIZE = (140, 40)
-
-
-def stage(sessions: Any, names: list[str], sql: str = "SELECT pg_sleep(60)") -> dict[str, int]:
-    """A session per name running ``sql`` (a sleep by default); name -> pid."""
-    for name in names:
-        sessions.run_in_background(sessions.open(application_name=name), sql)
-    sessions.wait_until(
-        "SELECT count(*) = %s FROM pg_stat_activity "
-        "WHERE application_name = ANY(%s) AND state = 'active'",
-        (len(names), names),
-    )
-    rows = sessions.admin.execute(
-        "SELECT application_name, pid FROM pg_stat_activity WHERE application_name = ANY(%s)",
-        (names,),
-    ).fetchall()
-    return dict(rows)
 
 
 def alive(sessions: Any, pids: Any) -> set[int]:
@@ -86,7 +70,7 @@ async def test_group_terminate_signals_exactly_the_listed_sessions(
     tag = uuid.uuid4().hex[:6]
     targets = [f"{tag}-in-{n}" for n in ("hit", "ends", "reused")]
     others = [f"{tag}-out-{n}" for n in (1, 2)]
-    pids = stage(sessions, [*targets, *others])
+    pids = stage_sessions(sessions, [*targets, *others])
     hit, ends, reused = (pids[name] for name in targets)
     app = PgTopApp(Settings(conninfo=dsn, refresh=0.5))
     async with app.run_test(size=SIZE) as pilot:
@@ -112,7 +96,7 @@ async def test_group_terminate_signals_exactly_the_listed_sessions(
         dialog.targets = tuple(
             replace(t, plan=stale_plan) if i == index else t for i, t in enumerate(dialog.targets)
         )
-        newcomer = stage(sessions, [f"{tag}-in-newcomer"])[f"{tag}-in-newcomer"]
+        newcomer = stage_sessions(sessions, [f"{tag}-in-newcomer"])[f"{tag}-in-newcomer"]
         snapshot = app.snapshot
         await wait_for(pilot, lambda: app.snapshot is not snapshot, "a refresh")
         await pilot.pause(0.5)
@@ -131,7 +115,7 @@ async def test_tagging_marks_rows_and_follows_sessions(dsn: str, sessions: Any) 
     """``t`` tags and untags, the row shows the mark and the status line the count; ``u``
     clears; the tag of a session that ends goes with it."""
     tag = uuid.uuid4().hex[:6]
-    pids = stage(sessions, [f"{tag}-{n}" for n in range(3)])
+    pids = stage_sessions(sessions, [f"{tag}-{n}" for n in range(3)])
     first, second, third = pids.values()
     app = PgTopApp(Settings(conninfo=dsn, refresh=0.5))
     async with app.run_test(size=SIZE) as pilot:
@@ -181,7 +165,7 @@ async def test_age_filter_on_real_sessions(dsn: str, sessions: Any) -> None:
     tag = uuid.uuid4().hex[:6]
     idle_tx = sessions.open(application_name=f"{tag}-idle-tx", autocommit=False)
     idle_tx.execute("SELECT 1")  # idle in transaction from now on
-    old = stage(sessions, [f"{tag}-long", f"{tag}-zz-long"])
+    old = stage_sessions(sessions, [f"{tag}-long", f"{tag}-zz-long"])
     sessions.wait_until(
         "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = %s "
         "AND state = 'idle in transaction'",
@@ -201,7 +185,7 @@ async def test_age_filter_on_real_sessions(dsn: str, sessions: Any) -> None:
             lambda: {idle_pid, long_pid, old[f"{tag}-zz-long"]} <= shown(app),
             "the sessions older than 2 s",
         )
-        newcomer = stage(sessions, [f"{tag}-new"])[f"{tag}-new"]
+        newcomer = stage_sessions(sessions, [f"{tag}-new"])[f"{tag}-new"]
         young = app.snapshot
         await wait_for(
             pilot, lambda: app.snapshot is not young and newcomer in pids_of(app), "a refresh"
@@ -239,7 +223,7 @@ async def test_copy_writes_osc52_and_the_private_file(
     monkeypatch.setenv("PGTOP_STATE_DIR", str(tmp_path / "state"))
     tag = uuid.uuid4().hex[:6]
     query = f"SELECT pg_sleep(60) /* {tag} {'x' * 900} end */"  # the server keeps 1023 bytes
-    pid = stage(sessions, [f"{tag}-copy"], query)[f"{tag}-copy"]
+    pid = stage_sessions(sessions, [f"{tag}-copy"], query)[f"{tag}-copy"]
     app = PgTopApp(Settings(conninfo=dsn, refresh=0.5))
     async with app.run_test(size=SIZE) as pilot:
         written: list[str] = []
@@ -279,7 +263,7 @@ async def test_copy_without_the_file(
 ) -> None:
     monkeypatch.setenv("PGTOP_STATE_DIR", str(tmp_path / "state"))
     tag = uuid.uuid4().hex[:6]
-    pid = stage(sessions, [f"{tag}-copy"])[f"{tag}-copy"]
+    pid = stage_sessions(sessions, [f"{tag}-copy"])[f"{tag}-copy"]
     app = PgTopApp(Settings(conninfo=dsn, refresh=0.5, copy_to_file=False))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: pid in shown(app), "the session")
@@ -294,7 +278,7 @@ async def test_the_group_dialog_at_80x24(dsn: str, sessions: Any) -> None:
     """Twenty tagged sessions at 80x24: the title, the SQL and the buttons stay in view,
     the list scrolls to the last one; No closes it and nothing is signalled."""
     tag = uuid.uuid4().hex[:6]
-    pids = stage(sessions, [f"{tag}-{n:02}" for n in range(20)])
+    pids = stage_sessions(sessions, [f"{tag}-{n:02}" for n in range(20)])
     app = PgTopApp(Settings(conninfo=dsn, refresh=0.5))
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: set(pids.values()) <= shown(app), "the staged sessions")

@@ -9,6 +9,8 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from helpers import stage_sessions
+
 from pgtop import pg
 from pgtop.actions import (
     NOT_A_CLIENT,
@@ -19,22 +21,6 @@ from pgtop.actions import (
 )
 from pgtop.collectors.activity import ActivityCollector
 from pgtop.model import ActivitySnapshot, Backend
-
-
-def staged(sessions: Any, names: list[str]) -> dict[str, int]:
-    """A session sleeping in pg_sleep per name; name -> pid."""
-    for name in names:
-        sessions.run_in_background(sessions.open(application_name=name), "SELECT pg_sleep(60)")
-    sessions.wait_until(
-        "SELECT count(*) = %s FROM pg_stat_activity "
-        "WHERE application_name = ANY(%s) AND wait_event = 'PgSleep'",
-        (len(names), names),
-    )
-    rows = sessions.admin.execute(
-        "SELECT application_name, pid FROM pg_stat_activity WHERE application_name = ANY(%s)",
-        (names,),
-    ).fetchall()
-    return dict(rows)
 
 
 def alive(sessions: Any, pids: list[int]) -> set[int]:
@@ -71,7 +57,7 @@ def test_three_of_five_one_ended_one_reused(dsn: str, sessions: Any) -> None:
     now names another session (its backend_start differs): only the first is hit."""
     tag = uuid.uuid4().hex[:6]
     names = [f"{tag}-{n}" for n in ("hit", "ends", "reused", "other-1", "other-2")]
-    pids = staged(sessions, names)
+    pids = stage_sessions(sessions, names)
     snapshot, roles = asyncio.run(snapshot_of(dsn))
     by_name = {b.application_name: b for b in snapshot.backends}
     chosen: list[Backend] = [by_name[f"{tag}-{n}"] for n in ("hit", "ends", "reused")]
@@ -101,7 +87,7 @@ def test_three_of_five_one_ended_one_reused(dsn: str, sessions: Any) -> None:
 def test_a_cancel_of_many_stops_only_their_queries(dsn: str, sessions: Any) -> None:
     tag = uuid.uuid4().hex[:6]
     names = [f"{tag}-{n}" for n in ("a", "b", "bystander")]
-    pids = staged(sessions, names)
+    pids = stage_sessions(sessions, names)
     snapshot, roles = asyncio.run(snapshot_of(dsn))
     chosen = [b for b in snapshot.backends if b.application_name in names[:2]]
     targets = plan_group("cancel", chosen, snapshot.capabilities, snapshot.own_pids, roles)
@@ -125,7 +111,7 @@ def test_own_background_and_unprivileged_targets_are_refused(dsn: str, sessions:
     role = f"plain_{tag}"
     sessions.admin.execute(f"CREATE ROLE {role} LOGIN IN ROLE pg_read_all_stats")
     try:
-        superuser_pid = staged(sessions, [f"{tag}-su"])[f"{tag}-su"]
+        superuser_pid = stage_sessions(sessions, [f"{tag}-su"])[f"{tag}-su"]
         mine = sessions.open(application_name=f"{tag}-mine", user=role)
         sessions.run_in_background(mine, "SELECT pg_sleep(60)")
         sessions.wait_until(
