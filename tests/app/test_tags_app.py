@@ -320,3 +320,18 @@ async def test_copy_on_locks(dsn: str, sessions: Any) -> None:
         await wait_for(pilot, lambda: app.clipboard == query, "the waiter's query copied")
         await shows(pilot, f"copied the query of {waiter.info.backend_pid}")
     holder.rollback()
+
+
+async def test_read_only_mode_has_no_tags(dsn: str, sessions: Any) -> None:
+    """Tags are for actions: in read-only mode ``t`` and ``T`` tag nothing, and ``K`` opens
+    no dialog."""
+    pid = stage_sessions(sessions, [f"{uuid.uuid4().hex[:6]}-ro"])
+    app = PgTopApp(Settings(conninfo=dsn, refresh=0.5, read_only=True))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: set(pid.values()) <= shown(app), "the session")
+        await pilot.press("t", "T", "K")
+        await pilot.pause(0.5)
+        assert not pane(app).tags
+        assert "tagged" not in status(app)
+        assert not isinstance(app.screen, GroupConfirmDialog)
+    assert alive(sessions, pid.values()) == set(pid.values())
