@@ -128,7 +128,6 @@ _STATE_LABELS = {
     "idle in transaction (aborted)": "aborted tx",
     "fastpath function call": "fastpath",
 }
-_BUSY_STATES = {"active", "fastpath function call"}
 
 
 def state_label(backend: Backend) -> str:
@@ -151,9 +150,10 @@ def backend_row(
         tagged: the session is tagged (for an action on many).
     """
     xact_age = (now - backend.xact_start).total_seconds() if backend.xact_start else None
-    busy = backend.state in _BUSY_STATES
     query_age = (
-        (now - backend.query_start).total_seconds() if busy and backend.query_start else None
+        (now - backend.query_start).total_seconds()
+        if backend.busy and backend.query_start
+        else None
     )
     if backend.blocked_by:
         locks = ",".join(map(str, backend.blocked_by))

@@ -76,7 +76,7 @@ class ListPane(ReportsFailures, TabPane):
         self._reveal: tuple[Hashable, str, int] | None = None
         """A row to put the cursor on when it shows: key, what it is, tries left."""
         self._notice = ""
-        """What was just done (a copy), at the end of the status line for a while."""
+        """What was just done (a copy), first in the status line for a while."""
 
     @property
     def host(self) -> Host:

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from canned import NOW, CannedSource, incident_snapshot, settle
 from helpers import notified, screen_text, shows, stage_sessions, wait_for
 
 from pgtop.app import PgTopApp
 from pgtop.config import Settings
+from pgtop.model import ActivitySnapshot
 from pgtop.panes.activity import TAG_MARK, ActivityPane
 from pgtop.screens.confirm import GroupConfirmDialog
 from pgtop.screens.session import SessionScreen
@@ -335,3 +337,27 @@ async def test_read_only_mode_has_no_tags(dsn: str, sessions: Any) -> None:
         assert "tagged" not in status(app)
         assert not isinstance(app.screen, GroupConfirmDialog)
     assert alive(sessions, pid.values()) == set(pid.values())
+
+
+async def test_a_reused_pid_is_not_tagged() -> None:
+    """A tag follows the session: the same pid with another backend_start (a new session)
+    is not tagged."""
+    source = CannedSource(incident_snapshot())
+    app = PgTopApp(Settings(refresh=0.5), source=source)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert table(app).move_cursor_to_key(4103)
+        await pilot.press("t")
+        assert set(pane(app).tags) == {4103}
+        await shows(pilot, f"4103 {TAG_MARK} ", "1 tagged")
+        snapshot = source.snapshot
+        assert isinstance(snapshot, ActivitySnapshot)
+        source.snapshot = replace(
+            snapshot,
+            backends=tuple(
+                replace(b, backend_start=NOW) if b.pid == 4103 else b for b in snapshot.backends
+            ),
+        )
+        await wait_for(pilot, lambda: not pane(app).tags, "the tag dropped")
+        assert 4103 in shown(app)
+        await wait_for(pilot, lambda: TAG_MARK not in screen_text(app), "no mark")
