@@ -615,9 +615,10 @@ class ActivityPane(SessionActions, ListPane):
         if action == "copy_query":
             return self.grouping is None and self.selected_backend() is not None
         if action in ("tag", "tag_shown", "clear_tags"):
-            # Tags are for actions: none in read-only mode or a recording (there ``t`` is
-            # the player's).
-            if not self.host.actions_offered() or self.grouping is not None:
+            # Tags are for actions: none in read-only mode nor in a recording (there ``t``
+            # is the player's).
+            host = self.host
+            if not host.actions_offered() or host.replay or self.grouping is not None:
                 return False
             if action == "clear_tags":
                 return bool(self.tags) or None

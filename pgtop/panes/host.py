@@ -42,6 +42,8 @@ class Host(Protocol):
     """Seconds between two refreshes."""
     catalog_database: str | None
     """The database the catalog tabs read (None: the monitoring connection's)."""
+    replay: str
+    """Where in a recording the screen stands; "" on a server."""
 
     @property
     def capabilities(self) -> Capabilities | None:
