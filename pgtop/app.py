@@ -569,17 +569,25 @@ class PgTopApp(App[int]):
     def _refuse(self, what: str, reason: str) -> None:
         self.say(f"{what}: {reason}", title="Not available", severity="warning")
 
-    @work(group="action", exit_on_error=False, description="confirm and signal a session")
-    async def _session_action(self, action: SessionAction, backend: Backend) -> None:
-        what = f"{action} pid {backend.pid}"
+    def _ready_to_signal(self, what: str) -> tuple[ActivitySnapshot, frozenset[int]] | None:
+        """The data on screen and pgtop's own pids, or None when no action may run now
+        (the user is told why)."""
         reason = self.action_unavailable()
         if reason is not None:
             self._refuse(what, reason)
-            return
+            return None
         activity = self.activity
         assert activity is not None
         assert self.actions is not None
-        own = activity.own_pids | {pid for pid in (self.actions.pid,) if pid is not None}
+        return activity, activity.own_pids | {pid for pid in (self.actions.pid,) if pid is not None}
+
+    @work(group="action", exit_on_error=False, description="confirm and signal a session")
+    async def _session_action(self, action: SessionAction, backend: Backend) -> None:
+        what = f"{action} pid {backend.pid}"
+        ready = self._ready_to_signal(what)
+        if ready is None:
+            return
+        activity, own = ready
         try:
             role = await self.source.run(lambda conn: target_role(conn, backend.user))
         except PollError as exc:
@@ -612,14 +620,10 @@ class PgTopApp(App[int]):
     @work(group="action", exit_on_error=False, description="confirm and signal sessions")
     async def _group_action(self, action: SessionAction, backends: tuple[Backend, ...]) -> None:
         what = f"{action} {len(backends)} tagged sessions"
-        reason = self.action_unavailable()
-        if reason is not None:
-            self._refuse(what, reason)
+        ready = self._ready_to_signal(what)
+        if ready is None:
             return
-        activity = self.activity
-        assert activity is not None
-        assert self.actions is not None
-        own = activity.own_pids | {pid for pid in (self.actions.pid,) if pid is not None}
+        activity, own = ready
         try:
             roles = await self.source.run(
                 lambda conn: target_roles(conn, (b.user for b in backends))
@@ -638,6 +642,7 @@ class PgTopApp(App[int]):
         if reason is not None:  # the connection went stale while the dialog was open
             self._refuse(what, reason)
             return
+        assert self.actions is not None
         server = self.source.describe()
         role = activity.capabilities.user
         plans = dialog.plans  # exactly the sessions listed as signalled
