@@ -17,8 +17,9 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -80,6 +81,9 @@ class Outcome:
     leftovers: tuple[RelationTarget, ...] = ()
     """The invalid indexes a failed REINDEX CONCURRENTLY left behind."""
     details: dict[str, Any] = field(default_factory=dict)
+    gone: bool = False
+    """Nothing was done because the target was no longer the one captured (it ended, or
+    its pid now names another session)."""
 
 
 class RefusedError(Exception):
@@ -166,6 +170,49 @@ def plan_session(action: SessionAction, backend: Backend) -> ActionPlan:
         what = _NON_CLIENT_WORDS.get(kind, f"{article} {kind} process")
         warning = f"This is not a client session: it is {name_text(what, 120)}."
     return ActionPlan(action, target, statement, lock, warning, params, shown)
+
+
+NOT_A_CLIENT = "not a client session: only client sessions are signalled together"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTarget:
+    """One session of an action on many, as its confirmation lists it."""
+
+    backend: Backend
+    plan: ActionPlan | None
+    """The guarded statement; None when the session is not signalled."""
+    refusal: str = ""
+    """Why it is not signalled ("" when it is)."""
+
+
+def plan_group(
+    action: SessionAction,
+    backends: Iterable[Backend],
+    caps: Capabilities,
+    own_pids: frozenset[int],
+    roles: Mapping[str | None, TargetRole | None],
+) -> tuple[GroupTarget, ...]:
+    """Each session's guarded statement, or why it is not signalled: pgtop's own sessions
+    and processes that are not client sessions never are, nor those the server would
+    refuse (``session_refusal``).
+
+    Args:
+        roles: each session's role, as ``target_role`` reads it.
+    """
+    targets: list[GroupTarget] = []
+    for backend in backends:
+        refusal = session_refusal(backend, caps, own_pids, roles.get(backend.user))
+        if refusal is None and not backend.is_client:
+            refusal = NOT_A_CLIENT
+        if refusal is not None:
+            targets.append(GroupTarget(backend, None, refusal))
+            continue
+        try:
+            targets.append(GroupTarget(backend, plan_session(action, backend)))
+        except RefusedError as exc:
+            targets.append(GroupTarget(backend, None, str(exc)))
+    return tuple(targets)
 
 
 # Lock modes that conflict with the one each statement asks for on the table.
@@ -368,10 +415,13 @@ async def send_signal(conn: Connection, plan: ActionPlan) -> Outcome | None:
     if row is None:
         what = "its query already finished" if plan.action == "cancel" else "it ended"
         return Outcome(
-            False, f"nothing done: session {target.pid} is no longer the one selected ({what})"
+            False,
+            f"nothing done: session {target.pid} is no longer the one selected ({what})",
+            gone=True,
         )
     if not row["signalled"]:
-        return Outcome(False, f"the server could not signal process {target.pid}")
+        # The server found no such process any more: it ended between the check and the signal.
+        return Outcome(False, f"the server could not signal process {target.pid}", gone=True)
     return None
 
 
@@ -401,10 +451,21 @@ async def watch_signal(
     while time.monotonic() < deadline:
         await asyncio.sleep(0.1)
         if await done():
-            if plan.action == "cancel":
-                return Outcome(True, f"signal sent: the query of {target.pid} was cancelled")
-            return Outcome(True, f"signal sent: session {target.pid} is gone")
-    return Outcome(True, f"signal sent, but {target.pid} is still running after {follow_up:g} s")
+            return signalled(plan, done=True, follow_up=follow_up)
+    return signalled(plan, done=False, follow_up=follow_up)
+
+
+def signalled(plan: ActionPlan, *, done: bool, follow_up: float) -> Outcome:
+    """The outcome of a signal that was sent: whether it took effect within ``follow_up``."""
+    target = plan.target
+    assert isinstance(target, SessionTarget)
+    if not done:
+        return Outcome(
+            True, f"signal sent, but {target.pid} is still running after {follow_up:g} s"
+        )
+    if plan.action == "cancel":
+        return Outcome(True, f"signal sent: the query of {target.pid} was cancelled")
+    return Outcome(True, f"signal sent: session {target.pid} is gone")
 
 
 async def signal_session(
@@ -415,6 +476,37 @@ async def signal_session(
     if refused is not None:
         return refused
     return await watch_signal(lambda: signal_done(conn, plan), plan, follow_up)
+
+
+async def signal_group(
+    conn: Connection, plans: Sequence[ActionPlan], follow_up: float = FOLLOW_UP_SECONDS
+) -> list[Outcome]:
+    """Signal each session if it is still the one captured (each by its own guarded
+    statement, ``plan_session``), then watch them all for ``follow_up`` seconds; one
+    outcome per plan, in order. A failure stops the signals not yet sent."""
+    outcomes: dict[int, Outcome] = {}
+    sent: list[int] = []
+    for index, plan in enumerate(plans):
+        try:
+            refused = await send_signal(conn, plan)
+        except psycopg.Error as exc:
+            failed = Outcome(False, f"not signalled: {pg.first_line(exc)}")
+            for rest in range(index, len(plans)):
+                outcomes[rest] = failed
+            break
+        if refused is None:
+            sent.append(index)
+        else:
+            outcomes[index] = refused
+    pending = list(sent)
+    deadline = time.monotonic() + follow_up
+    with contextlib.suppress(psycopg.Error):
+        while pending and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            pending = [i for i in pending if not await signal_done(conn, plans[i])]
+    for index in sent:
+        outcomes[index] = signalled(plans[index], done=index not in pending, follow_up=follow_up)
+    return [outcomes[index] for index in range(len(plans))]
 
 
 async def current_identity(conn: Connection, oid: int) -> tuple[str, str, str] | None:
@@ -546,15 +638,51 @@ def log_action(
     server: str, role: str, plan: ActionPlan, outcome: Outcome | None, note: str = ""
 ) -> None:
     """Append one JSON line to the action log (0600, never a password)."""
+    _log(
+        server,
+        role,
+        plan.action,
+        plan.sql_text,
+        asdict(plan.target),
+        "attempted" if outcome is None else ("ok" if outcome.ok else "failed"),
+        note or (outcome.message if outcome else ""),
+    )
+
+
+def log_group_target(
+    server: str, role: str, action: SessionAction, target: GroupTarget, outcome: Outcome | None
+) -> None:
+    """The action log's line for one session of an action on many: signalled (``ok``),
+    ``gone`` before its signal, ``refused`` (not signalled, and why) or ``failed``."""
+    if target.plan is None or outcome is None:
+        backend = target.backend
+        fields = {f.name: getattr(backend, f.name) for f in dataclass_fields(SessionTarget)}
+        shown = f"{action} pid {backend.pid}: not signalled"
+        _log(server, role, action, shown, fields, "refused", target.refusal)
+        return
+    word = "ok" if outcome.ok else ("gone" if outcome.gone else "failed")
+    plan = target.plan
+    _log(server, role, action, plan.sql_text, asdict(plan.target), word, outcome.message)
+
+
+def _log(
+    server: str,
+    role: str,
+    action: str,
+    shown: str,
+    target: dict[str, Any],
+    outcome: str,
+    message: str,
+) -> None:
     record = {
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "server": server,
         "role": role,
-        "action": plan.action,
-        "sql": plan.sql_text,
-        "target": {k: _jsonable(v) for k, v in asdict(plan.target).items() if k != "query"},
-        "outcome": "attempted" if outcome is None else ("ok" if outcome.ok else "failed"),
-        "message": note or (outcome.message if outcome else ""),
+        "action": action,
+        "sql": shown,
+        "target": {k: _jsonable(v) for k, v in target.items() if k != "query"},
+        "outcome": outcome,
+        "message": message,
     }
     append_private(action_log_path(), json.dumps(record, ensure_ascii=True))
 
@@ -670,6 +798,20 @@ class ActionRunner:
             finally:
                 self.running = None
 
+    async def run_group(self, plans: Sequence[ActionPlan]) -> list[Outcome]:
+        """Signal many sessions on the action connection (``signal_group``).
+
+        Raises:
+            ActionConnectionLostError: as ``run``.
+        """
+        async with self._lock:
+            conn = await self._usable()
+            self.running = plans[0] if plans else None
+            try:
+                return await signal_group(conn, plans)
+            finally:
+                self.running = None
+
     async def cancel_running(self) -> bool:
         """Ask the server to cancel the action in progress; True if one was running."""
         conn = self._conn
@@ -695,6 +837,13 @@ async def action_progress(conn: Connection, pid: int) -> str:
         return ""
     percent = "" if row["percent"] is None else f" {row['percent']:.0f}%"
     return f"{row['phase']}{percent}"
+
+
+async def target_roles(
+    conn: Connection, roles: Iterable[str | None]
+) -> dict[str | None, TargetRole | None]:
+    """``target_role`` of each role."""
+    return {role: await target_role(conn, role) for role in set(roles)}
 
 
 async def target_role(conn: Connection, role: str | None) -> TargetRole | None:

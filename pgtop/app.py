@@ -34,18 +34,22 @@ from pgtop.actions import (
     action_progress,
     current_identity,
     log_action,
+    log_group_target,
     plan_checkpoint,
     plan_drop_slot,
+    plan_group,
     plan_relation,
     plan_session,
     send_signal,
     session_refusal,
     signal_done,
+    signal_group,
     target_role,
+    target_roles,
     watch_signal,
 )
 from pgtop.collectors.statements import Mode, Reading, StatementKey, StatementsSnapshot
-from pgtop.config import Settings, write_crash_log
+from pgtop.config import Settings, write_copy_file, write_crash_log
 from pgtop.formats import duration
 from pgtop.messages import PollFailed, SnapshotCollected, TabDataCollected, TabDataFailed
 from pgtop.model import (
@@ -61,7 +65,7 @@ from pgtop.model import (
 )
 from pgtop.pg import ConnectError
 from pgtop.recording import Memory
-from pgtop.screens.confirm import ConfirmDialog
+from pgtop.screens.confirm import ConfirmDialog, GroupConfirmDialog, sessions_word
 from pgtop.source import LiveSource, PollError, Request, Source
 from pgtop.tabs import TABS, Tab, collectors, tabs_for
 from pgtop.text import name_text, one_line
@@ -512,6 +516,11 @@ class PgTopApp(App[int]):
         """Cancel the query of, or terminate, exactly this backend after confirmation."""
         self._session_action(action, backend)
 
+    def act_on_sessions(self, action: SessionAction, backends: Sequence[Backend]) -> None:
+        """Cancel the queries of, or terminate, these backends after one confirmation that
+        lists them all; each is signalled only if it is still the same session."""
+        self._group_action(action, tuple(backends))
+
     def act_on_relation(self, action: RelationAction, target: RelationTarget) -> None:
         """ANALYZE, VACUUM or REINDEX exactly this relation after confirmation."""
         self._relation_action(action, target)
@@ -543,20 +552,42 @@ class PgTopApp(App[int]):
             markup=False,
         )
 
+    def copy_text(self, text: str, what: str) -> str:
+        """Put ``text`` on the terminal's clipboard with OSC 52 (through the driver) and,
+        unless the config says not to, in the copy file too: no terminal says whether it
+        took an OSC 52 copy (over SSH, in tmux, in macOS Terminal it may not)."""
+        self.copy_to_clipboard(text)
+        message = f"copied {what} ({len(text):,} characters) to the clipboard (OSC 52)"
+        if self.settings.copy_to_file:
+            try:
+                message += f"; also in {write_copy_file(text)}"
+            except OSError as exc:
+                message += f"; the copy file cannot be written: {exc.strerror or exc}"
+        self.say(message, title="Copied", timeout=10)
+        return message
+
     def _refuse(self, what: str, reason: str) -> None:
         self.say(f"{what}: {reason}", title="Not available", severity="warning")
+
+    def _ready_to_signal(self, what: str) -> tuple[ActivitySnapshot, frozenset[int]] | None:
+        """The data on screen and pgtop's own pids, or None when no action may run now
+        (the user is told why)."""
+        reason = self.action_unavailable()
+        if reason is not None:
+            self._refuse(what, reason)
+            return None
+        activity = self.activity
+        assert activity is not None
+        assert self.actions is not None
+        return activity, activity.own_pids | {pid for pid in (self.actions.pid,) if pid is not None}
 
     @work(group="action", exit_on_error=False, description="confirm and signal a session")
     async def _session_action(self, action: SessionAction, backend: Backend) -> None:
         what = f"{action} pid {backend.pid}"
-        reason = self.action_unavailable()
-        if reason is not None:
-            self._refuse(what, reason)
+        ready = self._ready_to_signal(what)
+        if ready is None:
             return
-        activity = self.activity
-        assert activity is not None
-        assert self.actions is not None
-        own = activity.own_pids | {pid for pid in (self.actions.pid,) if pid is not None}
+        activity, own = ready
         try:
             role = await self.source.run(lambda conn: target_role(conn, backend.user))
         except PollError as exc:
@@ -585,6 +616,78 @@ class PgTopApp(App[int]):
             self._refuse(what, str(exc))
             return
         await self._confirm_and_run(plan)
+
+    @work(group="action", exit_on_error=False, description="confirm and signal sessions")
+    async def _group_action(self, action: SessionAction, backends: tuple[Backend, ...]) -> None:
+        what = f"{action} {len(backends)} tagged sessions"
+        ready = self._ready_to_signal(what)
+        if ready is None:
+            return
+        activity, own = ready
+        try:
+            roles = await self.source.run(
+                lambda conn: target_roles(conn, (b.user for b in backends))
+            )
+        except PollError as exc:
+            self._refuse(what, str(exc))
+            return
+        targets = plan_group(action, backends, activity.capabilities, own, roles)
+        if not any(target.plan for target in targets):
+            self._refuse(what, f"none can be signalled: {targets[0].refusal}")
+            return
+        dialog = GroupConfirmDialog(action, targets, activity.collected_at)
+        if not await self.push_screen_wait(dialog):
+            return
+        reason = self.action_unavailable()
+        if reason is not None:  # the connection went stale while the dialog was open
+            self._refuse(what, reason)
+            return
+        assert self.actions is not None
+        server = self.source.describe()
+        role = activity.capabilities.user
+        plans = dialog.plans  # exactly the sessions listed as signalled
+        self.action_status = f"running: {action} of {sessions_word(len(plans))}"
+        try:
+            try:
+                outcomes = await self.actions.run_group(plans)
+            except ActionConnectionLostError as exc:
+                outcomes = await self._group_without_action_connection(plans, str(exc))
+        finally:
+            self.action_status = ""
+        in_order = iter(outcomes)  # one per plan, in the order of the targets listed
+        unlogged = ""
+        for target in targets:
+            outcome = next(in_order) if target.plan is not None else None
+            try:
+                log_group_target(server, role, action, target, outcome)
+            except OSError as exc:
+                unlogged = f" (the action log cannot be written: {exc.strerror or exc})"
+        sent = sum(1 for outcome in outcomes if outcome.ok)
+        gone = sum(1 for outcome in outcomes if outcome.gone)
+        failed = len(outcomes) - sent - gone
+        refused = len(targets) - len(plans)
+        parts = [f"{sent} signalled", f"{gone} had already gone", f"{refused} refused"]
+        if failed:
+            failures = {o.message for o in outcomes if not o.ok and not o.gone}
+            parts.append(f"{failed} failed ({'; '.join(sorted(failures))})")
+        self.say(
+            " · ".join(parts) + " (one line each in the action log, L)" + unlogged,
+            title=f"{action}: {sessions_word(len(targets))}",
+            severity="information" if not failed and not unlogged else "error",
+            timeout=15,
+        )
+        self.refresh_now()
+
+    async def _group_without_action_connection(
+        self, plans: Sequence[ActionPlan], why: str
+    ) -> list[Outcome]:
+        """As ``_without_action_connection``, for an action on many sessions."""
+        try:
+            outcomes = await self.source.run(lambda conn: signal_group(conn, plans))
+        except PollError as exc:
+            return [Outcome(False, f"not run: no connection to the server: {exc}")] * len(plans)
+        note = f" (through the monitoring connection: the action connection is gone: {why})"
+        return [replace(outcome, message=outcome.message + note) for outcome in outcomes]
 
     @work(group="action", exit_on_error=False, description="confirm and run maintenance")
     async def _relation_action(self, action: RelationAction, target: RelationTarget) -> None:

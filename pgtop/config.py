@@ -51,6 +51,29 @@ def data_dir() -> Path:
     return platformdirs.user_data_path(APP_NAME)
 
 
+def state_dir() -> Path:
+    """Folder for what pgtop keeps between two moments of a run: the copy file."""
+    override = os.environ.get("PGTOP_STATE_DIR")
+    if override:
+        return Path(override)
+    return platformdirs.user_state_path(APP_NAME)
+
+
+def copy_file_path() -> Path:
+    """Where a copied text is also written, for terminals that ignore OSC 52."""
+    return state_dir() / "copy" / "copied.txt"
+
+
+def write_copy_file(text: str) -> Path:
+    """Write a copied text to the copy file: 0600, in a 0700 folder (made so if it was
+    not), replaced at each copy so only the last one stays on disk."""
+    path = copy_file_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.parent.chmod(0o700)
+    write_private(path, text)
+    return path
+
+
 @dataclass(frozen=True, slots=True)
 class Thresholds:
     """When each Health check turns ``warn`` and ``crit`` (the config file's ``[health]``
@@ -167,6 +190,9 @@ class Settings:
     """Minutes of readings the flight recorder keeps in memory (0: none)."""
     recorder_megabytes: float = 64.0
     """Most memory the flight recorder's readings may take."""
+    copy_to_file: bool = True
+    """A copy also writes the copy file (``copy_file_path``): whether the terminal took the
+    OSC 52 copy cannot be known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +209,7 @@ _FILE_KEYS: dict[str, tuple[type, ...]] = {
     "action_lock_timeout": (int, float),
     "recorder_minutes": (int, float),
     "recorder_megabytes": (int, float),
+    "copy_to_file": (bool,),
 }
 
 MAX_REFRESH = 3600.0

@@ -89,6 +89,20 @@ class Backend:
     def waiting_on_lock(self) -> bool:
         return self.wait_event_type == "Lock"
 
+    @property
+    def busy(self) -> bool:
+        """Running a query now."""
+        return self.state in ("active", "fastpath function call")
+
+    def age(self, now: datetime) -> float | None:
+        """Seconds its transaction has been open at ``now``, or its query running when it
+        has no transaction; None when it has neither (an idle session)."""
+        if self.xact_start is not None:
+            return (now - self.xact_start).total_seconds()
+        if self.busy and self.query_start is not None:
+            return (now - self.query_start).total_seconds()
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class ServerCounters:

@@ -45,3 +45,22 @@ async def notified(pilot: Pilot[Any], text: str, timeout: float = 20) -> None:
     app = pilot.app
     assert isinstance(app, PgTopApp)
     await wait_for(pilot, lambda: any(text in m for m in notifications(app)), repr(text), timeout)
+
+
+def stage_sessions(
+    sessions: Any, names: list[str], sql: str = "SELECT pg_sleep(60)"
+) -> dict[str, int]:
+    """A real session per application name, running ``sql`` (a sleep by default) until the
+    test ends; name -> pid, once every one runs it."""
+    for name in names:
+        sessions.run_in_background(sessions.open(application_name=name), sql)
+    sessions.wait_until(
+        "SELECT count(*) = %s FROM pg_stat_activity "
+        "WHERE application_name = ANY(%s) AND state = 'active'",
+        (len(names), names),
+    )
+    rows = sessions.admin.execute(
+        "SELECT application_name, pid FROM pg_stat_activity WHERE application_name = ANY(%s)",
+        (names,),
+    ).fetchall()
+    return dict(rows)

@@ -4,13 +4,15 @@ sessions of one group."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import datetime
 from typing import ClassVar
 
 from textual import on
-from textual.app import SystemCommand
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.widgets import Input
 
 from pgtop.collectors.connections import (
     GROUPINGS,
@@ -22,15 +24,20 @@ from pgtop.collectors.connections import (
 )
 from pgtop.formats import duration, percent
 from pgtop.model import ActivitySnapshot, Backend
-from pgtop.panes.actions import SESSION_ACTION_BINDINGS, SessionActions
+from pgtop.panes.actions import COPY_BINDING, SESSION_ACTION_BINDINGS, SessionActions
 from pgtop.panes.base import FILTER_BINDINGS, SORT_BINDINGS, ListPane
 from pgtop.text import name_text, one_line
 from pgtop.widgets.keyed_table import Column, KeyedTable, Row
 
 HIDDEN_TEXT = "‹hidden: this role needs pg_read_all_stats to see other roles' queries›"
 
+TAG_MARK = "✔"
+"""In the tag column of a tagged session, right of its pid (the column shows while any
+session is tagged)."""
+
 COLUMNS = (
     Column("pid", "PID", width=7, align="right"),
+    Column("tag", "", width=1),
     Column("database", "DATABASE", width=12, hide_below=140),
     Column("user", "USER", width=10, hide_below=90),
     Column("application", "APPLICATION", width=12, hide_below=100),
@@ -121,7 +128,6 @@ _STATE_LABELS = {
     "idle in transaction (aborted)": "aborted tx",
     "fastpath function call": "fastpath",
 }
-_BUSY_STATES = {"active", "fastpath function call"}
 
 
 def state_label(backend: Backend) -> str:
@@ -132,18 +138,22 @@ def state_label(backend: Backend) -> str:
     return _STATE_LABELS.get(backend.state, backend.state)
 
 
-def backend_row(backend: Backend, now: datetime, blocking: int) -> tuple[Row, bool]:
+def backend_row(
+    backend: Backend, now: datetime, blocking: int, tagged: bool = False
+) -> tuple[Row, bool]:
     """The table row of one backend, and whether it changes with time alone.
 
     Args:
         backend: the backend.
         now: the server clock at the poll; ages are measured from it.
         blocking: how many backends this one blocks directly.
+        tagged: the session is tagged (for an action on many).
     """
     xact_age = (now - backend.xact_start).total_seconds() if backend.xact_start else None
-    busy = backend.state in _BUSY_STATES
     query_age = (
-        (now - backend.query_start).total_seconds() if busy and backend.query_start else None
+        (now - backend.query_start).total_seconds()
+        if backend.busy and backend.query_start
+        else None
     )
     if backend.blocked_by:
         locks = ",".join(map(str, backend.blocked_by))
@@ -159,6 +169,7 @@ def backend_row(backend: Backend, now: datetime, blocking: int) -> tuple[Row, bo
     state = state_label(backend)
     cells = (
         str(backend.pid),
+        TAG_MARK if tagged else "",
         name_text(backend.database, 64),
         name_text(backend.user, 64),
         name_text(backend.application_name, 64),
@@ -173,6 +184,7 @@ def backend_row(backend: Backend, now: datetime, blocking: int) -> tuple[Row, bo
     )
     sort_values = (
         backend.pid,
+        tagged,
         backend.database or "",
         backend.user or "",
         backend.application_name,
@@ -200,6 +212,45 @@ def backend_row(backend: Backend, now: datetime, blocking: int) -> tuple[Row, bo
     return row, xact_age is not None or query_age is not None
 
 
+AGE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+AGE_PLACEHOLDER = "older than: seconds, or 90s, 5m, 2h (Enter applies, Escape clears)"
+
+
+def parse_age(text: str) -> float | None:
+    """Seconds from what was typed at the age prompt: ``30``, ``90s``, ``5m``, ``1.5h``;
+    None for nothing typed.
+
+    >>> parse_age("30"), parse_age(" 5m "), parse_age("1.5h"), parse_age("")
+    (30.0, 300.0, 5400.0, None)
+
+    Raises:
+        ValueError: not a duration (the message says what is expected).
+    """
+    text = text.strip().lower()
+    if not text:
+        return None
+    unit = AGE_UNITS.get(text[-1])
+    number = text[:-1] if unit is not None else text
+    try:
+        value = float(number) * (unit or 1.0)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(
+            f"'{one_line(text, 40)}' is not a duration: a number of seconds, or 90s, 5m, 2h"
+        )
+    return value
+
+
+def tag_refusal(backend: Backend) -> str | None:
+    """Why this session cannot be tagged, or None."""
+    if not backend.is_client:
+        return "only client sessions are tagged"
+    if backend.backend_start is None:
+        return "the server hides this session's identity from this role"
+    return None
+
+
 class ActivityPane(SessionActions, ListPane):
     """Every backend but pgtop's own, one per row."""
 
@@ -221,6 +272,12 @@ class ActivityPane(SessionActions, ListPane):
         Binding("b", "toggle_background", "Background", id="toggle-background"),
         Binding("a", "cycle_grouping", "Group", id="group-sessions", show=False),
         *SORT_BINDINGS,
+        Binding("t", "tag", "Tag", id="tag-session", show=False),
+        Binding("T", "tag_shown", "Tag shown", id="tag-shown", show=False),
+        Binding("u", "clear_tags", "Untag all", id="clear-tags", show=False),
+        # As "/" (priority): the keys typed right after it go to the prompt.
+        Binding("o", "start_age_filter", "Older than", id="age-filter", show=False, priority=True),
+        COPY_BINDING,
     ]
 
     def __init__(self) -> None:
@@ -239,9 +296,28 @@ class ActivityPane(SessionActions, ListPane):
         """Idle sessions and background processes left out of the rows."""
         self._groups = 0
         """Client sessions in the groups shown."""
+        self.tags: dict[int, datetime] = {}
+        """Tagged sessions: pid -> backend_start (a pid reused by a new session is not)."""
+        self.min_age: float | None = None
+        """Only sessions whose transaction (or query) is older than this, in seconds."""
 
     def on_mount(self) -> None:
-        self.table.set_hidden_columns({"type"})
+        self._hide_columns()
+
+    def compose_below(self) -> ComposeResult:
+        yield Input(placeholder=AGE_PLACEHOLDER, id="activity-age", classes="filter")
+
+    @property
+    def age_box(self) -> Input:
+        return self.query_one("#activity-age", Input)
+
+    def _hide_columns(self) -> None:
+        # The type column only tells rows apart when background processes are listed; the
+        # tag column shows while a session is tagged.
+        hidden = set() if self.show_background else {"type"}
+        if not self.tags:
+            hidden.add("tag")
+        self.table.set_hidden_columns(hidden)
 
     def columns(self) -> tuple[Column, ...]:
         return COLUMNS if self.grouping is None else group_columns(self.grouping)
@@ -250,7 +326,17 @@ class ActivityPane(SessionActions, ListPane):
         """Apply a snapshot; unchanged rows are reused, not rebuilt."""
         self._snapshot = snapshot
         if snapshot is not None:
+            if self.tags:
+                self._drop_ended_tags(snapshot)
             self.show_rows()
+
+    def _drop_ended_tags(self, snapshot: ActivitySnapshot) -> None:
+        """Forget the tags of sessions that ended (a pid now used by another session,
+        with another backend_start, is not tagged)."""
+        started = {backend.pid: backend.backend_start for backend in snapshot.backends}
+        self.tags = {pid: at for pid, at in self.tags.items() if started.get(pid) == at}
+        if not self.tags:
+            self._hide_columns()
 
     def rows(self) -> Iterable[Row]:
         snapshot = self._snapshot
@@ -276,6 +362,8 @@ class ActivityPane(SessionActions, ListPane):
         rows: list[Row] = []
         hidden_idle = hidden_background = 0
         only = self.only
+        tags = self.tags
+        min_age = self.min_age
         for backend in snapshot.backends:
             if only is not None and not (
                 backend.is_client and group_key(backend, (only[0],)) == only[1]
@@ -287,14 +375,24 @@ class ActivityPane(SessionActions, ListPane):
             if backend.state == "idle" and not self.show_idle:
                 hidden_idle += 1
                 continue
+            if min_age is not None:
+                age = backend.age(now)
+                if age is None or age <= min_age:
+                    continue
+            tagged = tags.get(backend.pid) == backend.backend_start
             blocks = blocking.get(backend.pid, 0)
             cached = cache.get(backend.pid)
             # The collector keeps the same Backend object for an unchanged row.
-            if cached is not None and cached[0] is backend and cached[1] == blocks:
+            if (
+                cached is not None
+                and cached[0] is backend
+                and cached[1] == blocks
+                and (cached[2].cells[1] == TAG_MARK) == tagged
+            ):
                 row = cached[2]
                 fresh[backend.pid] = cached
             else:
-                row, ages = backend_row(backend, now, blocks)
+                row, ages = backend_row(backend, now, blocks, tagged)
                 if not ages:
                     fresh[backend.pid] = (backend, blocks, row)
             rows.append(row)
@@ -303,9 +401,12 @@ class ActivityPane(SessionActions, ListPane):
         return rows
 
     def empty_text(self) -> str:
+        older = f" older than {duration(self.min_age)}" if self.min_age is not None else ""
         if self.table.filter_text:
             what = "group" if self.grouping is not None else "session"
-            return f"no {what} matches '{one_line(self.table.filter_text, 60)}'"
+            return f"no {what}{older} matches '{one_line(self.table.filter_text, 60)}'"
+        if older and self.grouping is None:
+            return f"no session{older}"
         return "no sessions to show"
 
     def count_text(self) -> str:
@@ -333,6 +434,10 @@ class ActivityPane(SessionActions, ListPane):
             return [self.count_text()]
         hidden_idle, hidden_background = self._hidden
         parts = [self.count_text()]
+        if self.tags:
+            parts.append(f"{len(self.tags)} tagged: C K act on them (u: untag)")
+        if self.min_age is not None:
+            parts.append(f"older than {duration(self.min_age)} (o; Escape clears)")
         if self.only is not None:
             by, key = self.only
             name = group_label(by, key[0])
@@ -398,6 +503,16 @@ class ActivityPane(SessionActions, ListPane):
         self.table.action_cursor_first()
 
     def action_clear_filter(self) -> None:
+        age_box = self.age_box
+        if self.min_age is not None or age_box.has_class("-shown"):
+            # Escape clears the age filter with the text filter.
+            age_box.value = ""
+            age_box.remove_class("-shown")
+            if self.min_age is not None:
+                self.min_age = None
+                self._reshow()
+            super().action_clear_filter()
+            return
         if self.only is not None and not self.table.filter_text and not self.filter_box.value:
             self.only = None
             self.filter_box.remove_class("-shown")
@@ -408,9 +523,84 @@ class ActivityPane(SessionActions, ListPane):
 
     def action_toggle_background(self) -> None:
         self.show_background = not self.show_background
-        # The type column only tells rows apart when background processes are listed.
-        self.table.set_hidden_columns(set() if self.show_background else {"type"})
+        self._hide_columns()
         self._reshow()
+
+    # -- the age filter ----------------------------------------------------------------------
+
+    def action_start_age_filter(self) -> None:
+        box = self.age_box
+        box.add_class("-shown")
+        self.screen.set_focus(box)
+
+    @on(Input.Submitted, "#activity-age")
+    def apply_age_filter(self, event: Input.Submitted) -> None:
+        event.stop()
+        try:
+            self.min_age = parse_age(event.value)
+        except ValueError as exc:
+            self.host.say(str(exc), title="Older than", severity="warning", timeout=8)
+            return
+        if self.min_age is None:
+            event.input.remove_class("-shown")
+        self.table.focus()
+        self._reshow()
+
+    # -- tags --------------------------------------------------------------------------------
+
+    def action_tag(self) -> None:
+        """Tag or untag the session under the cursor, then move to the next row."""
+        backend = self.selected_backend()
+        if backend is None:
+            return
+        if backend.pid in self.tags:
+            del self.tags[backend.pid]
+        else:
+            refusal = tag_refusal(backend)
+            if refusal is not None:
+                self.host.say(f"pid {backend.pid} not tagged: {refusal}", severity="warning")
+                return
+            assert backend.backend_start is not None
+            self.tags[backend.pid] = backend.backend_start
+        self._tags_changed()
+        self.table.action_cursor_down()
+
+    def action_tag_shown(self) -> None:
+        """Tag every session the filters show (text and age)."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            return
+        shown = {row.key for row in self.table.visible_rows}
+        skipped = 0
+        for backend in snapshot.backends:
+            if backend.pid not in shown:
+                continue
+            if tag_refusal(backend) is not None or backend.backend_start is None:
+                skipped += 1
+                continue
+            self.tags[backend.pid] = backend.backend_start
+        if skipped:
+            self.host.say(
+                f"{skipped} shown not tagged: only client sessions whose identity is visible are",
+                severity="warning",
+            )
+        self._tags_changed()
+
+    def action_clear_tags(self) -> None:
+        self.tags.clear()
+        self._tags_changed()
+
+    def _tags_changed(self) -> None:
+        self._hide_columns()
+        self.show_activity(self._snapshot)
+        self.refresh_bindings()
+
+    def tagged_backends(self) -> list[Backend]:
+        """The tagged sessions, as the latest snapshot has them."""
+        snapshot = self._snapshot
+        if snapshot is None or not self.tags:
+            return []
+        return [b for b in snapshot.backends if self.tags.get(b.pid) == b.backend_start]
 
     def selected_backend(self) -> Backend | None:
         """The backend under the cursor, from the latest snapshot."""
@@ -422,6 +612,21 @@ class ActivityPane(SessionActions, ListPane):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "signal":
             return self.check_signal()
+        if action == "copy_query":
+            return self.grouping is None and self.selected_backend() is not None
+        if action in ("tag", "tag_shown", "clear_tags"):
+            # Tags are for actions: none in read-only mode nor in a recording (there ``t``
+            # is the player's).
+            host = self.host
+            if not host.actions_offered() or host.replay or self.grouping is not None:
+                return False
+            if action == "clear_tags":
+                return bool(self.tags) or None
+            return True
+        if action == "start_age_filter":
+            return self.grouping is None and not (
+                self.age_box.has_focus or self.filter_box.has_focus
+            )
         if action in ("toggle_idle", "toggle_background"):
             # Groups count every client session, idle or not.
             return self.grouping is None
@@ -454,4 +659,24 @@ class ActivityPane(SessionActions, ListPane):
             "Activity: one row per group, largest first",
             self.action_cycle_grouping,
         )
+        if self.grouping is None:
+            yield SystemCommand(
+                "Only sessions older than…",
+                "Activity: transaction (or query) older than N seconds",
+                self.action_start_age_filter,
+            )
+            if self.selected_backend() is not None:
+                yield SystemCommand(
+                    "Copy the selected session's query",
+                    "Activity: to the clipboard (OSC 52) and the copy file",
+                    self.action_copy_query,
+                )
+            if self.host.actions_offered():
+                yield SystemCommand(
+                    "Tag every session shown",
+                    "Activity: C and K then act on the tagged sessions",
+                    self.action_tag_shown,
+                )
+                if self.tags:
+                    yield SystemCommand("Untag all sessions", "Activity", self.action_clear_tags)
         yield from self.session_commands("Activity")

@@ -26,6 +26,9 @@ from pgtop.widgets.status_line import StatusLine
 
 FILTER_PLACEHOLDER = "filter: text in any column (Enter keeps it, Escape clears)"
 
+NOTICE_SECONDS = 10.0
+"""How long the status line says what was just done."""
+
 FILTER_BINDINGS: list[BindingType] = [
     # A priority binding runs while the key is dispatched, before the keys typed after it:
     # they go to the filter however fast they come (a paste, a laggy link).
@@ -72,6 +75,8 @@ class ListPane(ReportsFailures, TabPane):
         """Why the last collection failed ("" after a good one)."""
         self._reveal: tuple[Hashable, str, int] | None = None
         """A row to put the cursor on when it shows: key, what it is, tries left."""
+        self._notice = ""
+        """What was just done (a copy), first in the status line for a while."""
 
     @property
     def host(self) -> Host:
@@ -201,7 +206,21 @@ class ListPane(ReportsFailures, TabPane):
             parts.append(f"sort {label.lower()} {'▼' if table.sort_reverse else '▲'} (< > r)")
         if self.failure:
             parts.append(f"{self.FAILURE_LABEL}: {one_line(self.failure, 160)}")
+        if self._notice:
+            parts.insert(0, self._notice)
         self.query_one(f"#{self.TAB}-status", StatusLine).set_text(" · ".join(parts))
+
+    def show_notice(self, text: str, seconds: float = NOTICE_SECONDS) -> None:
+        """Say what was just done first in the status line, for ``seconds``."""
+        self._notice = one_line(text, 300)
+        self.show_status()
+
+        def expire(shown: str = self._notice) -> None:
+            if self._notice == shown:
+                self._notice = ""
+                self.show_status()
+
+        self.set_timer(seconds, expire)
 
     def view_changed(self) -> None:
         """The rows on screen changed (a scroll, a sort, a filter)."""

@@ -8,7 +8,7 @@ touches a source, a collector, a connection or a credential.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Hashable
+from collections.abc import Awaitable, Hashable, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 from textual.notifications import SeverityLevel
@@ -42,6 +42,8 @@ class Host(Protocol):
     """Seconds between two refreshes."""
     catalog_database: str | None
     """The database the catalog tabs read (None: the monitoring connection's)."""
+    replay: str
+    """Where in a recording the screen stands; "" on a server."""
 
     @property
     def capabilities(self) -> Capabilities | None:
@@ -84,6 +86,15 @@ class Host(Protocol):
         ...
 
     def act_on_session(self, action: SessionAction, backend: Backend) -> None: ...
+
+    def act_on_sessions(self, action: SessionAction, backends: Sequence[Backend]) -> None:
+        """One confirmation listing every session, then a guarded signal to each."""
+        ...
+
+    def copy_text(self, text: str, what: str) -> str:
+        """Put ``text`` (``what`` it is, for the message) on the clipboard; what was done,
+        in words, for the status line."""
+        ...
 
     def act_on_relation(self, action: RelationAction, target: RelationTarget) -> None: ...
 

@@ -22,7 +22,7 @@ from pgtop.collectors.locks import (
 from pgtop.collectors.locks import longest_wait as find_longest_wait
 from pgtop.formats import duration
 from pgtop.model import ActivitySnapshot, Backend
-from pgtop.panes.actions import SESSION_ACTION_BINDINGS, SessionActions
+from pgtop.panes.actions import COPY_BINDING, SESSION_ACTION_BINDINGS, SessionActions
 from pgtop.panes.activity import HIDDEN_TEXT, state_label
 from pgtop.panes.base import ListPane
 from pgtop.text import name_text, one_line
@@ -139,7 +139,7 @@ class LocksPane(SessionActions, ListPane):
     COLUMNS = COLUMNS
     SORTABLE = False
     FAILURE_LABEL = "lock details unavailable"
-    BINDINGS: ClassVar[list[BindingType]] = [*SESSION_ACTION_BINDINGS]
+    BINDINGS: ClassVar[list[BindingType]] = [*SESSION_ACTION_BINDINGS, COPY_BINDING]
 
     def __init__(self) -> None:
         super().__init__()
@@ -266,6 +266,8 @@ class LocksPane(SessionActions, ListPane):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "signal":
             return self.check_signal()
+        if action == "copy_query":
+            return self.selected_backend() is not None
         return super().check_action(action, parameters)
 
     @on(KeyedTable.RowActivated, "#locks-table")

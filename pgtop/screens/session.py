@@ -17,6 +17,7 @@ from pgtop.formats import duration
 from pgtop.model import ActivitySnapshot, Backend
 from pgtop.panes.activity import HIDDEN_TEXT, state_label
 from pgtop.panes.host import Host, ReportsFailures, host_of
+from pgtop.screens.copying import shown_text
 from pgtop.source import PollError
 from pgtop.text import one_line, visible
 from pgtop.widgets.footer import KeysFooter
@@ -118,6 +119,7 @@ class SessionScreen(ReportsFailures, Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "close", "Back", id="close-detail"),
         Binding("ctrl+r", "reload", "Reload", id="reload-detail"),
+        Binding("y", "copy_detail", "Copy", id="copy-detail", show=False),
     ]
 
     def __init__(self, backend: Backend) -> None:
@@ -163,6 +165,9 @@ class SessionScreen(ReportsFailures, Screen[None]):
 
     def action_close(self) -> None:
         self.dismiss()
+
+    def action_copy_detail(self) -> None:
+        self.host.copy_text(shown_text(self), f"the detail of {self.backend.pid}")
 
     def action_reload(self) -> None:
         self.load_detail()
