@@ -151,8 +151,10 @@ class _Connected:
     work at a time, each under a watchdog. A subclass says how a connection is opened
     (``_open``) and what it made for the old one (``_forget``)."""
 
-    def __init__(self, settings: Settings, conn: Connection | None) -> None:
+    def __init__(self, settings: Settings, conn: Connection | None, name: str = "") -> None:
         self.settings = settings
+        self.name = name
+        """The server's name among several (``describe`` starts with it); "" alone."""
         self._conn = conn
         self._description = pg.describe(conn) if conn else pg.target(settings.conninfo)
         self.lost_since: datetime | None = None
@@ -161,7 +163,7 @@ class _Connected:
         """One statement or pipeline at a time: psycopg connections are not shareable."""
 
     def describe(self) -> str:
-        return self._description
+        return f"{self.name} · {self._description}" if self.name else self._description
 
     @property
     def monitor_pid(self) -> int | None:
@@ -216,7 +218,14 @@ class _Connected:
 
     async def _watched(self, work: Awaitable[T]) -> T:
         task = asyncio.ensure_future(work)
-        done, _ = await asyncio.wait({task}, timeout=WATCHDOG_SECONDS)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=WATCHDOG_SECONDS)
+        except asyncio.CancelledError:
+            # Given up on (another server was chosen): the statement may still be running,
+            # and the connection may not serve another until it ends: dropped.
+            self._abandon()
+            task.cancel()
+            raise
         if not done:
             self._abandon()
             task.cancel()
@@ -240,7 +249,9 @@ class _Connected:
         self.attempts = 0
 
     async def fetch(self, request: Request[T]) -> T:
-        return await self._guarded(request.read)
+        found = await self._guarded(request.read)
+        self._connected()
+        return found
 
     async def run(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         return await self._guarded(work)
@@ -267,8 +278,9 @@ class LiveSource(_Connected):
         collectors: Mapping[str, CollectorFactory] | None = None,
         query_limit: int = LIST_QUERY_LIMIT,
         action_conn: Connection | None = None,
+        name: str = "",
     ) -> None:
-        super().__init__(settings, conn)
+        super().__init__(settings, conn, name)
         self.capabilities = capabilities
         self._factories: Mapping[str, CollectorFactory] = collectors or {}
         self._query_limit = query_limit
