@@ -19,7 +19,7 @@ from pgtop.text import name_text, one_line
 from pgtop.widgets.keyed_table import Column, KeyedTable, Row
 
 COLUMNS = (
-    Column("name", "NAME", min_width=8),
+    Column("name", "NAME", width=20),
     Column("host", "HOST", width=16, hide_below=100),
     Column("role", "ROLE", width=8),
     Column("upstream", "UPSTREAM", width=22, hide_below=120),
@@ -30,7 +30,7 @@ COLUMNS = (
     Column("tps", "TPS", width=6, align="right", hide_below=90),
     Column("lag", "LAG", width=6, align="right", hide_below=120),
     Column("health", "HEALTH", width=24, hide_below=130),
-    Column("status", "STATUS", min_width=10),
+    Column("status", "STATUS", min_width=16),
 )
 """Name, role, connections and pgtop's own connection state stay on a narrow terminal."""
 
@@ -40,15 +40,6 @@ class ServersData:
     """Every server's row, in the order given."""
 
     rows: tuple[ServerRow, ...]
-
-
-def role_text(row: ServerRow) -> str:
-    figures = row.figures
-    if figures is None:
-        return ""
-    if figures.standby:
-        return "standby"
-    return "primary"
 
 
 def health_text(row: ServerRow) -> str:
@@ -61,29 +52,32 @@ def health_text(row: ServerRow) -> str:
 
 
 def server_row(row: ServerRow) -> Row:
-    figures = row.figures
+    known = row.figures
+    # What a server that does not answer had is not shown as if it were now: only what
+    # does not change (role, upstream, version) stays.
+    figures = known if row.ok else None
     mark = "● " if row.in_view else "  "
-    upstream = figures.upstream if figures and figures.upstream else ""
+    upstream = known.upstream if known and known.upstream else ""
     cells = (
         mark + name_text(row.name, 40),
         name_text(f"{row.host}:{row.port}" if row.port else row.host, 60),
-        role_text(row),
+        row.role,
         name_text(upstream, 60),
-        "" if figures is None else one_line(figures.version, 10),
+        "" if known is None else one_line(known.version, 10),
         "" if figures is None else f"{figures.connections}/{figures.max_connections}",
         "" if figures is None else str(figures.active),
         "" if figures is None else str(figures.waiting),
         "" if figures is None else rate(figures.tps),
         "" if figures is None or figures.lag_s is None else duration(figures.lag_s),
-        health_text(row),
+        health_text(row) if row.ok else "",
         one_line(row.status + (" · read-only" if row.read_only else ""), 200),
     )
     sort_values = (
         row.name,
         row.host,
-        role_text(row),
+        row.role,
         upstream,
-        None if figures is None else figures.version,
+        None if known is None else known.version,
         None if figures is None else figures.connections,
         None if figures is None else figures.active,
         None if figures is None else figures.waiting,

@@ -64,9 +64,10 @@ class MainScreen(Screen[None]):
         # on one side only, so that every tab stays in view rather than scrolling away.
         labels = sum(len(f"{pane.KEY} {pane.TITLE}") + 2 for pane in self.PANES)
         self.set_class(labels > event.size.width, "-tight-tabs")
-        # Where even that does not fit (nine tabs with the Servers tab), the tabs not shown
+        # Where even that does not fit with the Servers tab (nine tabs), the tabs not shown
         # give only their key.
-        self._keys_only = labels - len(self.PANES) > event.size.width
+        several = any(pane.TAB == "servers" for pane in self.PANES)
+        self._keys_only = several and labels - len(self.PANES) > event.size.width
         self._label_tabs()
 
     _keys_only = False

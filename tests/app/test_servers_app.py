@@ -232,7 +232,11 @@ async def test_standbys_are_one_key_away(
         await wait_for(pilot, lambda: name in rows(app), "the standby's row")
         await wait_for(pilot, lambda: rows(app)[name].ok, "the standby read", timeout=40)
         row = rows(app)[name]
-        await shows(pilot, name, "standby", f":{primary.port}")
+        shown = table.get_row(name)
+        assert shown is not None
+        assert shown.cells[2] == "standby"
+        assert shown.cells[3].endswith(f":{primary.port}"), "its upstream: the primary"
+        await shows(pilot, "main/pgtop_st", f":{primary.port}")
         assert row.figures is not None
         assert row.figures.standby
         assert row.port == str(standby.port)
