@@ -127,8 +127,17 @@ class ServersPane(ListPane):
             down = sum(1 for row in self._data.rows if not row.ok)
             if down:
                 parts.append(f"{down} not answering")
+            # The whole reason of the server under the cursor: its row's column cuts it.
+            key = self.table.cursor_key
+            chosen = next((row for row in self._data.rows if row.name == key), None)
+            if chosen is not None and not chosen.ok:
+                parts.append(f"{name_text(chosen.name, 40)}: {one_line(chosen.status, 200)}")
+                return parts
         parts.append("Enter: show in every tab · a: add standbys")
         return parts
+
+    def view_changed(self) -> None:
+        self.show_status()
 
     @on(KeyedTable.RowActivated, "#servers-table")
     def choose_server(self, event: KeyedTable.RowActivated) -> None:

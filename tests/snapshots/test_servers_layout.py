@@ -87,6 +87,7 @@ async def show_servers(pilot: Any) -> None:
         if len(table.rows) == 4:
             break
         await pilot.pause(0.02)
+    table.move_cursor_to_key("billing")
     await pilot.pause(0.1)
 
 
@@ -94,7 +95,7 @@ def test_servers_tab_at_80x24(snap_compare: Any) -> None:
     """Key 0, first tab: the tab bar gives only keys but for "0 Servers"; the header names
     "prod ·"; rows prod (● in view, 182/200, 23 active, 4 waiting), prod/replica_a standby,
     reporting with "ok · read-only", billing in the error colour "reconnecting since 09:41:07";
-    the status line says "1 not answering"."""
+    the cursor on billing: the status line says "1 not answering" and billing's whole reason."""
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=show_servers)
 
 
