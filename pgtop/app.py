@@ -491,7 +491,11 @@ class PgTopApp(App[int]):
     async def _watch(self, server: Server) -> None:
         while True:
             if not self.paused:
-                await server.read()
+                try:
+                    await server.read()
+                except Exception as exc:  # a bug must not stop watching mid-incident
+                    server.ok = False
+                    server.status = self._internal_error(exc)
                 self._show_servers()
             await asyncio.sleep(self.interval)
 
@@ -521,6 +525,15 @@ class PgTopApp(App[int]):
             return
         if server.source is not self.source:
             from pgtop.screens.main import MainScreen
+
+            if self.action_status:
+                self.say(
+                    f"an action is running on {self.source.describe()}: wait for it, or stop "
+                    "it with X, before showing another server",
+                    title="Not switched",
+                    severity="warning",
+                )
+                return
 
             self.source = server.source
             self.actions = server.source.actions

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 EXIT_OK = 0
 EXIT_CRASH = 1
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 """As a program killed by SIGPIPE: the reader of the output went away."""
@@ -143,7 +142,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_settings(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace, tuple[str, ...]]:
     """Arguments and config file into Settings, plus the config file's warnings."""
-
     args = build_parser().parse_args(argv)
     file_config = load_file_config()
     values = dict(file_config.values)
@@ -177,7 +175,7 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace, t
         once=args.once,
         output_format=args.output_format,
         demo=args.demo,
-        servers=servers if len(servers) > 1 else (),
+        servers=servers if len(servers) > 1 or args.once == "servers" else (),
         **values,
     )
     return settings, args, file_config.warnings
@@ -310,7 +308,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.replay:
         return await flight.replay(settings, args, run_app)
-    if settings.servers or settings.once == "servers":
+    if settings.servers:
         return await _run_servers(settings, args)
     demo = None
     try:
@@ -396,13 +394,13 @@ async def _run_servers(settings: Settings, args: argparse.Namespace) -> int:
     """Several servers (or ``--once servers``): none is connected before the interface
     starts; each one's row says how it answers. The password asked for (-W) is tried on
     every server."""
+    from pgtop.pg import EXIT_USAGE
     from pgtop.servers import ServerSet
     from pgtop.tabs import collectors
 
     if args.password and settings.password is None:
         settings = replace(settings, password=_prompt_password(settings.conninfo))
-    profiles = settings.servers or (ServerProfile(_one_name(settings.conninfo), settings.conninfo),)
-    servers = ServerSet(profiles, settings, collectors())
+    servers = ServerSet(settings.servers, settings, collectors())
     if settings.once == "servers":
         from pgtop.once import print_once
 
@@ -418,12 +416,6 @@ async def _run_servers(settings: Settings, args: argparse.Namespace) -> int:
     from pgtop.app import PgTopApp
 
     return await run_app(PgTopApp(settings, servers=servers))
-
-
-def _one_name(conninfo: str) -> str:
-    from pgtop.pg import target
-
-    return target(conninfo)
 
 
 async def _run_app(settings: Settings, source: Source, ui_loaded: asyncio.Future[None]) -> int:

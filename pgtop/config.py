@@ -233,8 +233,8 @@ class Settings:
     profiles: tuple[ServerProfile, ...] = ()
     """The servers named in the config file, chosen with ``-S NAME`` or ``--all-servers``."""
     servers: tuple[ServerProfile, ...] = ()
-    """The servers of this run when there are several (the Servers tab); empty: the one
-    server of ``conninfo``."""
+    """The servers of this run when there are several (the Servers tab), or for ``--once
+    servers``; empty: the one server of ``conninfo``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
-from commands import PGTOP, pgtop_env
+from commands import run_pgtop
 
 from pgtop.cluster import Cluster
 from pgtop.collectors.servers import FiguresReader
@@ -21,17 +21,7 @@ def run(tmp_path: Path, config: str, *args: str) -> subprocess.CompletedProcess[
     """``pgtop ARGS`` with ``config`` as its config file."""
     path = tmp_path / "config.toml"
     path.write_text(config)
-    env = pgtop_env(tmp_path)
-    env["PGTOP_CONFIG"] = str(path)
-    return subprocess.run(
-        [*PGTOP, *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return run_pgtop(tmp_path, *args, timeout=120, config=path)
 
 
 def profiles(**servers: str) -> str:
