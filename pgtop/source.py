@@ -15,7 +15,8 @@ The contract:
   (``pgtop.tabs.tabs_for``), and for a PgBouncer the snapshot of each refresh is its pools
   (``PoolsSnapshot``), not the Activity snapshot. Today's sources are the live server
   (``LiveSource``) and the live PgBouncer console (``PoolerSource``); a recording played
-  back is another implementation of the same protocol, and no tab changes for it.
+  back is another implementation of the same protocol, and no tab changes for it. Another
+  server is another source: with several (``pgtop.servers``), the app shows one at a time.
 * A **collector** (``pgtop.collectors.base``) gets the monitoring connection, the Activity
   snapshot just taken and what the tab's pane needs, and returns the tab's data; it alone
   keeps caches and other connections, which it opens through its context (the source holds
@@ -218,14 +219,7 @@ class _Connected:
 
     async def _watched(self, work: Awaitable[T]) -> T:
         task = asyncio.ensure_future(work)
-        try:
-            done, _ = await asyncio.wait({task}, timeout=WATCHDOG_SECONDS)
-        except asyncio.CancelledError:
-            # Given up on (another server was chosen): the statement may still be running,
-            # and the connection may not serve another until it ends: dropped.
-            self._abandon()
-            task.cancel()
-            raise
+        done, _ = await asyncio.wait({task}, timeout=WATCHDOG_SECONDS)
         if not done:
             self._abandon()
             task.cancel()

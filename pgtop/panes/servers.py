@@ -46,7 +46,7 @@ def health_text(row: ServerRow) -> str:
     finding = row.finding
     if finding is None:
         return ""
-    if finding.status <= Status.OK:
+    if finding.status < Status.WARN:  # checks not known yet are no finding
         return "ok"
     return f"{finding.status.word.upper()} {one_line(finding.short or finding.summary, 60)}"
 

@@ -5,12 +5,15 @@ server that never hold the others back, and a primary's standbys added with one 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from conftest import STANDBY_NAME, Sessions
 from helpers import notified, screen_text, shows, wait_for
 from textual.widgets import Input, TabbedContent
@@ -64,8 +67,13 @@ async def choose(pilot: Any, app: PgTopApp, name: str) -> None:
 
 
 async def test_servers_view_switch_keeps_the_filter_and_read_only_refuses(
-    pg_cluster: Cluster, new_cluster: Callable[..., Cluster], sessions: Sessions
+    pg_cluster: Cluster,
+    new_cluster: Callable[..., Cluster],
+    sessions: Sessions,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("PGTOP_LOG_DIR", str(tmp_path))
     other = new_cluster()
     on_beta = Sessions(other)
     try:
@@ -114,10 +122,14 @@ async def test_servers_view_switch_keeps_the_filter_and_read_only_refuses(
             activity = app.activity
             assert activity is not None
             target = next(b for b in activity.backends if b.application_name == "marker_alpha")
-            app.act_on_session("terminate", target)
+            app.act_on_session("cancel", target)
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the dialog")
             await shows(pilot, "on server  alpha · ")
-            await pilot.press("n")
+            await pilot.pause(0.5)  # a yes counts once the dialog could be read
+            await pilot.press("y")
+            await notified(pilot, "was cancelled")
+            lines = (tmp_path / "actions.log").read_text().splitlines()
+            assert [json.loads(line)["server"][:8] for line in lines] == ["alpha · "] * 2
     finally:
         on_beta.close()
 

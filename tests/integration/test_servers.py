@@ -104,6 +104,10 @@ def test_once_a_tab_of_one_chosen_server(
         names = {row["application_name"] for row in json.loads(proc.stdout)["rows"]}
         assert "only_on_beta" not in names
 
+    # One server chosen: its row has its profile's name.
+    proc = run(tmp_path, config, "-S", "beta", "--once", "servers", "--format", "json")
+    assert [row["name"] for row in json.loads(proc.stdout)["rows"]] == ["beta"]
+
     # Several servers and a tab of one: which one must be said.
     proc = run(tmp_path, config, "--once", "activity", "--all-servers")
     assert proc.returncode == EXIT_USAGE
