@@ -66,9 +66,9 @@ class MainScreen(Screen[None]):
         self.set_class(labels > event.size.width, "-tight-tabs")
         # Where even that does not fit with the Servers tab (nine tabs), the tabs not shown
         # give only their key.
-        several = any(pane.TAB == "servers" for pane in self.PANES)
-        self._keys_only = several and labels - len(self.PANES) > event.size.width
-        self._label_tabs()
+        if any(pane.TAB == "servers" for pane in self.PANES):
+            self._keys_only = labels - len(self.PANES) > event.size.width
+            self._label_tabs()
 
     _keys_only = False
 
