@@ -66,8 +66,9 @@ from pgtop.model import (
 from pgtop.pg import ConnectError
 from pgtop.recording import Memory
 from pgtop.screens.confirm import ConfirmDialog, GroupConfirmDialog, sessions_word
+from pgtop.servers import Server, ServerSet
 from pgtop.source import LiveSource, PollError, Request, Source
-from pgtop.tabs import TABS, Tab, collectors, tabs_for
+from pgtop.tabs import SERVERS_TAB, TABS, Tab, collectors, tabs_for
 from pgtop.text import name_text, one_line
 
 T = TypeVar("T")
@@ -140,10 +141,16 @@ class PgTopApp(App[int]):
         source: Source | None = None,
         tabs: Sequence[Tab] | None = None,
         first_snapshot: Snapshot | None = None,
+        servers: ServerSet | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
-        if source is None:
+        self.servers = servers if servers is not None and len(servers) > 1 else None
+        """The servers watched, when there are several (the Servers tab shows them)."""
+        if self.servers is not None:
+            self.tabs = (SERVERS_TAB, *(tabs or TABS))
+            source = self.servers.servers[0].source
+        elif source is None:
             self.tabs = tuple(tabs or TABS)
             source = LiveSource(settings, collectors=collectors(self.tabs))
         else:
@@ -164,17 +171,27 @@ class PgTopApp(App[int]):
         """What each tab's pane said it needs, for its collector's next run."""
         self._now: set[str] = set()
         """Tabs whose collector runs on the next poll, whatever its cadence."""
-        self.memory: Memory | None = None
+        self._memories: dict[int, Memory | None] = {}
+        """The flight recorder of each server shown (by its source)."""
+        self.memory = self._memory_of(self.source)
         """The flight recorder: what was read in the last minutes (``W`` writes it)."""
-        # A PgBouncer's console is not recorded: a recording replays a PostgreSQL server.
-        if settings.recorder_minutes > 0 and self.source.kind != "pgbouncer":
-            self.memory = Memory(
-                self.source.describe(),
-                minutes=settings.recorder_minutes,
-                megabytes=settings.recorder_megabytes,
-                refresh=settings.refresh,
-                on_failure=lambda error: self.report_failure(error, "the flight recorder"),
-            )
+
+    def _memory_of(self, source: Source) -> Memory | None:
+        """The flight recorder of ``source``: one per server, made when first shown."""
+        key = id(source)
+        if key not in self._memories:
+            memory = None
+            # A PgBouncer's console is not recorded: a recording replays a PostgreSQL server.
+            if self.settings.recorder_minutes > 0 and source.kind != "pgbouncer":
+                memory = Memory(
+                    source.describe(),
+                    minutes=self.settings.recorder_minutes,
+                    megabytes=self.settings.recorder_megabytes,
+                    refresh=self.settings.refresh,
+                    on_failure=lambda error: self.report_failure(error, "the flight recorder"),
+                )
+            self._memories[key] = memory
+        return self._memories[key]
 
     def get_default_screen(self) -> Screen[None]:
         from pgtop.screens.main import MainScreen
@@ -186,13 +203,21 @@ class PgTopApp(App[int]):
             self.set_keymap(self.settings.keymap)
         self.sub_title = self.source.describe()
         self.poll_server()
-        if self.actions is not None and isinstance(self.source, LiveSource):
-            if self.actions.pid is None:
+        if self.servers is not None:
+            for server in self.servers.servers:
+                self._watch_server(server)
+        if isinstance(self.source, LiveSource) and (
+            self.actions is not None or self.servers is not None
+        ):
+            if self.actions is not None and self.actions.pid is None:
                 self.open_action_connection()
             self.set_interval(KEEPALIVE_SECONDS, self.check_action_connection)
 
     async def on_unmount(self) -> None:
-        await self.source.close()
+        if self.servers is not None:
+            await self.servers.close()
+        else:
+            await self.source.close()
 
     # -- what panes ask (the host) -----------------------------------------------------------
 
@@ -302,7 +327,8 @@ class PgTopApp(App[int]):
         """Keep the action connection alive, reopen it at once when the server ended it,
         and say so when it cannot be reopened (signals then go through the monitoring
         connection)."""
-        assert self.actions is not None
+        if self.actions is None:  # a read-only server is in view
+            return
         before = self.actions.lost
         lost = await self.actions.keep_alive()
         if lost and lost != before:
@@ -321,21 +347,26 @@ class PgTopApp(App[int]):
     @work(exclusive=True, group="poller", exit_on_error=False, description="poll the server")
     async def poll_server(self) -> None:
         """Collect, post, wait; the wait starts after the collect, so polls never overlap."""
+        source = self.source
+        origin = source if self.servers is not None else None
         while True:
             delay = self.interval
             if not self.paused:
                 try:
-                    snapshot = self._first_snapshot or await self.source.poll()
+                    snapshot = self._first_snapshot or await source.poll()
                     self._first_snapshot = None
                 except PollError as exc:
-                    self.post_message(PollFailed(str(exc), connection_lost=exc.connection_lost))
+                    self.post_message(
+                        PollFailed(str(exc), connection_lost=exc.connection_lost, origin=origin)
+                    )
                     if exc.connection_lost:
                         delay = min(MAX_BACKOFF, 0.5 * 2 ** min(self.attempts, 5))
                 except Exception as exc:  # a bug must not stop monitoring mid-incident
-                    self.post_message(PollFailed(self._internal_error(exc), connection_lost=False))
+                    failed = self._internal_error(exc)
+                    self.post_message(PollFailed(failed, connection_lost=False, origin=origin))
                     delay = max(delay, MAX_BACKOFF)
                 else:
-                    self.post_message(SnapshotCollected(snapshot))
+                    self.post_message(SnapshotCollected(snapshot, origin))
                     await self._collect_tabs(snapshot)
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
@@ -357,18 +388,20 @@ class PgTopApp(App[int]):
         not only in the tab."""
         now = tab in self._now
         self._now.discard(tab)
+        source = self.source
+        origin = source if self.servers is not None else None
         try:
-            data = await self.source.collect(tab, snapshot, self._needs.get(tab), now=now)
+            data = await source.collect(tab, snapshot, self._needs.get(tab), now=now)
         except PollError as exc:
-            self.post_message(TabDataFailed(tab, str(exc)))
+            self.post_message(TabDataFailed(tab, str(exc), origin))
             if exc.connection_lost:
-                self.post_message(PollFailed(str(exc), connection_lost=True))
+                self.post_message(PollFailed(str(exc), connection_lost=True, origin=origin))
                 return False
         except Exception as exc:  # a bug in one tab must not stop monitoring
-            self.post_message(TabDataFailed(tab, self._internal_error(exc)))
+            self.post_message(TabDataFailed(tab, self._internal_error(exc), origin))
         else:
             if data is not None:
-                self.post_message(TabDataCollected(tab, data))
+                self.post_message(TabDataCollected(tab, data, origin))
         return True
 
     def report_failure(self, error: BaseException, what: str) -> None:
@@ -393,9 +426,13 @@ class PgTopApp(App[int]):
         """Poll at once instead of at the end of the current wait."""
         self._wake.set()
 
+    def _stale(self, origin: object) -> bool:
+        """A message from a server no longer in view."""
+        return origin is not None and origin is not self.source
+
     @on(TabDataCollected)
     def store_tab_data(self, message: TabDataCollected) -> None:
-        if self.paused:
+        if self.paused or self._stale(message.origin):
             return
         self.tab_data[message.tab] = message.data
         self._show_tab(message.tab, message.data, "")
@@ -404,6 +441,8 @@ class PgTopApp(App[int]):
 
     @on(TabDataFailed)
     def record_tab_failure(self, message: TabDataFailed) -> None:
+        if self._stale(message.origin):
+            return
         self._show_tab(message.tab, None, message.reason)
 
     def _show_tab(self, tab: str, data: object, reason: str) -> None:
@@ -417,7 +456,7 @@ class PgTopApp(App[int]):
 
     @on(SnapshotCollected)
     def store_snapshot(self, message: SnapshotCollected) -> None:
-        if self.paused:
+        if self.paused or self._stale(message.origin):
             return
         self.snapshot = message.snapshot
         if self.memory is not None and isinstance(message.snapshot, ActivitySnapshot):
@@ -429,12 +468,131 @@ class PgTopApp(App[int]):
 
     @on(PollFailed)
     def record_failure(self, message: PollFailed) -> None:
+        if self._stale(message.origin):
+            return
         self.problem = message.reason
         if message.connection_lost:
             self.lost_since = self.source.lost_since or datetime.now()
             self.attempts = self.source.attempts
             if self.memory is not None:
                 self.memory.lost(message.reason)
+
+    # -- several servers ---------------------------------------------------------------------
+
+    def _watch_server(self, server: Server) -> None:
+        """Read ``server``'s light figures on every refresh, in a task of its own."""
+        self.run_worker(
+            self._watch(server),
+            group=f"server-{server.name}",
+            exit_on_error=False,
+            description=f"read server {server.name}",
+        )
+
+    async def _watch(self, server: Server) -> None:
+        while True:
+            if not self.paused:
+                try:
+                    await server.read()
+                except Exception as exc:  # a bug must not stop watching mid-incident
+                    server.ok = False
+                    server.status = self._internal_error(exc)
+                self._show_servers()
+            await asyncio.sleep(self.interval)
+
+    def _show_servers(self) -> None:
+        from pgtop.collectors.health import HealthData
+        from pgtop.panes.servers import ServersData
+
+        if self.servers is None:
+            return
+        health = self.tab_data.get("health")
+        rows = tuple(
+            server.row(
+                in_view=server.source is self.source,
+                health=health if isinstance(health, HealthData) else None,
+            )
+            for server in self.servers.servers
+        )
+        data = ServersData(rows)
+        self.tab_data["servers"] = data
+        self._show_tab("servers", data, "")
+
+    def switch_server(self, name: str) -> None:
+        """Show the server ``name`` in every tab: its source is the app's now (its actions
+        too); the tabs forget the server before and wait for the first read."""
+        server = self.servers.get(name) if self.servers is not None else None
+        if server is None:
+            return
+        if server.source is not self.source:
+            from pgtop.screens.main import MainScreen
+
+            if self.action_status:
+                self.say(
+                    f"an action is running on {self.source.describe()}: wait for it, or stop "
+                    "it with X, before showing another server",
+                    title="Not switched",
+                    severity="warning",
+                )
+                return
+
+            self.source = server.source
+            self.actions = server.source.actions
+            self.tab_data = (
+                {"servers": self.tab_data["servers"]} if "servers" in self.tab_data else {}
+            )
+            self._now.clear()
+            self._first_snapshot = None
+            self.catalog_database = None
+            self.lost_since = None
+            self.problem = ""
+            self.attempts = 0
+            self.memory = self._memory_of(server.source)
+            self.snapshot = None
+            self.sub_title = server.source.describe()
+            for screen in self.screen_stack:
+                if isinstance(screen, MainScreen):
+                    screen.server_switched()
+            self.poll_server()
+            if self.actions is not None and self.actions.pid is None:
+                self.open_action_connection()
+            self._show_servers()
+        self.go_to("activity")
+
+    def add_standbys(self, name: str) -> None:
+        self._add_standbys(name)
+
+    @work(group="standbys", exit_on_error=False, description="add the standbys of a server")
+    async def _add_standbys(self, name: str) -> None:
+        """Ask the primary for its standbys, then each one's port (the primary's by default),
+        and watch each with the primary's settings and the standby's address."""
+        from pgtop.collectors.servers import StandbyAddresses
+        from pgtop.screens.port_prompt import PortPrompt
+
+        primary = self.servers.get(name) if self.servers is not None else None
+        if primary is None or self.servers is None:
+            return
+        title = "No standby added"
+        try:
+            found = await primary.source.fetch(StandbyAddresses())
+        except PollError as exc:
+            self.say(f"{name}: {exc}", title=title, severity="warning")
+            return
+        if not found:
+            self.say(f"{name} streams to no standby now", title=title, severity="warning")
+            return
+        for standby in found:
+            where = standby.address or "a local socket"
+            label = f"{standby.name} ({where})" if standby.name else where
+            port = await self.push_screen_wait(PortPrompt(name, label, primary.port or "5432"))
+            if port is None:
+                continue
+            added = self.servers.add(self.servers.standby_profile(primary, standby, port))
+            if added is None:
+                self.say(f"standby {label} is listed already", title=title)
+                continue
+            self._watch_server(added)
+            self.say(f"watching {added.name}", title="Standby added")
+        self._show_servers()
 
     # -- global actions ----------------------------------------------------------------------
 
@@ -505,6 +663,8 @@ class PgTopApp(App[int]):
     def action_unavailable(self) -> str | None:
         """Why no action may run now, or None when actions may run."""
         if self.actions is None:
+            if self.servers is not None:
+                return f"{self.source.describe()} is read-only: no action is offered on it"
             return "pgtop runs in read-only mode"
         if self.lost_since is not None or self.activity is None:
             return "the data on screen is not fresh: waiting for the connection"
@@ -565,6 +725,10 @@ class PgTopApp(App[int]):
                 message += f"; the copy file cannot be written: {exc.strerror or exc}"
         self.say(message, title="Copied", timeout=10)
         return message
+
+    def _server_named(self) -> str:
+        """The server in view, for a confirm dialog, when several are watched; else ""."""
+        return self.source.describe() if self.servers is not None else ""
 
     def _refuse(self, what: str, reason: str) -> None:
         self.say(f"{what}: {reason}", title="Not available", severity="warning")
@@ -635,7 +799,9 @@ class PgTopApp(App[int]):
         if not any(target.plan for target in targets):
             self._refuse(what, f"none can be signalled: {targets[0].refusal}")
             return
-        dialog = GroupConfirmDialog(action, targets, activity.collected_at)
+        dialog = GroupConfirmDialog(
+            action, targets, activity.collected_at, server=self._server_named()
+        )
         if not await self.push_screen_wait(dialog):
             return
         reason = self.action_unavailable()
@@ -734,9 +900,12 @@ class PgTopApp(App[int]):
         await self._confirm_and_run(plan)
 
     async def _confirm_and_run(self, plan: ActionPlan) -> None:
-        if not await self.push_screen_wait(ConfirmDialog(plan)):
+        server_named = self._server_named()
+        if not await self.push_screen_wait(ConfirmDialog(plan, server=server_named)):
             return
-        if plan.warning and not await self.push_screen_wait(ConfirmDialog(plan, second=True)):
+        if plan.warning and not await self.push_screen_wait(
+            ConfirmDialog(plan, second=True, server=server_named)
+        ):
             return
         reason = self.action_unavailable()
         if reason is not None:  # the connection went stale while the dialog was open
@@ -756,7 +925,7 @@ class PgTopApp(App[int]):
                 f"({exc.strerror or exc}): run it anyway, unrecorded?"
             )
             if not await self.push_screen_wait(
-                ConfirmDialog(replace(plan, warning=unlogged), second=True)
+                ConfirmDialog(replace(plan, warning=unlogged), second=True, server=server_named)
             ):
                 self.say(f"{plan.action} not run", title="Not run", severity="warning")
                 return

@@ -23,6 +23,7 @@ from pgtop.config import (
     DEFAULT_REFRESH,
     MAX_REFRESH,
     MIN_REFRESH,
+    ServerProfile,
     Settings,
     load_file_config,
     write_crash_log,
@@ -79,9 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "conninfo",
-        nargs="?",
+        nargs="*",
         metavar="CONNINFO",
-        help="libpq connection string ('host=db dbname=app') or URI (postgresql://...)",
+        help="libpq connection string ('host=db dbname=app'), URI (postgresql://...) or "
+        "service=NAME; several: the Servers tab (0) shows them all",
     )
     conn = parser.add_argument_group("connection options")
     conn.add_argument("-h", "--host", help="server host or socket directory")
@@ -92,6 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     pw.add_argument("-w", "--no-password", action="store_true", help="never prompt for a password")
     pw.add_argument(
         "-W", "--password", action="store_true", help="prompt for a password before connecting"
+    )
+    servers = parser.add_argument_group("several servers")
+    servers.add_argument(
+        "-S",
+        "--server",
+        action="append",
+        dest="servers",
+        metavar="NAME",
+        help="a server of the config file ([servers.NAME]); repeatable",
+    )
+    servers.add_argument(
+        "--all-servers", action="store_true", help="every server of the config file"
     )
     opts = parser.add_argument_group("options")
     opts.add_argument(
@@ -128,8 +142,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_settings(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace, tuple[str, ...]]:
     """Arguments and config file into Settings, plus the config file's warnings."""
-    from pgtop.pg import build_conninfo
-
     args = build_parser().parse_args(argv)
     file_config = load_file_config()
     values = dict(file_config.values)
@@ -137,24 +149,79 @@ def parse_settings(argv: Sequence[str]) -> tuple[Settings, argparse.Namespace, t
         values["refresh"] = args.refresh
     if args.read_only:
         values["read_only"] = True
-    if args.demo and (args.conninfo or args.host or args.port or args.dbname or args.username):
+    chosen = bool(args.servers or args.all_servers)
+    if args.demo and (
+        args.conninfo or args.host or args.port or args.dbname or args.username or chosen
+    ):
         raise UsageError("--demo starts its own server: give no connection options with it")
     problem = flight.usage_problem(args)
     if problem:
         raise UsageError(problem)
     if args.once is not None and args.once not in REPORTS:
         raise UsageError(f"--once: no tab {args.once!r} (choose from {', '.join(REPORTS)})")
-    conninfo = build_conninfo(
-        args.conninfo, host=args.host, port=args.port, user=args.username, dbname=args.dbname
-    )
+    servers = _servers(args, values.get("profiles", ()))
+    if len(servers) > 1:
+        if args.once not in (None, "servers"):
+            raise UsageError(
+                f"--once {args.once} reads one server: choose it with -S NAME "
+                "(--once servers shows them all)"
+            )
+        if args.record or args.replay:
+            raise UsageError("--record and --replay take one server")
+    elif servers:
+        values["read_only"] = values.get("read_only", False) or servers[0].read_only
     settings = Settings(
-        conninfo=conninfo,
+        conninfo=servers[0].conninfo if servers else "",
         once=args.once,
         output_format=args.output_format,
         demo=args.demo,
+        servers=servers if len(servers) > 1 or args.once == "servers" else (),
         **values,
     )
     return settings, args, file_config.warnings
+
+
+def _servers(
+    args: argparse.Namespace, profiles: tuple[ServerProfile, ...]
+) -> tuple[ServerProfile, ...]:
+    """The servers asked for: the config file's chosen with -S (or all of them), then each
+    CONNINFO given (-h, -p, -U, -d apply to those), or the one libpq's defaults name."""
+    from pgtop.pg import build_conninfo, target
+
+    chosen: list[ServerProfile] = []
+    if args.all_servers:
+        if not profiles:
+            raise UsageError("--all-servers: the config file names no server ([servers.NAME])")
+        chosen.extend(profiles)
+    by_name = {profile.name: profile for profile in profiles}
+    for name in args.servers or ():
+        profile = by_name.get(name)
+        if profile is None:
+            known = ", ".join(by_name) or "none"
+            raise UsageError(f"-S {name}: no [servers.{name}] in the config file (it has {known})")
+        if profile not in chosen:
+            chosen.append(profile)
+    # A profile's string is checked as one given on the command line.
+    chosen = [replace(profile, conninfo=build_conninfo(profile.conninfo)) for profile in chosen]
+    options = (args.host, args.port, args.username, args.dbname)
+    if chosen and not args.conninfo:
+        if any(options):
+            raise UsageError("-h, -p, -U and -d apply to a CONNINFO, not to a server of the config")
+        return tuple(chosen)
+    given = args.conninfo or [None]
+    names = {profile.name for profile in chosen}
+    for conninfo in given:
+        built = build_conninfo(
+            conninfo, host=args.host, port=args.port, user=args.username, dbname=args.dbname
+        )
+        name = base = target(built)
+        number = 1
+        while name in names:
+            number += 1
+            name = f"{base}#{number}"
+        names.add(name)
+        chosen.append(ServerProfile(name, built))
+    return tuple(chosen)
 
 
 def _prompt_password(conninfo: str) -> str | None:
@@ -241,6 +308,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.replay:
         return await flight.replay(settings, args, run_app)
+    if settings.servers:
+        return await _run_servers(settings, args)
     demo = None
     try:
         if settings.demo:
@@ -319,6 +388,34 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         if demo is not None:
             await asyncio.to_thread(demo.stop)
+
+
+async def _run_servers(settings: Settings, args: argparse.Namespace) -> int:
+    """Several servers (or ``--once servers``): none is connected before the interface
+    starts; each one's row says how it answers. The password asked for (-W) is tried on
+    every server."""
+    from pgtop.pg import EXIT_USAGE
+    from pgtop.servers import ServerSet
+    from pgtop.tabs import collectors
+
+    if args.password and settings.password is None:
+        settings = replace(settings, password=_prompt_password(settings.conninfo))
+    servers = ServerSet(settings.servers, settings, collectors())
+    if settings.once == "servers":
+        from pgtop.once import print_once
+
+        try:
+            return await print_once(servers, "servers", settings.output_format)
+        finally:
+            await servers.close()
+    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        return fail(
+            "the interactive view needs a terminal; use --once servers for a snapshot",
+            EXIT_USAGE,
+        )
+    from pgtop.app import PgTopApp
+
+    return await run_app(PgTopApp(settings, servers=servers))
 
 
 async def _run_app(settings: Settings, source: Source, ui_loaded: asyncio.Future[None]) -> int:

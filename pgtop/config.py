@@ -163,6 +163,43 @@ def parse_thresholds(table: object, where: str) -> tuple[Thresholds, list[str]]:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerProfile:
+    """A server named in the config file (``[servers.NAME]``), or given on the command line."""
+
+    name: str
+    conninfo: str
+    """libpq connection string (keywords, URI or ``service=NAME``), without a password."""
+    read_only: bool = False
+    """No action is offered on this server, whatever the others allow."""
+
+
+def parse_profiles(table: object, where: str) -> tuple[tuple[ServerProfile, ...], list[str]]:
+    """The ``[servers]`` tables of the config file: one profile per ``[servers.NAME]`` with
+    ``conninfo`` or ``service`` and an optional ``read_only``; warnings for what was ignored."""
+    if not isinstance(table, dict):
+        return (), [f"{where}: [servers] must hold one table per server ([servers.NAME])"]
+    profiles: list[ServerProfile] = []
+    warnings: list[str] = []
+    for name, entry in table.items():
+        if not isinstance(entry, dict):
+            warnings.append(f"{where}: servers.{name} must be a table; ignored")
+            continue
+        unknown = sorted(set(entry) - {"conninfo", "service", "read_only"})
+        if unknown:
+            warnings.append(f"{where}: servers.{name}: unknown keys {', '.join(unknown)} ignored")
+        conninfo, service = entry.get("conninfo"), entry.get("service")
+        read_only = entry.get("read_only", False)
+        if (conninfo is None) == (service is None):
+            warnings.append(f"{where}: servers.{name} needs conninfo or service (one); ignored")
+        elif not isinstance(conninfo or service, str) or not isinstance(read_only, bool):
+            warnings.append(f"{where}: servers.{name} has a value of the wrong type; ignored")
+        else:
+            chosen = conninfo if conninfo is not None else f"service={service}"
+            profiles.append(ServerProfile(str(name), chosen, read_only))
+    return tuple(profiles), warnings
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a run of pgtop was asked to do."""
 
@@ -193,6 +230,11 @@ class Settings:
     copy_to_file: bool = True
     """A copy also writes the copy file (``copy_file_path``): whether the terminal took the
     OSC 52 copy cannot be known."""
+    profiles: tuple[ServerProfile, ...] = ()
+    """The servers named in the config file, chosen with ``-S NAME`` or ``--all-servers``."""
+    servers: tuple[ServerProfile, ...] = ()
+    """The servers of this run when there are several (the Servers tab), or for ``--once
+    servers``; empty: the one server of ``conninfo``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +293,10 @@ def load_file_config(path: Path | None = None) -> FileConfig:
     for key, value in data.items():
         if key == "health":
             values["health"], found = parse_thresholds(value, f"config file {path}")
+            warnings.extend(found)
+            continue
+        if key == "servers":
+            values["profiles"], found = parse_profiles(value, f"config file {path}")
             warnings.extend(found)
             continue
         if key == "keymap":

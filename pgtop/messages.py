@@ -10,9 +10,11 @@ from pgtop.model import Snapshot
 class SnapshotCollected(Message):
     """A poll finished with fresh data."""
 
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, origin: object = None) -> None:
         super().__init__()
         self.snapshot = snapshot
+        self.origin = origin
+        """The source it came from (None: the only one)."""
 
     def can_replace(self, message: Message) -> bool:
         # If the UI falls behind, only the newest snapshot matters.
@@ -22,25 +24,28 @@ class SnapshotCollected(Message):
 class PollFailed(Message):
     """A poll failed; ``reason`` is one line for the user."""
 
-    def __init__(self, reason: str, *, connection_lost: bool) -> None:
+    def __init__(self, reason: str, *, connection_lost: bool, origin: object = None) -> None:
         super().__init__()
         self.reason = reason
         self.connection_lost = connection_lost
+        self.origin = origin
 
 
 class TabDataCollected(Message):
     """A tab's own collector finished."""
 
-    def __init__(self, tab: str, data: object) -> None:
+    def __init__(self, tab: str, data: object, origin: object = None) -> None:
         super().__init__()
         self.tab = tab
         self.data = data
+        self.origin = origin
 
 
 class TabDataFailed(Message):
     """A tab's own collector failed; ``reason`` is one line for the user."""
 
-    def __init__(self, tab: str, reason: str) -> None:
+    def __init__(self, tab: str, reason: str, origin: object = None) -> None:
         super().__init__()
         self.tab = tab
         self.reason = reason
+        self.origin = origin

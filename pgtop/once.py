@@ -10,6 +10,7 @@ from typing import Any
 
 from pgtop.output import write_output
 from pgtop.reports import Report, reports
+from pgtop.servers import ServerSet
 from pgtop.source import Source
 from pgtop.text import lenient, one_line
 
@@ -50,8 +51,9 @@ def render_text(report: Report) -> str:
     return "\n".join(lines)
 
 
-async def print_once(source: Source, tab: str, output_format: str) -> int:
-    """Print one report of ``tab`` read from ``source``; returns the exit code."""
+async def print_once(source: Source | ServerSet, tab: str, output_format: str) -> int:
+    """Print one report of ``tab`` read from ``source`` (every server: ``ServerSet``);
+    returns the exit code."""
     report = await reports()[tab](source)
     for note in report.notes:
         print(f"pgtop: warning: {note}", file=sys.stderr)
@@ -59,6 +61,7 @@ async def print_once(source: Source, tab: str, output_format: str) -> int:
         if report.server is not None:
             server = {**report.server, "collected_at": report.collected_at}
         else:
+            assert not isinstance(source, ServerSet)
             caps = source.capabilities
             assert caps is not None
             server = {

@@ -15,7 +15,8 @@ The contract:
   (``pgtop.tabs.tabs_for``), and for a PgBouncer the snapshot of each refresh is its pools
   (``PoolsSnapshot``), not the Activity snapshot. Today's sources are the live server
   (``LiveSource``) and the live PgBouncer console (``PoolerSource``); a recording played
-  back is another implementation of the same protocol, and no tab changes for it.
+  back is another implementation of the same protocol, and no tab changes for it. Another
+  server is another source: with several (``pgtop.servers``), the app shows one at a time.
 * A **collector** (``pgtop.collectors.base``) gets the monitoring connection, the Activity
   snapshot just taken and what the tab's pane needs, and returns the tab's data; it alone
   keeps caches and other connections, which it opens through its context (the source holds
@@ -151,8 +152,10 @@ class _Connected:
     work at a time, each under a watchdog. A subclass says how a connection is opened
     (``_open``) and what it made for the old one (``_forget``)."""
 
-    def __init__(self, settings: Settings, conn: Connection | None) -> None:
+    def __init__(self, settings: Settings, conn: Connection | None, name: str = "") -> None:
         self.settings = settings
+        self.name = name
+        """The server's name among several (``describe`` starts with it); "" alone."""
         self._conn = conn
         self._description = pg.describe(conn) if conn else pg.target(settings.conninfo)
         self.lost_since: datetime | None = None
@@ -161,7 +164,7 @@ class _Connected:
         """One statement or pipeline at a time: psycopg connections are not shareable."""
 
     def describe(self) -> str:
-        return self._description
+        return f"{self.name} · {self._description}" if self.name else self._description
 
     @property
     def monitor_pid(self) -> int | None:
@@ -240,7 +243,9 @@ class _Connected:
         self.attempts = 0
 
     async def fetch(self, request: Request[T]) -> T:
-        return await self._guarded(request.read)
+        found = await self._guarded(request.read)
+        self._connected()
+        return found
 
     async def run(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         return await self._guarded(work)
@@ -267,8 +272,9 @@ class LiveSource(_Connected):
         collectors: Mapping[str, CollectorFactory] | None = None,
         query_limit: int = LIST_QUERY_LIMIT,
         action_conn: Connection | None = None,
+        name: str = "",
     ) -> None:
-        super().__init__(settings, conn)
+        super().__init__(settings, conn, name)
         self.capabilities = capabilities
         self._factories: Mapping[str, CollectorFactory] = collectors or {}
         self._query_limit = query_limit

@@ -1764,3 +1764,45 @@ PGBOUNCER_DATABASES = "SHOW DATABASES"
 PGBOUNCER_STATS = "SHOW STATS"
 PGBOUNCER_CLIENTS = "SHOW CLIENTS"
 PGBOUNCER_SERVERS = "SHOW SERVERS"
+
+# The servers view's figures of one server: one cheap statement per refresh of a server not
+# in view (its server time is in README).
+SERVER_FIGURES = _query(
+    "server_figures",
+    (
+        130000,
+        """
+        SELECT current_setting('server_version') AS version,
+               pg_is_in_recovery() AS standby,
+               current_setting('max_connections')::int AS max_connections,
+               a.connections, a.active, a.waiting,
+               (SELECT sum(xact_commit + xact_rollback)::bigint FROM pg_stat_database) AS xacts,
+               CASE WHEN NOT pg_is_in_recovery() THEN NULL
+                    WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0.0
+                    ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8
+               END AS lag_s,
+               w.sender_host AS upstream_host, w.sender_port AS upstream_port,
+               (SELECT count(*) FROM pg_stat_replication)::int AS standbys
+        FROM (SELECT count(*) FILTER (WHERE backend_type = 'client backend')::int
+                         AS connections,
+                     count(*) FILTER (WHERE state = 'active' AND backend_type = 'client backend'
+                                      AND pid <> pg_backend_pid())::int AS active,
+                     count(*) FILTER (WHERE wait_event_type = 'Lock')::int AS waiting
+              FROM pg_stat_activity) a
+        LEFT JOIN pg_stat_wal_receiver w ON true
+        """,
+    ),
+)
+
+# The standbys a primary streams to, by the address they connect from (none: a socket).
+STANDBY_ADDRESSES = _query(
+    "standby_addresses",
+    (
+        130000,
+        """
+        SELECT DISTINCT host(client_addr) AS address, coalesce(application_name, '') AS name
+        FROM pg_stat_replication
+        ORDER BY 1, 2
+        """,
+    ),
+)

@@ -20,6 +20,7 @@ from pgtop.panes.locks import LocksPane
 from pgtop.panes.pools import PoolsPane
 from pgtop.panes.queries import QueriesPane
 from pgtop.panes.replication import ReplicationPane
+from pgtop.panes.servers import ServersPane
 from pgtop.panes.tables import TablesPane
 from pgtop.panes.vacuum import VacuumPane
 from pgtop.source import SourceKind
@@ -50,6 +51,9 @@ TABS = (
     Tab(ReplicationPane, ReplicationCollector),
 )
 
+
+SERVERS_TAB = Tab(ServersPane)
+"""First, before the PostgreSQL tabs, when several servers are watched."""
 
 POOLER_TABS = (Tab(PoolsPane), Tab(HealthPane, always=True))
 """A PgBouncer admin console's: the Pools view, whose data is the snapshot of each refresh,

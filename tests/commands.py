@@ -19,14 +19,19 @@ def pgtop_env(folder: Path) -> dict[str, str]:
     return env
 
 
-def run_pgtop(folder: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """``pgtop ARGS`` to the end; its output and exit code."""
+def run_pgtop(
+    folder: Path, *args: str, timeout: float = 60, config: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``pgtop ARGS`` to the end (``config``: its config file); its output and exit code."""
+    env = pgtop_env(folder)
+    if config is not None:
+        env["PGTOP_CONFIG"] = str(config)
     return subprocess.run(
         [*PGTOP, *args],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        env=pgtop_env(folder),
+        env=env,
         timeout=timeout,
         check=False,
     )

@@ -129,6 +129,17 @@ class ListPane(ReportsFailures, TabPane):
         self.failure = reason
         self.show_status()
 
+    def forget(self) -> None:
+        """Another server is shown: no row of the one before stays; the filter does."""
+        self.failure = ""
+        for cached in ("_snapshot", "_data", "_forest", "_unavailable"):
+            if hasattr(self, cached):
+                setattr(self, cached, None)
+        table = self.table
+        table.set_rows([])
+        table.empty_text = "waiting for the first read…"
+        self.show_status()
+
     def needs(self) -> object | None:
         """What the tab's collector should read (a frozen value of its own type)."""
         return None

@@ -129,6 +129,14 @@ class Host(Protocol):
         """Have the catalog tabs read ``database``."""
         ...
 
+    def switch_server(self, name: str) -> None:
+        """Show the server ``name`` in every tab (several servers watched)."""
+        ...
+
+    def add_standbys(self, name: str) -> None:
+        """Add the standbys the server ``name`` streams to, after asking their port."""
+        ...
+
 
 def host_of(app: App[object]) -> Host:
     return cast(Host, app)

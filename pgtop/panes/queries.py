@@ -388,6 +388,16 @@ class QueriesPane(ListPane):
     def filter_changed(self) -> None:
         self.show_rows()
 
+    def forget(self) -> None:
+        # A mark is a reading of the server it was set on: since-mark figures of another
+        # server would be nonsense.
+        self.mark = None
+        self._cache.clear()
+        if self.mode is Mode.MARK:
+            self.mode = Mode.NOW
+            self.table.set_columns(columns_for(Mode.NOW))
+        super().forget()
+
     # -- actions -------------------------------------------------------------------------------
 
     def set_mode(self, mode: Mode) -> None:

@@ -23,14 +23,15 @@ REPORTS = (
     "health",
     "replication",
     "pools",
+    "servers",
 )
 """The reports ``--once`` prints, in order (one per tab, and the Activity tab's groups)."""
 
 POOLER_REPORTS = ("pools", "health")
 """The reports of a PgBouncer admin console."""
 
-SERVER_REPORTS = tuple(name for name in REPORTS if name != "pools")
-"""The reports of a PostgreSQL server."""
+SERVER_REPORTS = tuple(name for name in REPORTS if name not in ("pools", "servers"))
+"""The reports of a PostgreSQL server (``servers`` is of every server watched)."""
 
 
 def reports() -> dict[str, Reader]:
@@ -44,6 +45,7 @@ def reports() -> dict[str, Reader]:
         pools,
         queries,
         replication,
+        servers,
     )
 
     return {
@@ -57,4 +59,5 @@ def reports() -> dict[str, Reader]:
         "indexes": catalog.indexes_report,
         "health": health.report,
         "replication": replication.report,
+        "servers": servers.report,
     }

@@ -104,10 +104,19 @@ class AnswerDialog(ModalScreen[bool]):
         Binding("y", "answer(True)", "Yes", id="confirm-yes"),  # handled in on_key
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, server: str = "") -> None:
         super().__init__()
+        self.server = server
+        """The server it runs on, named when several are watched ("": the only one)."""
         self._armed_at = math.inf
         """When a yes starts to count: set once the dialog has been drawn."""
+
+    def compose_server(self) -> ComposeResult:
+        """The server it runs on, when several are watched."""
+        if self.server:
+            server_text = Text("on server  ", style="bold")
+            server_text.append(name_text(self.server, 200))
+            yield Static(server_text, id="confirm-server")
 
     def compose_buttons(self, *, compact: bool = False) -> ComposeResult:
         with Horizontal(id="confirm-buttons"):
@@ -149,8 +158,8 @@ class AnswerDialog(ModalScreen[bool]):
 class ConfirmDialog(AnswerDialog):
     """Yes or no, with everything needed to decide."""
 
-    def __init__(self, plan: ActionPlan, *, second: bool = False) -> None:
-        super().__init__()
+    def __init__(self, plan: ActionPlan, *, second: bool = False, server: str = "") -> None:
+        super().__init__(server)
         self.plan = plan
         self.second = second
 
@@ -161,6 +170,7 @@ class ConfirmDialog(AnswerDialog):
             if self.second:
                 title = "Are you sure? " + one_line(plan.warning, 200)
             yield Static(Text(title, style="bold"), id="confirm-title")
+            yield from self.compose_server()
             yield Static(target_text(plan), id="confirm-target")
             sql_text = Text("SQL  ", style="bold")
             sql_text.append(visible(plan.sql_text))
@@ -225,9 +235,14 @@ class GroupConfirmDialog(AnswerDialog):
     ]
 
     def __init__(
-        self, action: SessionAction, targets: Sequence[GroupTarget], now: datetime
+        self,
+        action: SessionAction,
+        targets: Sequence[GroupTarget],
+        now: datetime,
+        *,
+        server: str = "",
     ) -> None:
-        super().__init__()
+        super().__init__(server)
         self.action = action
         self.targets = tuple(targets)
         """Every session listed; the action signals exactly those with a plan."""
@@ -244,6 +259,7 @@ class GroupConfirmDialog(AnswerDialog):
         with Vertical(id="confirm-box", classes="group"):
             title = GROUP_TITLES[self.action].format(n=sessions_word(signalled))
             yield Static(Text(title, style="bold"), id="confirm-title")
+            yield from self.compose_server()
             summary = Text(f"{SIGNALLED_MARK} {signalled} signalled")
             if refused:
                 summary.append(f" · {REFUSED_MARK} {refused} listed but not signalled")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Hashable, Iterable, Sequence
 from typing import ClassVar
 
@@ -63,6 +64,23 @@ class MainScreen(Screen[None]):
         # on one side only, so that every tab stays in view rather than scrolling away.
         labels = sum(len(f"{pane.KEY} {pane.TITLE}") + 2 for pane in self.PANES)
         self.set_class(labels > event.size.width, "-tight-tabs")
+        # Where even that does not fit with the Servers tab (nine tabs), the tabs not shown
+        # give only their key.
+        if any(pane.TAB == "servers" for pane in self.PANES):
+            self._keys_only = labels - len(self.PANES) > event.size.width
+            self._label_tabs()
+
+    _keys_only = False
+
+    def _label_tabs(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        for pane in self.PANES:
+            shown = not self._keys_only or tabs.active == pane.TAB
+            label = f"{pane.KEY} {pane.TITLE}" if shown else pane.KEY
+            with contextlib.suppress(Exception):  # tabs not mounted yet
+                tab = tabs.get_tab(pane.TAB)
+                if tab.label_text != label:
+                    tab.label = label
 
     def panes(self) -> Iterable[ListPane]:
         # By isinstance: a query by type misses the panes whose first base is a mixin.
@@ -93,6 +111,16 @@ class MainScreen(Screen[None]):
         else:
             pane.show_data(data)
 
+    def server_switched(self) -> None:
+        """Another server is shown: every pane but the servers view forgets the one before
+        (its filter stays), and waits for the first read."""
+        for header in self.query(ServerHeader):
+            header.forget()
+        for pane in self.panes():
+            if pane.TAB != "servers":
+                pane.forget()
+        self.refresh_bindings()
+
     def catalog_database_chosen(self, database: str) -> None:
         """The catalog tabs read ``database`` now: the ones that show another say so."""
         for pane in self.query(CatalogPane):
@@ -105,6 +133,8 @@ class MainScreen(Screen[None]):
     def show_on_tab_switch(self) -> None:
         # A tab switch never waits for a poll: the pane gets the latest data now, and its
         # collector runs at once if its data is due.
+        if self._keys_only:
+            self._label_tabs()
         pane = self.active_pane()
         if pane is None:
             return

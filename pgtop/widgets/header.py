@@ -355,6 +355,13 @@ class ServerHeader(Widget):
             self._trend.add(snapshot)
         self.refresh()
 
+    def forget(self) -> None:
+        """Another server is shown: nothing of the one before stays."""
+        self._snapshot = None
+        self._health = None
+        self._trend = Trend()
+        self.refresh()
+
     def show_health(self, data: HealthData) -> None:
         self._health = data
         self.refresh()

@@ -12,6 +12,8 @@ from pgtop import pg, sql
 
 PARAMS: dict[str, dict[str, Any]] = {
     "session_setup": {},
+    "server_figures": {},
+    "standby_addresses": {},
     "probe": {},
     "server_counters": {"own_pids": [0]},
     "activity": {"own_pids": [0], "query_limit": 100},
