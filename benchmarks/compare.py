@@ -5,16 +5,21 @@ Run it from the repository root with the project's interpreter (pgtop installed)
     python benchmarks/compare.py                          # default scenario, 60 s x 3 runs
     python benchmarks/compare.py --scenario connections   # 5,000 idle sessions shown
     python benchmarks/compare.py --scenario relations     # 50,000 tables = 100,000 relations
+    python benchmarks/compare.py --scenario churn         # sessions come and go, 200x50
     python benchmarks/compare.py --idle 50 --tables 500 --duration 10 --runs 1 --max-wait 0
 
 Options (a scenario sets the load options it does not get):
 
-- ``--scenario default|connections|relations``; ``--idle N --active N --tables N
-  --chain N --idle-in-tx N``: the load (see ``load.py``);
-- ``--refresh S`` (1): both monitors' refresh interval; ``--duration S`` (60): the
+- ``--scenario default|connections|relations|churn``; ``--idle N --active N --tables N
+  --chain N --idle-in-tx N --think MS``: the load (see ``load.py``). ``churn`` is the
+  default load where the active sessions run short statements (20-200 ms) with 50 ms of
+  idle time between two, so the set of sessions that are not idle changes on every
+  refresh; with a chain of 4 sessions queued behind the blocker and 3 sessions idle in a
+  transaction, in a 200x50 terminal, with 30 s windows;
+- ``--refresh S`` (1): both monitors' refresh interval; ``--duration S`` (60, churn 30): the
   measurement window; ``--runs N`` (3): runs of each monitor, pgtop and pg_activity
   alternating; ``--presses N`` (30): sort keys pressed for the latency, plus N/3 pairs of
-  tab switches; ``--catalog-window S`` (60); ``--size COLSxROWS`` (120x35);
+  tab switches; ``--catalog-window S`` (60); ``--size COLSxROWS`` (120x35, churn 200x50);
 - ``--quiet-load L`` (1.0) and ``--max-wait S`` (1200): before every run, wait until the
   1-minute load average is below L, at most S seconds (``--max-wait 0`` for a smoke run);
 - ``--json PATH``: every raw number; ``--save-output DIR``: everything each monitor wrote
@@ -72,8 +77,8 @@ What happens:
    that are not the Activity poll's is divided by the number of collections (the calls of
    the catalog header, which every collection runs once). The mean time of the tab's
    most expensive statement, the read of the whole list, is shown too.
-5. A table of medians and pgtop / pg_activity ratios, and the targets of issue 8 that the
-   scenario covers, with PASS or FAIL.
+5. A table of medians and pgtop / pg_activity ratios, and the targets that the scenario
+   covers, with PASS or FAIL.
 
 The load generator, the pty reader and the sampler use little CPU, but the machine runs
 everything (server, load, monitor, this script) on the same cores: compare numbers taken
@@ -116,11 +121,15 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_VENV = Path.home() / ".cache" / "pgtop-bench" / "venv"
 
-SCENARIOS: dict[str, dict[str, int]] = {
-    "default": {"idle": 500, "active": 8, "tables": 20000, "chain": 3, "idle_in_tx": 1},
-    "connections": {"idle": 5000, "active": 8, "tables": 20000, "chain": 3, "idle_in_tx": 1},
-    "relations": {"idle": 500, "active": 8, "tables": 50000, "chain": 3, "idle_in_tx": 1},
+LOAD = {"idle": 500, "active": 8, "tables": 20000, "chain": 3, "idle_in_tx": 1, "think": 0}
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "default": LOAD,
+    "connections": {**LOAD, "idle": 5000},
+    "relations": {**LOAD, "tables": 50000},
+    "churn": {**LOAD, "chain": 4, "idle_in_tx": 3, "think": 50, "size": "200x50", "duration": 30},
 }
+DEFAULTS: dict[str, Any] = {"size": "120x35", "duration": 60.0}
+"""What a scenario may set besides the load, when it does not."""
 SETTLE = 2.0
 """Seconds between the first data and the measurement window."""
 QUIET = 0.010
@@ -551,7 +560,7 @@ class Bench:
         assert self.cluster is not None
         say(
             f"opening sessions: {a.idle:,} idle, {a.active} active, chain {a.chain},"
-            f" {a.idle_in_tx} idle in transaction"
+            f" {a.idle_in_tx} idle in transaction, think time {a.think} ms"
         )
         started = time.monotonic()
         self.load = subprocess.Popen(
@@ -569,6 +578,8 @@ class Bench:
                 str(a.chain),
                 "--idle-in-tx",
                 str(a.idle_in_tx),
+                "--think",
+                str(a.think),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -997,7 +1008,9 @@ def report(bench: Bench) -> None:
 
     say("")
     say(
-        f"scenario {a.scenario}: {a.idle:,} idle, {a.active} active, chain {a.chain},"
+        f"scenario {a.scenario}: {a.idle:,} idle, {a.active} active"
+        + (f" (think time {a.think} ms)" if a.think else "")
+        + f", chain {a.chain},"
         f" {a.idle_in_tx} idle in tx, {a.tables:,} tables ({bench.relations:,} relations);"
         f" refresh {a.refresh:g}s, window {a.duration:g}s, {a.runs} runs each,"
         f" terminal {a.size}"
@@ -1067,7 +1080,7 @@ def report(bench: Bench) -> None:
             say(f"    {calls:>5} {ms:>9.1f}  {text}")
 
     say("")
-    say("targets (issue 8)")
+    say("targets")
     p = {attr: med("pgtop", attr) for _, attr, _ in rows}
     q = {attr: med("pg_activity", attr) for _, attr, _ in rows}
     checks: list[tuple[str, bool, str]] = [
@@ -1100,7 +1113,32 @@ def report(bench: Bench) -> None:
                 f"{p['cpu_percent']:.1f} vs {q['cpu_percent']:.1f} %",
             )
         )
+    if a.scenario == "churn":
+        checks += [
+            (
+                "terminal bytes per second with sessions coming and going <= 1/2 of pg_activity's",
+                p["bytes_per_s"] <= q["bytes_per_s"] / 2,
+                f"{p['bytes_per_s']:,.0f} vs {q['bytes_per_s']:,.0f} B/s",
+            ),
+            (
+                "client CPU with sessions coming and going <= pg_activity's",
+                p["cpu_percent"] <= q["cpu_percent"],
+                f"{p['cpu_percent']:.1f} vs {q['cpu_percent']:.1f} %",
+            ),
+            (
+                "time to first data <= 0.4 s",
+                p["first_data_s"] <= 0.4,
+                f"{p['first_data_s']:.2f} s",
+            ),
+        ]
     if a.scenario == "connections":
+        checks.append(
+            (
+                "client CPU with every session shown <= pg_activity's",
+                p["cpu_percent"] <= q["cpu_percent"],
+                f"{p['cpu_percent']:.1f} vs {q['cpu_percent']:.1f} %",
+            )
+        )
         checks.append(
             (
                 f"client CPU with {a.idle:,} idle rows shown < 10 % of one core",
@@ -1146,14 +1184,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ("tables", "tables (two relations each)"),
         ("chain", "sessions queued behind one row lock"),
         ("idle-in-tx", "sessions idle in a transaction"),
+        ("think", "milliseconds between two short statements of an active session"),
     ):
         add(f"--{name}", type=int, default=None, metavar="N", help=f"{what} (from the scenario)")
     add("--refresh", type=float, default=1.0, metavar="S", help="refresh interval (1)")
-    add("--duration", type=float, default=60.0, metavar="S", help="measurement window (60)")
+    add("--duration", type=float, default=None, metavar="S", help="measurement window (60)")
     add("--runs", type=int, default=3, metavar="N", help="runs of each monitor (3)")
     add("--presses", type=int, default=30, metavar="N", help="sort keys for the latency (30)")
     add("--catalog-window", type=float, default=60.0, metavar="S", help="per catalog tab (60)")
-    add("--size", default="120x35", metavar="COLSxROWS", help="terminal size (120x35)")
+    add("--size", default=None, metavar="COLSxROWS", help="terminal size (120x35)")
     add("--max-wait", type=float, default=1200.0, metavar="S", help="wait for a quiet machine")
     add("--quiet-load", type=float, default=1.0, metavar="L", help="quiet: load average < L")
     add("--venv", default=str(DEFAULT_VENV), metavar="DIR", help="pg_activity's venv")
@@ -1163,7 +1202,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--pgtop", default=f"{shlex.quote(sys.executable)} -m pgtop", metavar="CMD")
     add("--no-pg-activity", dest="pg_activity", action="store_false", help="pgtop only")
     args = parser.parse_args(argv)
-    for key, value in SCENARIOS[args.scenario].items():
+    for key, value in {**DEFAULTS, **SCENARIOS[args.scenario]}.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     return args
