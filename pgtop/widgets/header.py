@@ -8,12 +8,14 @@ from datetime import datetime
 from typing import Protocol, cast
 
 from rich.text import Text
+from textual.geometry import Region
 from textual.widget import Widget
 
 from pgtop.collectors.health import HealthData, Status
 from pgtop.formats import duration, hit_ratio, rate, spark
 from pgtop.model import ActivitySnapshot, PoolsSnapshot, Snapshot
 from pgtop.text import name_text, one_line
+from pgtop.widgets.repaint import changed_lines
 
 
 class Monitoring(Protocol):
@@ -329,6 +331,8 @@ class ServerHeader(Widget):
         self._received = 0.0
         self._health: HealthData | None = None
         self._trend = Trend()
+        self._lines: list[Text] | None = None
+        """The lines last asked to be painted: only what differs from them is repainted."""
 
     def on_mount(self) -> None:
         # Once a second only while the data is stale, to show its age; otherwise the header
@@ -338,7 +342,18 @@ class ServerHeader(Widget):
             self.watch(self.app, name, self._repaint, init=False)
 
     def _repaint(self) -> None:
-        self.refresh()
+        """Repaint the cells that changed (the clock, a count), not the whole header."""
+        lines = list(self.render().split("\n", allow_blank=True))
+        old, self._lines = self._lines, lines
+        if old is None:
+            self.refresh()
+            return
+        for y, start, end in changed_lines(old, lines):
+            self.refresh(Region(start, y, end - start, 1))
+
+    def on_resize(self) -> None:
+        # The lines are laid out for a width: after a resize they are all painted again.
+        self._lines = None
 
     def _tick(self) -> None:
         app = _state(self)
@@ -346,14 +361,14 @@ class ServerHeader(Widget):
         if self._snapshot is not None and (
             app.lost_since is not None or age > max(3 * app.interval, 5.0)
         ):
-            self.refresh()
+            self._repaint()
 
     def show(self, snapshot: Snapshot | None) -> None:
         self._snapshot = snapshot
         self._received = time.monotonic()
         if isinstance(snapshot, ActivitySnapshot):
             self._trend.add(snapshot)
-        self.refresh()
+        self._repaint()
 
     def forget(self) -> None:
         """Another server is shown: nothing of the one before stays."""
@@ -364,7 +379,7 @@ class ServerHeader(Widget):
 
     def show_health(self, data: HealthData) -> None:
         self._health = data
-        self.refresh()
+        self._repaint()
 
     def render(self) -> Text:
         app = _state(self)

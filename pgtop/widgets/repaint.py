@@ -1,0 +1,185 @@
+"""Repaint only the cells that changed, and write only those to the terminal.
+
+A widget that refreshes itself whole has every one of its lines written to the terminal
+again, padding included, on every refresh; over a slow SSH link that is what the user
+feels. The widgets that change on every refresh (the header, the status lines, the tables)
+tell Textual which cells changed (`changed_cells`), and the app writes only those
+(`ChangedCellsUpdate`): Textual writes a changed region from the left edge of its widget,
+and each piece of text with its own style sequences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from itertools import zip_longest
+from typing import Any
+
+from rich.cells import cell_len
+from rich.console import Console, RenderableType
+from rich.segment import Segment
+from rich.text import Text
+from textual._compositor import ChopsUpdate
+from textual.app import App, ReturnType
+from textual.screen import Screen
+from textual.strip import Strip
+
+__all__ = ["ChangedCellsApp", "ChangedCellsUpdate", "changed_cells", "changed_lines"]
+
+
+def _styled(line: Text) -> list[tuple[str, Any]]:
+    """Each character of a line with the styles of the spans over it."""
+    marks: list[Any] = [None] * len(line.plain)
+    for span in line.spans:
+        for index in range(span.start, min(span.end, len(marks))):
+            marks[index] = (marks[index], span.style)
+    return list(zip(line.plain, marks, strict=True))
+
+
+def changed_cells(old: str | Text, new: str | Text) -> tuple[int, int] | None:
+    """The cells from the first to the last that differ between two versions of a line.
+
+    Characters are compared with their styles; cells count terminal cells, so a wide
+    character counts two.
+
+    >>> changed_cells("up 9.9s  at 10:00:01", "up 10.0s  at 10:00:02")
+    (3, 21)
+    >>> changed_cells("same", "same") is None
+    True
+
+    Returns:
+        ``(start, end)``, end excluded, or None when both show the same.
+    """
+    if isinstance(old, Text) and isinstance(new, Text):
+        if old.style != new.style:
+            return 0, max(old.cell_len, new.cell_len)
+        a: Sequence[Any] = _styled(old)
+        b: Sequence[Any] = _styled(new)
+        old_plain, new_plain = old.plain, new.plain
+    else:
+        a = old_plain = str(old)
+        b = new_plain = str(new)
+    if a == b:
+        return None
+    size = min(len(a), len(b))
+    head = 0
+    while head < size and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < size - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    start = cell_len(old_plain[:head])
+    end = max(
+        cell_len(old_plain[: len(old_plain) - tail]), cell_len(new_plain[: len(new_plain) - tail])
+    )
+    return start, end
+
+
+def changed_lines(
+    old: Sequence[str | Text], new: Sequence[str | Text]
+) -> Iterator[tuple[int, int, int]]:
+    """``(line, start, end)`` of the cells that changed on each line (see `changed_cells`)."""
+    for y, (before, after) in enumerate(zip_longest(old, new, fillvalue="")):
+        span = changed_cells(before, after)
+        if span is not None:
+            yield y, *span
+
+
+class ChangedCellsUpdate(ChopsUpdate):
+    """A partial screen update that writes only the cells of the regions that changed.
+
+    Textual's own writes each changed region from the left edge of the widget it lies in,
+    and every piece of text with its own style sequences: a clock at the end of a line
+    rewrites the whole line. This writes from the first changed cell (or from the start
+    of a wide character cut there), and joins neighbouring pieces of the same style. What
+    the terminal shows is the same.
+    """
+
+    @classmethod
+    def of(cls, update: ChopsUpdate) -> ChangedCellsUpdate:
+        return cls(update.chops, update.spans, update.chop_ends)
+
+    def render_segments(self, console: Console) -> str:
+        """The terminal sequences of the update."""
+        sequences: list[str] = []
+        append = sequences.append
+        for y, x1, x2 in self.spans:
+            line = self.chops[y]
+            ends = self.chop_ends[y]
+            for end, (x, strip) in zip(ends, line.items(), strict=False):
+                if strip is None or x >= x2 or end <= x1:
+                    continue
+                segments, start = _cells(strip, x, max(x, x1), min(end, x2))
+                if segments:
+                    append(f"\x1b[{y + 1};{start + 1}H")
+                    append(Strip(segments).render(console))
+        return "".join(sequences)
+
+
+def _cells(strip: Strip, x: int, start: int, end: int) -> tuple[list[Segment], int]:
+    """The segments of ``strip`` (at column ``x``) between columns ``start`` and ``end``,
+    neighbours of one style joined; and the column they start at (before ``start`` when
+    a wide character straddles it)."""
+    out: list[Segment] = []
+    first = start
+    position = x
+    for text, style, control in strip:
+        if control:
+            continue
+        seg_end = position + (len(text) if text.isascii() else cell_len(text))
+        if seg_end <= start:
+            position = seg_end
+            continue
+        if position >= end:
+            break
+        if position < start:
+            text, position = _from_cell(text, start - position, position)
+        if not out:
+            first = position
+        if seg_end > end:
+            text = _to_cell(text, end - position)
+        if out and out[-1].style == style:
+            out[-1] = Segment(out[-1].text + text, style)
+        else:
+            out.append(Segment(text, style))
+        position = seg_end
+    return out, first
+
+
+def _from_cell(text: str, cells: int, x: int) -> tuple[str, int]:
+    """``text`` from its ``cells``-th cell on (from the wide character that covers it), and
+    the column where that is, given the text starts at column ``x``."""
+    if text.isascii():
+        return text[cells:], x + cells
+    used = 0
+    for index, char in enumerate(text):
+        width = cell_len(char)
+        if used + width > cells:
+            return text[index:], x + used
+        used += width
+    return "", x + used
+
+
+def _to_cell(text: str, cells: int) -> str:
+    """``text`` up to its ``cells``-th cell (a wide character cut there is kept whole)."""
+    if text.isascii():
+        return text[:cells]
+    used = 0
+    for index, char in enumerate(text):
+        if used >= cells:
+            return text[:index]
+        used += cell_len(char)
+    return text
+
+
+class ChangedCellsApp(App[ReturnType]):
+    """An app whose partial screen updates write only the cells that changed."""
+
+    @staticmethod
+    def terminal_update(renderable: RenderableType | None) -> RenderableType | None:
+        """What is written for a screen update."""
+        if type(renderable) is ChopsUpdate:
+            return ChangedCellsUpdate.of(renderable)
+        return renderable
+
+    def _display(self, screen: Screen[Any], renderable: RenderableType | None) -> None:
+        super()._display(screen, self.terminal_update(renderable))
