@@ -280,8 +280,8 @@ class ActivityPane(SessionActions, ListPane):
         COPY_BINDING,
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, lazy: bool = False) -> None:
+        super().__init__(lazy=lazy)
         self.show_idle = False
         self.show_background = False
         self.grouping: GroupField | None = None
@@ -301,7 +301,7 @@ class ActivityPane(SessionActions, ListPane):
         self.min_age: float | None = None
         """Only sessions whose transaction (or query) is older than this, in seconds."""
 
-    def on_mount(self) -> None:
+    def content_mounted(self) -> None:
         self._hide_columns()
 
     def compose_below(self) -> ComposeResult:
