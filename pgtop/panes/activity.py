@@ -364,15 +364,16 @@ class ActivityPane(SessionActions, ListPane):
         only = self.only
         tags = self.tags
         min_age = self.min_age
+        show_idle, show_background = self.show_idle, self.show_background
         for backend in snapshot.backends:
             if only is not None and not (
                 backend.is_client and group_key(backend, (only[0],)) == only[1]
             ):
                 continue
-            if not backend.is_client and not self.show_background:
+            if not show_background and not backend.is_client:
                 hidden_background += 1
                 continue
-            if backend.state == "idle" and not self.show_idle:
+            if not show_idle and backend.state == "idle":
                 hidden_idle += 1
                 continue
             if min_age is not None:

@@ -331,8 +331,11 @@ class ServerHeader(Widget):
         self._received = 0.0
         self._health: HealthData | None = None
         self._trend = Trend()
-        self._lines: list[Text] | None = None
-        """The lines last asked to be painted: only what differs from them is repainted."""
+        self._text: tuple[int, Text] | None = None
+        """The text last asked to be painted (what `render` shows), and the width it is
+        laid out for."""
+        self._lines: list[Text] = []
+        """Its lines: only what differs from them is repainted."""
 
     def on_mount(self) -> None:
         # Once a second only while the data is stale, to show its age; otherwise the header
@@ -343,17 +346,16 @@ class ServerHeader(Widget):
 
     def _repaint(self) -> None:
         """Repaint the cells that changed (the clock, a count), not the whole header."""
-        lines = list(self.render().split("\n", allow_blank=True))
+        shown = self._text
+        width = self.content_size.width
+        self._text = (width, self._header())
+        lines = list(self._text[1].split("\n", allow_blank=True))
         old, self._lines = self._lines, lines
-        if old is None:
+        if shown is None or shown[0] != width:
             self.refresh()
             return
         for y, start, end in changed_lines(old, lines):
             self.refresh(Region(start, y, end - start, 1))
-
-    def on_resize(self) -> None:
-        # The lines are laid out for a width: after a resize they are all painted again.
-        self._lines = None
 
     def _tick(self) -> None:
         app = _state(self)
@@ -382,6 +384,14 @@ class ServerHeader(Widget):
         self._repaint()
 
     def render(self) -> Text:
+        width = self.content_size.width
+        if self._text is None or self._text[0] != width:
+            # Resized (or not painted yet): laid out again for the width it has now.
+            self._text = (width, self._header())
+            self._lines = list(self._text[1].split("\n", allow_blank=True))
+        return self._text[1]
+
+    def _header(self) -> Text:
         app = _state(self)
         age = time.monotonic() - self._received if self._snapshot else None
         text = header_text(
