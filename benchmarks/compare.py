@@ -88,6 +88,7 @@ on one machine, with the load average printed next to each run.
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import fcntl
 import json
@@ -106,6 +107,7 @@ import tempfile
 import termios
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -199,8 +201,109 @@ class Hit:
     match: re.Match[str]
 
 
+SCREEN_TOKENS = re.compile(
+    r"\x1b\[([0-?]*)[ -/]*([@-~])"  # CSI: parameters, final byte
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC
+    r"|\x1b[P^_][^\x1b]*\x1b\\"  # DCS, PM, APC
+    r"|\x1b[()*+][0-9A-Za-z]|\x1b[@-Z\\-_=>78]"
+    r"|([\r\n\b])|[\x00-\x1f\x7f]"
+    r"|([^\x00-\x1f\x7f\x1b]+)"
+)
+INCOMPLETE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*|[P^_][^\x1b]*|[()*+])?\Z")
+
+
+class ScreenModel:
+    """What the terminal shows: enough of a terminal to follow a program that moves the
+    cursor and writes text (cursor moves, erasures, CR, LF; styles ignored).
+
+    A monitor that writes only the cells that changed never writes a whole status line
+    again: what it shows is read here, not in the bytes it last wrote.
+    """
+
+    def __init__(self, cols: int, rows: int) -> None:
+        self.cols, self.rows = cols, rows
+        self.cells = [[" "] * cols for _ in range(rows)]
+        self.x = self.y = 0
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.pending = ""
+
+    def text(self) -> str:
+        return "\n".join("".join(line) for line in self.cells)
+
+    def feed(self, data: bytes) -> None:
+        text = self.pending + self.decoder.decode(data)
+        tail = INCOMPLETE.search(text)
+        self.pending = text[tail.start() :] if tail else ""
+        if tail:
+            text = text[: tail.start()]
+        for match in SCREEN_TOKENS.finditer(text):
+            params, final, control, chars = match.groups()
+            if chars:
+                self._write(chars)
+            elif control:
+                if control == "\r":
+                    self.x = 0
+                elif control == "\n":
+                    self.y = min(self.rows - 1, self.y + 1)
+                else:
+                    self.x = max(0, self.x - 1)
+            elif final:
+                self._csi(params, final)
+
+    def _csi(self, params: str, final: str) -> None:
+        if params.startswith(("?", ">", "<", "=")):
+            return  # private modes
+        numbers = [int(n) if n.isdigit() else 0 for n in params.split(";")]
+        first = numbers[0] or 1
+        if final in "Hf":
+            row = numbers[0] or 1
+            col = numbers[1] if len(numbers) > 1 and numbers[1] else 1
+            self.y, self.x = min(self.rows, row) - 1, min(self.cols, col) - 1
+        elif final == "A":
+            self.y = max(0, self.y - first)
+        elif final == "B":
+            self.y = min(self.rows - 1, self.y + first)
+        elif final == "C":
+            self.x = min(self.cols - 1, self.x + first)
+        elif final == "D":
+            self.x = max(0, self.x - first)
+        elif final == "G":
+            self.x = min(self.cols, first) - 1
+        elif final == "K":
+            line = self.cells[self.y]
+            start, end = {0: (self.x, self.cols), 1: (0, self.x + 1)}.get(
+                numbers[0], (0, self.cols)
+            )
+            line[start:end] = [" "] * (end - start)
+        elif final == "J":
+            below = range(self.y + 1, self.rows) if numbers[0] == 0 else range(self.rows)
+            if numbers[0] == 0:
+                self._csi("0", "K")
+            for y in below:
+                self.cells[y] = [" "] * self.cols
+
+    def _write(self, chars: str) -> None:
+        line = self.cells[self.y]
+        for char in chars:
+            wide = unicodedata.east_asian_width(char) in "WF"
+            if self.x < self.cols:
+                line[self.x] = char
+            if wide and self.x + 1 < self.cols:
+                line[self.x + 1] = ""
+            self.x += 2 if wide else 1
+
+
+@dataclass
+class Watch:
+    pattern: re.Pattern[str]
+    since: int
+    accept: Callable[[re.Match[str]], bool] | None
+    hit: Hit | None = None
+
+
 class Terminal:
-    """A program in a pty of fixed size; a thread reads and timestamps all its output."""
+    """A program in a pty of fixed size; a thread reads and timestamps all its output, and
+    follows what the screen shows."""
 
     def __init__(self, argv: list[str], env: dict[str, str], cols: int, rows: int) -> None:
         master, slave = os.openpty()
@@ -223,6 +326,8 @@ class Terminal:
         self.marks: list[tuple[int, float]] = []
         """(end offset in data, arrival time) of every chunk read."""
         self.closed = False
+        self.screen = ScreenModel(cols, rows)
+        self.watches: list[Watch] = []
         self.cond = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -247,6 +352,10 @@ class Terminal:
             with self.cond:
                 self.data += chunk
                 self.marks.append((len(self.data), now))
+                self.screen.feed(chunk)
+                for watch in self.watches:
+                    if watch.hit is None:
+                        watch.hit = self._match(watch, len(self.marks) - 1)
                 self.cond.notify_all()
         with self.cond:
             self.closed = True
@@ -267,6 +376,20 @@ class Terminal:
     def _start(self, index: int) -> int:
         return self.marks[index - 1][0] if index > 0 else 0
 
+    def _match(self, watch: Watch, index: int, screen: bool = True) -> Hit | None:
+        """Chunk ``index`` shows the pattern: in the text it wrote, or (``screen``) on the
+        screen it left."""
+        end, at = self.marks[index]
+        low = max(self._start(watch.since), self._start(index) - 512)
+        texts = [visible(bytes(self.data[low:end]))]
+        if screen:
+            texts.append(self.screen.text())
+        for text in texts:
+            for match in watch.pattern.finditer(text):
+                if watch.accept is None or watch.accept(match):
+                    return Hit(index, at, match)
+        return None
+
     def wait_for(
         self,
         pattern: re.Pattern[str],
@@ -274,22 +397,26 @@ class Terminal:
         timeout: float,
         accept: Callable[[re.Match[str]], bool] | None = None,
     ) -> Hit | None:
-        """The first chunk from index ``since`` on whose visible text shows ``pattern``."""
+        """The first chunk from index ``since`` on whose visible text, or the screen it
+        leaves, shows ``pattern``."""
         deadline = time.monotonic() + timeout
-        index = since
+        watch = Watch(pattern, since, accept)
         with self.cond:
-            while True:
-                while index < len(self.marks):
-                    end, at = self.marks[index]
-                    low = max(self._start(since), self._start(index) - 512)
-                    for match in pattern.finditer(visible(bytes(self.data[low:end]))):
-                        if accept is None or accept(match):
-                            return Hit(index, at, match)
-                    index += 1
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self.closed:
-                    return None
-                self.cond.wait(remaining)
+            last = len(self.marks) - 1
+            for index in range(since, last + 1):
+                watch.hit = self._match(watch, index, screen=index == last)
+                if watch.hit is not None:
+                    return watch.hit
+            self.watches.append(watch)
+            try:
+                while watch.hit is None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self.closed:
+                        return None
+                    self.cond.wait(remaining)
+                return watch.hit
+            finally:
+                self.watches.remove(watch)
 
     def burst_end(self, index: int) -> float:
         """Arrival of the last chunk of the burst holding chunk ``index``."""
@@ -309,7 +436,7 @@ class Terminal:
 
     def last_match(self, pattern: re.Pattern[str]) -> str | None:
         with self.cond:
-            text = visible(bytes(self.data[-20000:]))
+            text = visible(bytes(self.data[-20000:])) + "\n" + self.screen.text()
         found = pattern.findall(text)
         return found[-1] if found else None
 
