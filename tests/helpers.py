@@ -18,7 +18,7 @@ _MOVE_TO = re.compile(r"\x1b\[(\d+);(\d+)H")
 _SGR = re.compile(r"\x1b\[[0-9;:]*m|\n")
 
 
-def screen_text(app: PgTopApp) -> str:
+def screen_text(app: App[Any]) -> str:
     """Everything on the terminal, as the user sees it."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
@@ -108,3 +108,16 @@ class TerminalWrites:
                 line = int(row) - 1
                 written[line] = written.get(line, "") + _SGR.sub("", text)
         return written
+
+    def apply(self, screen: list[str]) -> list[str]:
+        """``screen`` (lines of text) with what was written put where it was written."""
+        lines = [list(line) for line in screen]
+        for update in self.updates:
+            pieces = _MOVE_TO.split(update)
+            for row, column, text in zip(pieces[1::3], pieces[2::3], pieces[3::3], strict=True):
+                line, x = lines[int(row) - 1], int(column) - 1
+                for char in _SGR.sub("", text):
+                    if x < len(line):
+                        line[x] = char
+                    x += 1
+        return ["".join(line) for line in lines]

@@ -26,23 +26,38 @@ from textual.strip import Strip
 __all__ = ["ChangedCellsApp", "ChangedCellsUpdate", "changed_cells", "changed_lines"]
 
 
-def _styled(line: Text) -> list[tuple[str, Any]]:
-    """Each character of a line with the styles of the spans over it."""
+def _screen_cells(text: str, marks: Sequence[Any] | None = None) -> list[tuple[str, Any]]:
+    """What each terminal cell of a line shows: a character (a wide one, then ``""`` for
+    the cell it covers) and the styles over it."""
+    cells: list[tuple[str, Any]] = []
+    for index, char in enumerate(text):
+        mark = marks[index] if marks is not None else None
+        cells.append((char, mark))
+        if not char.isascii() and cell_len(char) == 2:
+            cells.append(("", mark))
+    return cells
+
+
+def _marks(line: Text) -> list[Any]:
+    """The styles of the spans over each character of a line."""
     marks: list[Any] = [None] * len(line.plain)
     for span in line.spans:
         for index in range(span.start, min(span.end, len(marks))):
             marks[index] = (marks[index], span.style)
-    return list(zip(line.plain, marks, strict=True))
+    return marks
 
 
 def changed_cells(old: str | Text, new: str | Text) -> tuple[int, int] | None:
     """The cells from the first to the last that differ between two versions of a line.
 
-    Characters are compared with their styles; cells count terminal cells, so a wide
-    character counts two.
+    Cells are compared where they stand on screen, with their styles: a text that got
+    shorter or longer moves what follows it, and the line is changed up to the end of
+    the longer one. A wide character counts two cells.
 
-    >>> changed_cells("up 9.9s  at 10:00:01", "up 10.0s  at 10:00:02")
-    (3, 21)
+    >>> changed_cells("up 9.9s  at 10:00:01", "up 9.9s  at 10:00:02")
+    (19, 20)
+    >>> changed_cells("5 idle hidden (i) · b", "idle shown (i) · b")
+    (0, 21)
     >>> changed_cells("same", "same") is None
     True
 
@@ -52,26 +67,24 @@ def changed_cells(old: str | Text, new: str | Text) -> tuple[int, int] | None:
     if isinstance(old, Text) and isinstance(new, Text):
         if old.style != new.style:
             return 0, max(old.cell_len, new.cell_len)
-        a: Sequence[Any] = _styled(old)
-        b: Sequence[Any] = _styled(new)
-        old_plain, new_plain = old.plain, new.plain
+        a = _screen_cells(old.plain, _marks(old))
+        b = _screen_cells(new.plain, _marks(new))
     else:
-        a = old_plain = str(old)
-        b = new_plain = str(new)
-    if a == b:
-        return None
-    size = min(len(a), len(b))
+        a = _screen_cells(str(old))
+        b = _screen_cells(str(new))
+    size = max(len(a), len(b))
+    blank = (" ", None)
+    a += [blank] * (size - len(a))
+    b += [blank] * (size - len(b))
     head = 0
     while head < size and a[head] == b[head]:
         head += 1
-    tail = 0
-    while tail < size - head and a[-1 - tail] == b[-1 - tail]:
-        tail += 1
-    start = cell_len(old_plain[:head])
-    end = max(
-        cell_len(old_plain[: len(old_plain) - tail]), cell_len(new_plain[: len(new_plain) - tail])
-    )
-    return start, end
+    if head == size:
+        return None
+    end = size
+    while end > head and a[end - 1] == b[end - 1]:
+        end -= 1
+    return head, end
 
 
 def changed_lines(

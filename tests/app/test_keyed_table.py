@@ -8,7 +8,7 @@ from collections.abc import Hashable
 from typing import Any
 
 import pytest
-from helpers import TerminalWrites
+from helpers import TerminalWrites, screen_text
 from rich.cells import cell_len
 from textual.app import App, ComposeResult
 
@@ -21,6 +21,7 @@ from pgtop.widgets.keyed_table import (
     fit_cell,
 )
 from pgtop.widgets.repaint import ChangedCellsApp
+from pgtop.widgets.status_line import StatusLine
 
 COLUMNS = [
     Column("pid", "pid", width=6, align="right"),
@@ -561,3 +562,26 @@ async def test_rows_set_before_mount_show_up() -> None:
         assert table.cursor_key == 1  # the cursor was on the first row given, and follows it
         assert cursor_line(table)[1:].split()[0] == "1"
         assert "pid ▼" in screen_lines(table)[0]
+
+
+async def test_a_status_line_that_gets_shorter_is_written_where_it_moved() -> None:
+    """What follows a shorter or longer text moves: it is written again where it now is."""
+
+    class StatusApp(ChangedCellsApp[None]):
+        def compose(self) -> ComposeResult:
+            yield StatusLine()
+
+    app = StatusApp()
+    async with app.run_test(size=(60, 3)) as pilot:
+        status = app.query_one(StatusLine)
+        status.set_text("12 of 12 sessions · 500 idle hidden (i) · sort")
+        await pilot.pause()
+        before = screen_text(app).split("\n")
+        for text in ("12 of 512 sessions · idle shown (i) · sort", "9 of 9 sessions · sort"):
+            writes = TerminalWrites(app)
+            status.set_text(text)
+            await pilot.pause()
+            after = screen_text(app).split("\n")
+            assert after[0].strip() == text
+            assert writes.apply(before) == after
+            before = after
