@@ -13,6 +13,8 @@ from helpers import TerminalWrites, screen_text
 from pgtop.app import PgTopApp
 from pgtop.config import Settings
 from pgtop.model import ActivitySnapshot
+from pgtop.widgets.footer import KeysFooter
+from pgtop.widgets.keyed_table import KeyedTable
 
 
 def with_active(snapshot: ActivitySnapshot, *pids: int) -> ActivitySnapshot:
@@ -83,3 +85,27 @@ async def test_after_a_resize_the_header_is_laid_out_for_its_new_width() -> None
     wide, _ = await header_at((200, 50))
     assert "PostgreSQL 15.18" in wide[0]
     assert await header_at((80, 24), resized=(200, 50)) == await header_at((200, 50))
+
+
+async def test_the_footer_is_made_again_only_when_its_keys_change() -> None:
+    app = PgTopApp(Settings(refresh=60), source=CannedSource(incident_snapshot()))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        await pilot.wait_for_scheduled_animations()
+        footer = app.screen.query_one(KeysFooter)
+        table = app.screen.query_one("#activity-table", KeyedTable)
+        keys = list(footer.children)
+        assert keys
+        shown = screen_text(app).split("\n")[-1]
+        first = table.cursor_key
+        await pilot.press("down", "down")
+        await pilot.pause()
+        assert table.cursor_key != first
+        # The same keys, enabled the same: the same widgets.
+        assert list(footer.children) == keys
+        assert screen_text(app).split("\n")[-1] == shown
+        # In the filter box, "/" is text and escape clears: other keys.
+        await pilot.press("slash")
+        await pilot.pause()
+        await pilot.pause()
+        assert list(footer.children) != keys
