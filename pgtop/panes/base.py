@@ -157,6 +157,8 @@ class ListPane(ReportsFailures, TabPane):
         for cached in ("_snapshot", "_data", "_forest", "_unavailable"):
             if hasattr(self, cached):
                 setattr(self, cached, None)
+        if not self.composed:
+            return  # never shown: no rows, no status line yet
         table = self.table
         table.set_rows([])
         table.empty_text = "waiting for the first read…"

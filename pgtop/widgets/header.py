@@ -377,6 +377,7 @@ class ServerHeader(Widget):
         self._snapshot = None
         self._health = None
         self._trend = Trend()
+        self._text = None  # laid out again from nothing
         self.refresh()
 
     def show_health(self, data: HealthData) -> None:
