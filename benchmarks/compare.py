@@ -5,16 +5,21 @@ Run it from the repository root with the project's interpreter (pgtop installed)
     python benchmarks/compare.py                          # default scenario, 60 s x 3 runs
     python benchmarks/compare.py --scenario connections   # 5,000 idle sessions shown
     python benchmarks/compare.py --scenario relations     # 50,000 tables = 100,000 relations
+    python benchmarks/compare.py --scenario churn         # sessions come and go, 200x50
     python benchmarks/compare.py --idle 50 --tables 500 --duration 10 --runs 1 --max-wait 0
 
 Options (a scenario sets the load options it does not get):
 
-- ``--scenario default|connections|relations``; ``--idle N --active N --tables N
-  --chain N --idle-in-tx N``: the load (see ``load.py``);
-- ``--refresh S`` (1): both monitors' refresh interval; ``--duration S`` (60): the
+- ``--scenario default|connections|relations|churn``; ``--idle N --active N --tables N
+  --chain N --idle-in-tx N --think MS``: the load (see ``load.py``). ``churn`` is the
+  default load where the active sessions run short statements (20-200 ms) with 50 ms of
+  idle time between two, so the set of sessions that are not idle changes on every
+  refresh; with a chain of 4 sessions queued behind the blocker and 3 sessions idle in a
+  transaction, in a 200x50 terminal, with 30 s windows;
+- ``--refresh S`` (1): both monitors' refresh interval; ``--duration S`` (60, churn 30): the
   measurement window; ``--runs N`` (3): runs of each monitor, pgtop and pg_activity
   alternating; ``--presses N`` (30): sort keys pressed for the latency, plus N/3 pairs of
-  tab switches; ``--catalog-window S`` (60); ``--size COLSxROWS`` (120x35);
+  tab switches; ``--catalog-window S`` (60); ``--size COLSxROWS`` (120x35, churn 200x50);
 - ``--quiet-load L`` (1.0) and ``--max-wait S`` (1200): before every run, wait until the
   1-minute load average is below L, at most S seconds (``--max-wait 0`` for a smoke run);
 - ``--json PATH``: every raw number; ``--save-output DIR``: everything each monitor wrote
@@ -72,8 +77,8 @@ What happens:
    that are not the Activity poll's is divided by the number of collections (the calls of
    the catalog header, which every collection runs once). The mean time of the tab's
    most expensive statement, the read of the whole list, is shown too.
-5. A table of medians and pgtop / pg_activity ratios, and the targets of issue 8 that the
-   scenario covers, with PASS or FAIL.
+5. A table of medians and pgtop / pg_activity ratios, and the targets that the scenario
+   covers, with PASS or FAIL.
 
 The load generator, the pty reader and the sampler use little CPU, but the machine runs
 everything (server, load, monitor, this script) on the same cores: compare numbers taken
@@ -83,6 +88,7 @@ on one machine, with the load average printed next to each run.
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import fcntl
 import json
@@ -101,6 +107,7 @@ import tempfile
 import termios
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -116,11 +123,15 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_VENV = Path.home() / ".cache" / "pgtop-bench" / "venv"
 
-SCENARIOS: dict[str, dict[str, int]] = {
-    "default": {"idle": 500, "active": 8, "tables": 20000, "chain": 3, "idle_in_tx": 1},
-    "connections": {"idle": 5000, "active": 8, "tables": 20000, "chain": 3, "idle_in_tx": 1},
-    "relations": {"idle": 500, "active": 8, "tables": 50000, "chain": 3, "idle_in_tx": 1},
+LOAD = {"idle": 500, "active": 8, "tables": 20000, "chain": 3, "idle_in_tx": 1, "think": 0}
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "default": LOAD,
+    "connections": {**LOAD, "idle": 5000},
+    "relations": {**LOAD, "tables": 50000},
+    "churn": {**LOAD, "chain": 4, "idle_in_tx": 3, "think": 50, "size": "200x50", "duration": 30},
 }
+DEFAULTS: dict[str, Any] = {"size": "120x35", "duration": 60.0}
+"""What a scenario may set besides the load, when it does not."""
 SETTLE = 2.0
 """Seconds between the first data and the measurement window."""
 QUIET = 0.010
@@ -190,8 +201,109 @@ class Hit:
     match: re.Match[str]
 
 
+SCREEN_TOKENS = re.compile(
+    r"\x1b\[([0-?]*)[ -/]*([@-~])"  # CSI: parameters, final byte
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC
+    r"|\x1b[P^_][^\x1b]*\x1b\\"  # DCS, PM, APC
+    r"|\x1b[()*+][0-9A-Za-z]|\x1b[@-Z\\-_=>78]"
+    r"|([\r\n\b])|[\x00-\x1f\x7f]"
+    r"|([^\x00-\x1f\x7f\x1b]+)"
+)
+INCOMPLETE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*|[P^_][^\x1b]*|[()*+])?\Z")
+
+
+class ScreenModel:
+    """What the terminal shows: enough of a terminal to follow a program that moves the
+    cursor and writes text (cursor moves, erasures, CR, LF; styles ignored).
+
+    A monitor that writes only the cells that changed never writes a whole status line
+    again: what it shows is read here, not in the bytes it last wrote.
+    """
+
+    def __init__(self, cols: int, rows: int) -> None:
+        self.cols, self.rows = cols, rows
+        self.cells = [[" "] * cols for _ in range(rows)]
+        self.x = self.y = 0
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.pending = ""
+
+    def text(self) -> str:
+        return "\n".join("".join(line) for line in self.cells)
+
+    def feed(self, data: bytes) -> None:
+        text = self.pending + self.decoder.decode(data)
+        tail = INCOMPLETE.search(text)
+        self.pending = text[tail.start() :] if tail else ""
+        if tail:
+            text = text[: tail.start()]
+        for match in SCREEN_TOKENS.finditer(text):
+            params, final, control, chars = match.groups()
+            if chars:
+                self._write(chars)
+            elif control:
+                if control == "\r":
+                    self.x = 0
+                elif control == "\n":
+                    self.y = min(self.rows - 1, self.y + 1)
+                else:
+                    self.x = max(0, self.x - 1)
+            elif final:
+                self._csi(params, final)
+
+    def _csi(self, params: str, final: str) -> None:
+        if params.startswith(("?", ">", "<", "=")):
+            return  # private modes
+        numbers = [int(n) if n.isdigit() else 0 for n in params.split(";")]
+        first = numbers[0] or 1
+        if final in "Hf":
+            row = numbers[0] or 1
+            col = numbers[1] if len(numbers) > 1 and numbers[1] else 1
+            self.y, self.x = min(self.rows, row) - 1, min(self.cols, col) - 1
+        elif final == "A":
+            self.y = max(0, self.y - first)
+        elif final == "B":
+            self.y = min(self.rows - 1, self.y + first)
+        elif final == "C":
+            self.x = min(self.cols - 1, self.x + first)
+        elif final == "D":
+            self.x = max(0, self.x - first)
+        elif final == "G":
+            self.x = min(self.cols, first) - 1
+        elif final == "K":
+            line = self.cells[self.y]
+            start, end = {0: (self.x, self.cols), 1: (0, self.x + 1)}.get(
+                numbers[0], (0, self.cols)
+            )
+            line[start:end] = [" "] * (end - start)
+        elif final == "J":
+            below = range(self.y + 1, self.rows) if numbers[0] == 0 else range(self.rows)
+            if numbers[0] == 0:
+                self._csi("0", "K")
+            for y in below:
+                self.cells[y] = [" "] * self.cols
+
+    def _write(self, chars: str) -> None:
+        line = self.cells[self.y]
+        for char in chars:
+            wide = unicodedata.east_asian_width(char) in "WF"
+            if self.x < self.cols:
+                line[self.x] = char
+            if wide and self.x + 1 < self.cols:
+                line[self.x + 1] = ""
+            self.x += 2 if wide else 1
+
+
+@dataclass
+class Watch:
+    pattern: re.Pattern[str]
+    since: int
+    accept: Callable[[re.Match[str]], bool] | None
+    hit: Hit | None = None
+
+
 class Terminal:
-    """A program in a pty of fixed size; a thread reads and timestamps all its output."""
+    """A program in a pty of fixed size; a thread reads and timestamps all its output, and
+    follows what the screen shows."""
 
     def __init__(self, argv: list[str], env: dict[str, str], cols: int, rows: int) -> None:
         master, slave = os.openpty()
@@ -214,6 +326,8 @@ class Terminal:
         self.marks: list[tuple[int, float]] = []
         """(end offset in data, arrival time) of every chunk read."""
         self.closed = False
+        self.screen = ScreenModel(cols, rows)
+        self.watches: list[Watch] = []
         self.cond = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -238,6 +352,10 @@ class Terminal:
             with self.cond:
                 self.data += chunk
                 self.marks.append((len(self.data), now))
+                self.screen.feed(chunk)
+                for watch in self.watches:
+                    if watch.hit is None:
+                        watch.hit = self._match(watch, len(self.marks) - 1)
                 self.cond.notify_all()
         with self.cond:
             self.closed = True
@@ -258,6 +376,20 @@ class Terminal:
     def _start(self, index: int) -> int:
         return self.marks[index - 1][0] if index > 0 else 0
 
+    def _match(self, watch: Watch, index: int, screen: bool = True) -> Hit | None:
+        """Chunk ``index`` shows the pattern: in the text it wrote, or (``screen``) on the
+        screen it left."""
+        end, at = self.marks[index]
+        low = max(self._start(watch.since), self._start(index) - 512)
+        texts = [visible(bytes(self.data[low:end]))]
+        if screen:
+            texts.append(self.screen.text())
+        for text in texts:
+            for match in watch.pattern.finditer(text):
+                if watch.accept is None or watch.accept(match):
+                    return Hit(index, at, match)
+        return None
+
     def wait_for(
         self,
         pattern: re.Pattern[str],
@@ -265,22 +397,26 @@ class Terminal:
         timeout: float,
         accept: Callable[[re.Match[str]], bool] | None = None,
     ) -> Hit | None:
-        """The first chunk from index ``since`` on whose visible text shows ``pattern``."""
+        """The first chunk from index ``since`` on whose visible text, or the screen it
+        leaves, shows ``pattern``."""
         deadline = time.monotonic() + timeout
-        index = since
+        watch = Watch(pattern, since, accept)
         with self.cond:
-            while True:
-                while index < len(self.marks):
-                    end, at = self.marks[index]
-                    low = max(self._start(since), self._start(index) - 512)
-                    for match in pattern.finditer(visible(bytes(self.data[low:end]))):
-                        if accept is None or accept(match):
-                            return Hit(index, at, match)
-                    index += 1
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self.closed:
-                    return None
-                self.cond.wait(remaining)
+            last = len(self.marks) - 1
+            for index in range(since, last + 1):
+                watch.hit = self._match(watch, index, screen=index == last)
+                if watch.hit is not None:
+                    return watch.hit
+            self.watches.append(watch)
+            try:
+                while watch.hit is None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self.closed:
+                        return None
+                    self.cond.wait(remaining)
+                return watch.hit
+            finally:
+                self.watches.remove(watch)
 
     def burst_end(self, index: int) -> float:
         """Arrival of the last chunk of the burst holding chunk ``index``."""
@@ -300,7 +436,7 @@ class Terminal:
 
     def last_match(self, pattern: re.Pattern[str]) -> str | None:
         with self.cond:
-            text = visible(bytes(self.data[-20000:]))
+            text = visible(bytes(self.data[-20000:])) + "\n" + self.screen.text()
         found = pattern.findall(text)
         return found[-1] if found else None
 
@@ -551,7 +687,7 @@ class Bench:
         assert self.cluster is not None
         say(
             f"opening sessions: {a.idle:,} idle, {a.active} active, chain {a.chain},"
-            f" {a.idle_in_tx} idle in transaction"
+            f" {a.idle_in_tx} idle in transaction, think time {a.think} ms"
         )
         started = time.monotonic()
         self.load = subprocess.Popen(
@@ -569,6 +705,8 @@ class Bench:
                 str(a.chain),
                 "--idle-in-tx",
                 str(a.idle_in_tx),
+                "--think",
+                str(a.think),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -997,7 +1135,9 @@ def report(bench: Bench) -> None:
 
     say("")
     say(
-        f"scenario {a.scenario}: {a.idle:,} idle, {a.active} active, chain {a.chain},"
+        f"scenario {a.scenario}: {a.idle:,} idle, {a.active} active"
+        + (f" (think time {a.think} ms)" if a.think else "")
+        + f", chain {a.chain},"
         f" {a.idle_in_tx} idle in tx, {a.tables:,} tables ({bench.relations:,} relations);"
         f" refresh {a.refresh:g}s, window {a.duration:g}s, {a.runs} runs each,"
         f" terminal {a.size}"
@@ -1067,7 +1207,7 @@ def report(bench: Bench) -> None:
             say(f"    {calls:>5} {ms:>9.1f}  {text}")
 
     say("")
-    say("targets (issue 8)")
+    say("targets")
     p = {attr: med("pgtop", attr) for _, attr, _ in rows}
     q = {attr: med("pg_activity", attr) for _, attr, _ in rows}
     checks: list[tuple[str, bool, str]] = [
@@ -1100,7 +1240,32 @@ def report(bench: Bench) -> None:
                 f"{p['cpu_percent']:.1f} vs {q['cpu_percent']:.1f} %",
             )
         )
+    if a.scenario == "churn":
+        checks += [
+            (
+                "terminal bytes per second with sessions coming and going <= 1/2 of pg_activity's",
+                p["bytes_per_s"] <= q["bytes_per_s"] / 2,
+                f"{p['bytes_per_s']:,.0f} vs {q['bytes_per_s']:,.0f} B/s",
+            ),
+            (
+                "client CPU with sessions coming and going <= pg_activity's",
+                p["cpu_percent"] <= q["cpu_percent"],
+                f"{p['cpu_percent']:.1f} vs {q['cpu_percent']:.1f} %",
+            ),
+            (
+                "time to first data <= 0.4 s",
+                p["first_data_s"] <= 0.4,
+                f"{p['first_data_s']:.2f} s",
+            ),
+        ]
     if a.scenario == "connections":
+        checks.append(
+            (
+                "client CPU with every session shown <= pg_activity's",
+                p["cpu_percent"] <= q["cpu_percent"],
+                f"{p['cpu_percent']:.1f} vs {q['cpu_percent']:.1f} %",
+            )
+        )
         checks.append(
             (
                 f"client CPU with {a.idle:,} idle rows shown < 10 % of one core",
@@ -1146,14 +1311,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ("tables", "tables (two relations each)"),
         ("chain", "sessions queued behind one row lock"),
         ("idle-in-tx", "sessions idle in a transaction"),
+        ("think", "milliseconds between two short statements of an active session"),
     ):
         add(f"--{name}", type=int, default=None, metavar="N", help=f"{what} (from the scenario)")
     add("--refresh", type=float, default=1.0, metavar="S", help="refresh interval (1)")
-    add("--duration", type=float, default=60.0, metavar="S", help="measurement window (60)")
+    add("--duration", type=float, default=None, metavar="S", help="measurement window (60)")
     add("--runs", type=int, default=3, metavar="N", help="runs of each monitor (3)")
     add("--presses", type=int, default=30, metavar="N", help="sort keys for the latency (30)")
     add("--catalog-window", type=float, default=60.0, metavar="S", help="per catalog tab (60)")
-    add("--size", default="120x35", metavar="COLSxROWS", help="terminal size (120x35)")
+    add("--size", default=None, metavar="COLSxROWS", help="terminal size (120x35)")
     add("--max-wait", type=float, default=1200.0, metavar="S", help="wait for a quiet machine")
     add("--quiet-load", type=float, default=1.0, metavar="L", help="quiet: load average < L")
     add("--venv", default=str(DEFAULT_VENV), metavar="DIR", help="pg_activity's venv")
@@ -1163,7 +1329,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--pgtop", default=f"{shlex.quote(sys.executable)} -m pgtop", metavar="CMD")
     add("--no-pg-activity", dest="pg_activity", action="store_false", help="pgtop only")
     args = parser.parse_args(argv)
-    for key, value in SCENARIOS[args.scenario].items():
+    for key, value in {**DEFAULTS, **SCENARIOS[args.scenario]}.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     return args

@@ -11,12 +11,15 @@ interpreter (or a GIL) with the terminal reader that times the monitors:
     by ``DO`` blocks of 500 ``CREATE TABLE`` each, on two connections.
 
 ``python benchmarks/load.py hold --dsn DSN --idle N --active N --chain N --idle-in-tx N``
+(``--think MS``)
     Opens the sessions and holds them until its standard input is closed (or SIGTERM):
 
     - ``bench-idle``: connections that ran ``SELECT 1`` once and stay idle;
     - ``bench-active``: sessions that run ``pg_sleep``-punctuated queries back to back
       (half of them short, 0.2-2 s, half long, 2-15 s), so they are almost always active
-      and their rows change on every refresh;
+      and their rows change on every refresh. With ``--think MS`` they run short
+      statements instead (20-200 ms) and stay idle ``MS`` milliseconds between two, so
+      sessions come and go from the list of those not idle on every refresh;
     - ``bench-blocker``: one session idle in a transaction holding the row lock on
       ``bench_lock`` (only when ``--chain`` > 0), and ``bench-waiter``: ``--chain``
       sessions queued behind it, each waiting on the one before (A <- B <- C);
@@ -100,7 +103,7 @@ def _connect(dsn: str, application_name: str) -> psycopg.Connection[tuple[Any, .
     return psycopg.connect(dsn, autocommit=True, application_name=application_name)
 
 
-def _active_loop(dsn: str, number: int, stop: threading.Event) -> None:
+def _active_loop(dsn: str, number: int, think: float, stop: threading.Event) -> None:
     rng = random.Random(number)
     short = number % 2 == 0
     statements = (
@@ -110,8 +113,13 @@ def _active_loop(dsn: str, number: int, stop: threading.Event) -> None:
     )
     with _connect(dsn, "bench-active") as conn:
         while not stop.is_set():
-            seconds = rng.uniform(0.2, 2.0) if short else rng.uniform(2.0, 15.0)
-            conn.execute(rng.choice(statements), (round(seconds, 2),))
+            if think:
+                seconds = rng.uniform(0.02, 0.2)
+            else:
+                seconds = rng.uniform(0.2, 2.0) if short else rng.uniform(2.0, 15.0)
+            conn.execute(rng.choice(statements), (round(seconds, 3),))
+            if think:
+                stop.wait(think)
 
 
 def _wait_until_waiting(dsn: str, count: int) -> None:
@@ -129,7 +137,7 @@ def _wait_until_waiting(dsn: str, count: int) -> None:
     raise RuntimeError(f"the blocking chain did not form ({count} waiters expected)")
 
 
-def hold(dsn: str, idle: int, active: int, chain: int, idle_in_tx: int) -> None:
+def hold(dsn: str, idle: int, active: int, chain: int, idle_in_tx: int, think_ms: int = 0) -> None:
     """Open the sessions, print ``ready``, hold them until stdin closes."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -154,7 +162,7 @@ def hold(dsn: str, idle: int, active: int, chain: int, idle_in_tx: int) -> None:
 
     stop = threading.Event()
     threads = [
-        threading.Thread(target=_active_loop, args=(dsn, n, stop), daemon=True)
+        threading.Thread(target=_active_loop, args=(dsn, n, think_ms / 1000, stop), daemon=True)
         for n in range(active)
     ]
     if chain > 0:
@@ -178,7 +186,13 @@ def hold(dsn: str, idle: int, active: int, chain: int, idle_in_tx: int) -> None:
         keep.append(conn)
     for thread in threads:
         thread.start()
-    counts = {"idle": idle, "active": active, "chain": chain, "idle_in_tx": idle_in_tx}
+    counts = {
+        "idle": idle,
+        "active": active,
+        "chain": chain,
+        "idle_in_tx": idle_in_tx,
+        "think_ms": think_ms,
+    }
     print("ready " + json.dumps(counts), flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
@@ -199,11 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     keep.add_argument("--active", type=int, default=8)
     keep.add_argument("--chain", type=int, default=3)
     keep.add_argument("--idle-in-tx", type=int, default=1)
+    keep.add_argument("--think", type=int, default=0, metavar="MS")
     args = parser.parse_args(argv)
     if args.command == "setup":
         setup(args.dsn, args.tables)
     else:
-        hold(args.dsn, args.idle, args.active, args.chain, args.idle_in_tx)
+        hold(args.dsn, args.idle, args.active, args.chain, args.idle_in_tx, args.think)
     return 0
 
 

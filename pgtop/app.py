@@ -16,7 +16,7 @@ from functools import partial
 from typing import ClassVar, TypeVar
 
 from textual import on, work
-from textual.app import App, SystemCommand
+from textual.app import SystemCommand
 from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
@@ -70,6 +70,7 @@ from pgtop.servers import Server, ServerSet
 from pgtop.source import LiveSource, PollError, Request, Source
 from pgtop.tabs import SERVERS_TAB, TABS, Tab, collectors, tabs_for
 from pgtop.text import name_text, one_line
+from pgtop.widgets.repaint import ChangedCellsApp
 
 T = TypeVar("T")
 
@@ -91,7 +92,7 @@ def next_interval(current: float, step: int) -> float:
     return next((i for i in reversed(INTERVALS) if i < current), INTERVALS[0])
 
 
-class PgTopApp(App[int]):
+class PgTopApp(ChangedCellsApp[int]):
     """The pgtop terminal UI."""
 
     CSS_PATH = "pgtop.tcss"
@@ -199,6 +200,7 @@ class PgTopApp(App[int]):
         return MainScreen.of([tab.pane for tab in self.tabs])
 
     def on_mount(self) -> None:
+        self.app_resume_signal.subscribe(self, self._repaint_all)
         if self.settings.keymap:
             self.set_keymap(self.settings.keymap)
         self.sub_title = self.source.describe()
@@ -212,6 +214,11 @@ class PgTopApp(App[int]):
             if self.actions is not None and self.actions.pid is None:
                 self.open_action_connection()
             self.set_interval(KEEPALIVE_SECONDS, self.check_action_connection)
+
+    def _repaint_all(self, _app: object) -> None:
+        """Back from a suspension (``fg``): the shell drew over the screen, so all of it is
+        painted again, not only what changed since."""
+        self.screen.refresh()
 
     async def on_unmount(self) -> None:
         if self.servers is not None:

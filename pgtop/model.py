@@ -143,18 +143,50 @@ class ActivitySnapshot:
         """Pids that block at least one other backend."""
         return frozenset(pid for b in self.backends for pid in b.blocked_by)
 
+    def _counted(self) -> _Census:
+        last = _last_census
+        if last is not None and last[0] is self:
+            return last[1]
+        states: dict[str | None, int] = {}
+        clients = waiting = 0
+        # Attributes, not the properties that say the same: thousands of sessions.
+        for b in self.backends:
+            if b.wait_event_type == "Lock":
+                waiting += 1
+            if b.backend_type == "client backend":
+                clients += 1
+                states[b.state] = states.get(b.state, 0) + 1
+        census = (states, clients, waiting)
+        _remember_census(self, census)
+        return census
+
     def count(self, state: str) -> int:
-        return sum(1 for b in self.backends if b.state == state and b.is_client)
+        """Client sessions in ``state``."""
+        return self._counted()[0].get(state, 0)
 
     @property
     def client_connections(self) -> int:
         """Client sessions, pgtop's own included (they use connection slots too), but
         those the server has ended."""
-        return sum(1 for b in self.backends if b.is_client) + self.counters.own_alive
+        return self._counted()[1] + self.counters.own_alive
 
     @property
     def waiting(self) -> int:
-        return sum(1 for b in self.backends if b.waiting_on_lock)
+        return self._counted()[2]
+
+
+_Census = tuple[dict[str | None, int], int, int]
+"""Client sessions by state, client sessions, lock waits."""
+
+_last_census: tuple[ActivitySnapshot, _Census] | None = None
+"""The counts of the last snapshot counted: the header asks for each on every refresh,
+over thousands of sessions, and they are counted once. (Kept out of the snapshot, which
+is recorded field by field.)"""
+
+
+def _remember_census(snapshot: ActivitySnapshot, census: _Census) -> None:
+    global _last_census
+    _last_census = (snapshot, census)
 
 
 SYSTEM_SCHEMAS = frozenset({"pg_catalog", "pg_toast", "information_schema"})

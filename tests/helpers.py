@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
+from textual._compositor import CompositorUpdate
+from textual.app import App
 from textual.pilot import Pilot
+from textual.screen import Screen
 
 from pgtop.app import PgTopApp
+from pgtop.widgets.repaint import ChangedCellsApp
+
+_MOVE_TO = re.compile(r"\x1b\[(\d+);(\d+)H")
+_SGR = re.compile(r"\x1b\[[0-9;:]*m|\n")
 
 
-def screen_text(app: PgTopApp) -> str:
+def screen_text(app: App[Any]) -> str:
     """Everything on the terminal, as the user sees it."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
@@ -64,3 +72,52 @@ def stage_sessions(
         (names,),
     ).fetchall()
     return dict(rows)
+
+
+class TerminalWrites:
+    """What an app running headless would have written to its terminal, update by update:
+    the text Textual renders for its driver (a headless driver drops it)."""
+
+    def __init__(self, app: App[Any]) -> None:
+        self.updates: list[str] = []
+        display = app._display
+        convert = app.terminal_update if isinstance(app, ChangedCellsApp) else None
+
+        def capture(screen: Screen[Any], renderable: object) -> None:
+            written = convert(renderable) if convert is not None else renderable  # type: ignore[arg-type]
+            if isinstance(written, CompositorUpdate):
+                self.updates.append(written.render_segments(app.console))
+            display(screen, renderable)  # type: ignore[arg-type]
+
+        app._display = capture  # type: ignore[method-assign]
+
+    def clear(self) -> None:
+        self.updates.clear()
+
+    @property
+    def size(self) -> int:
+        """Bytes written."""
+        return sum(len(update.encode()) for update in self.updates)
+
+    def lines(self) -> dict[int, str]:
+        """The visible text written on each terminal line (0-based), escapes left out."""
+        written: dict[int, str] = {}
+        for update in self.updates:
+            pieces = _MOVE_TO.split(update)
+            for row, _column, text in zip(pieces[1::3], pieces[2::3], pieces[3::3], strict=True):
+                line = int(row) - 1
+                written[line] = written.get(line, "") + _SGR.sub("", text)
+        return written
+
+    def apply(self, screen: list[str]) -> list[str]:
+        """``screen`` (lines of text) with what was written put where it was written."""
+        lines = [list(line) for line in screen]
+        for update in self.updates:
+            pieces = _MOVE_TO.split(update)
+            for row, column, text in zip(pieces[1::3], pieces[2::3], pieces[3::3], strict=True):
+                line, x = lines[int(row) - 1], int(column) - 1
+                for char in _SGR.sub("", text):
+                    if x < len(line):
+                        line[x] = char
+                    x += 1
+        return ["".join(line) for line in lines]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from operator import attrgetter
 from typing import Literal
 
 from pgtop.model import ActivitySnapshot, Backend
@@ -55,6 +57,10 @@ def group_key(backend: Backend, by: Sequence[GroupField]) -> GroupKey:
     return tuple(getattr(backend, field) for field in by)
 
 
+def _age(now: datetime, since: datetime | None) -> float | None:
+    return None if since is None else (now - since).total_seconds()
+
+
 def session_groups(snapshot: ActivitySnapshot, by: Sequence[GroupField]) -> list[SessionGroup]:
     """The client sessions of ``snapshot`` grouped by the fields ``by``, the largest group
     first (then by key, so the order is stable).
@@ -63,12 +69,16 @@ def session_groups(snapshot: ActivitySnapshot, by: Sequence[GroupField]) -> list
     """
     now = snapshot.collected_at
     counts: dict[GroupKey, list[int]] = {}
-    idle_since: dict[GroupKey, float] = {}
-    xact_since: dict[GroupKey, float] = {}
+    idle_since: dict[GroupKey, datetime] = {}
+    xact_since: dict[GroupKey, datetime] = {}
+    # Thousands of sessions, on every refresh (the Health checks group them too): the
+    # fields by attrgetter, the oldest times compared, and made ages once per group.
+    get = attrgetter(*by)
+    single = len(by) == 1
     for backend in snapshot.backends:
-        if not backend.is_client:
+        if backend.backend_type != "client backend":
             continue
-        key = group_key(backend, by)
+        key: GroupKey = (get(backend),) if single else get(backend)
         figures = counts.get(key)
         if figures is None:
             figures = counts[key] = [0, 0, 0, 0, 0]
@@ -78,16 +88,20 @@ def session_groups(snapshot: ActivitySnapshot, by: Sequence[GroupField]) -> list
             figures[1] += 1
         elif state == "idle":
             figures[2] += 1
-            if backend.state_change is not None:
-                seconds = (now - backend.state_change).total_seconds()
-                idle_since[key] = max(seconds, idle_since.get(key, seconds))
+            since = backend.state_change
+            if since is not None:
+                oldest = idle_since.get(key)
+                if oldest is None or since < oldest:
+                    idle_since[key] = since
         elif state in _IDLE_IN_TRANSACTION:
             figures[3] += 1
-        if backend.waiting_on_lock:
+        if backend.wait_event_type == "Lock":
             figures[4] += 1
-        if backend.xact_start is not None:
-            seconds = (now - backend.xact_start).total_seconds()
-            xact_since[key] = max(seconds, xact_since.get(key, seconds))
+        since = backend.xact_start
+        if since is not None:
+            oldest = xact_since.get(key)
+            if oldest is None or since < oldest:
+                xact_since[key] = since
     slots = snapshot.capabilities.max_connections
     groups = [
         SessionGroup(
@@ -97,8 +111,8 @@ def session_groups(snapshot: ActivitySnapshot, by: Sequence[GroupField]) -> list
             idle=idle,
             idle_in_transaction=in_transaction,
             waiting=waiting,
-            oldest_idle_s=idle_since.get(key),
-            oldest_xact_s=xact_since.get(key),
+            oldest_idle_s=_age(now, idle_since.get(key)),
+            oldest_xact_s=_age(now, xact_since.get(key)),
             share=total / slots if slots else 0.0,
         )
         for key, (total, active, idle, in_transaction, waiting) in counts.items()

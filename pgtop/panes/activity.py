@@ -280,8 +280,8 @@ class ActivityPane(SessionActions, ListPane):
         COPY_BINDING,
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, lazy: bool = False) -> None:
+        super().__init__(lazy=lazy)
         self.show_idle = False
         self.show_background = False
         self.grouping: GroupField | None = None
@@ -301,7 +301,7 @@ class ActivityPane(SessionActions, ListPane):
         self.min_age: float | None = None
         """Only sessions whose transaction (or query) is older than this, in seconds."""
 
-    def on_mount(self) -> None:
+    def content_mounted(self) -> None:
         self._hide_columns()
 
     def compose_below(self) -> ComposeResult:
@@ -364,15 +364,16 @@ class ActivityPane(SessionActions, ListPane):
         only = self.only
         tags = self.tags
         min_age = self.min_age
+        show_idle, show_background = self.show_idle, self.show_background
         for backend in snapshot.backends:
             if only is not None and not (
                 backend.is_client and group_key(backend, (only[0],)) == only[1]
             ):
                 continue
-            if not backend.is_client and not self.show_background:
+            if not show_background and not backend.is_client:
                 hidden_background += 1
                 continue
-            if backend.state == "idle" and not self.show_idle:
+            if not show_idle and backend.state == "idle":
                 hidden_idle += 1
                 continue
             if min_age is not None:

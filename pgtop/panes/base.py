@@ -69,10 +69,14 @@ class ListPane(ReportsFailures, TabPane):
     REVEAL_TRIES: ClassVar[int] = 2
     """Refreshes of the rows a row asked for by ``reveal`` may take to appear."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, lazy: bool = False) -> None:
         super().__init__(f"{self.KEY} {self.TITLE}", id=self.TAB)
         self.failure = ""
         """Why the last collection failed ("" after a good one)."""
+        self.lazy = lazy
+        """Its widgets are made when it is first shown (`show_content`), not at start-up."""
+        self.composed = False
+        """Its widgets are made."""
         self._reveal: tuple[Hashable, str, int] | None = None
         """A row to put the cursor on when it shows: key, what it is, tries left."""
         self._notice = ""
@@ -83,6 +87,24 @@ class ListPane(ReportsFailures, TabPane):
         return host_of(self.app)
 
     def compose(self) -> ComposeResult:
+        if not self.lazy:
+            yield from self._widgets()
+
+    def on_mount(self) -> None:
+        if self.composed:
+            self.content_mounted()
+
+    def show_content(self) -> None:
+        """Make the pane's widgets if they are not made yet (it is being shown)."""
+        if not self.composed:
+            self.mount_all(list(self._widgets()))
+            self.content_mounted()
+
+    def content_mounted(self) -> None:
+        """The pane's widgets are made (they may not be on screen yet)."""
+
+    def _widgets(self) -> ComposeResult:
+        self.composed = True
         yield StatusLine(id=f"{self.TAB}-status")
         yield from self.compose_above()
         table = KeyedTable(self.columns(), sortable=self.SORTABLE, id=f"{self.TAB}-table")
@@ -135,6 +157,8 @@ class ListPane(ReportsFailures, TabPane):
         for cached in ("_snapshot", "_data", "_forest", "_unavailable"):
             if hasattr(self, cached):
                 setattr(self, cached, None)
+        if not self.composed:
+            return  # never shown: no rows, no status line yet
         table = self.table
         table.set_rows([])
         table.empty_text = "waiting for the first read…"

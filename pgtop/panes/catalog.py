@@ -45,8 +45,8 @@ class CatalogPane(RelationActions, ListPane):
         Binding("f5,ctrl+r", "refresh_data", "Refresh", id="refresh-pane"),
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, lazy: bool = False) -> None:
+        super().__init__(lazy=lazy)
         self._data: Any = None
         self._now: datetime | None = None
         self._asked: set[Hashable] = set()

@@ -81,8 +81,8 @@ class HealthPane(ListPane):
     FAILURE_LABEL = "checks unavailable"
     BINDINGS: ClassVar[list[BindingType]] = [*FILTER_BINDINGS, *SORT_BINDINGS]
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, lazy: bool = False) -> None:
+        super().__init__(lazy=lazy)
         self._data: HealthData | None = None
 
     def show_data(self, data: HealthData) -> None:

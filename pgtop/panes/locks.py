@@ -141,8 +141,8 @@ class LocksPane(SessionActions, ListPane):
     FAILURE_LABEL = "lock details unavailable"
     BINDINGS: ClassVar[list[BindingType]] = [*SESSION_ACTION_BINDINGS, COPY_BINDING]
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, lazy: bool = False) -> None:
+        super().__init__(lazy=lazy)
         self._snapshot: ActivitySnapshot | None = None
         self._waits: dict[int, LockWait] = {}
         self._forest: Forest | None = None

@@ -96,8 +96,8 @@ class PoolsPane(ListPane):
 
     BINDINGS: ClassVar[list[BindingType]] = [*FILTER_BINDINGS, *SORT_BINDINGS]
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, lazy: bool = False) -> None:
+        super().__init__(lazy=lazy)
         self._snapshot: PoolsSnapshot | None = None
 
     def show_activity(self, snapshot: PoolsSnapshot | None) -> None:

@@ -174,8 +174,8 @@ class QueriesPane(ListPane):
         *SORT_BINDINGS,
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, lazy: bool = False) -> None:
+        super().__init__(lazy=lazy)
         self.mode = Mode.NOW
         self.mark: Reading | None = None
         self.show_idle = False
@@ -195,7 +195,7 @@ class QueriesPane(ListPane):
     def columns(self) -> tuple[Column, ...]:
         return columns_for(self.mode)
 
-    def on_mount(self) -> None:
+    def content_mounted(self) -> None:
         self.query_one("#queries-explain").display = False
         self.query_one("#queries-notice").display = False
         self.table.empty_text = "reading pg_stat_statements…"

@@ -190,8 +190,8 @@ class ReplicationPane(ListPane):
         Binding("P", "checkpoint", "Checkpoint", id="checkpoint"),
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, lazy: bool = False) -> None:
+        super().__init__(lazy=lazy)
         self._data: ReplicationData | None = None
 
     @property

@@ -110,8 +110,8 @@ class ServersPane(ListPane):
         Binding("a", "add_standbys", "Add standbys", id="add-standbys"),
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, lazy: bool = False) -> None:
+        super().__init__(lazy=lazy)
         self._data: ServersData | None = None
 
     def show_data(self, data: ServersData) -> None:

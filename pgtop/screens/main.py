@@ -50,8 +50,10 @@ class MainScreen(Screen[None]):
         yield ActionBar()
         first = self.PANES[0].TAB if self.PANES else None
         with TabbedContent(initial=first or ""):
-            for pane in self.PANES:
-                yield pane()
+            # Only the first tab's widgets are made at start-up; each other tab's when
+            # it is first shown.
+            for index, pane in enumerate(self.PANES):
+                yield pane(lazy=index > 0)
         yield KeysFooter()
 
     def on_mount(self) -> None:
@@ -124,7 +126,8 @@ class MainScreen(Screen[None]):
     def catalog_database_chosen(self, database: str) -> None:
         """The catalog tabs read ``database`` now: the ones that show another say so."""
         for pane in self.query(CatalogPane):
-            pane.database_chosen(database)
+            if pane.composed:
+                pane.database_chosen(database)
         active = self.active_pane()
         if isinstance(active, CatalogPane):
             active.state_needs(now=True)
@@ -138,6 +141,7 @@ class MainScreen(Screen[None]):
         pane = self.active_pane()
         if pane is None:
             return
+        pane.show_content()
         host = self.host
         latest = host.tab_shown(pane.TAB)
         pane.show_activity(host.snapshot)
@@ -149,7 +153,11 @@ class MainScreen(Screen[None]):
             focusable.first().focus()
 
     def action_show_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
+        tabs = self.query_one(TabbedContent)
+        pane = tabs.get_pane(tab)
+        if isinstance(pane, ListPane):
+            pane.show_content()  # at once: keys typed next may be for it
+        tabs.active = tab
 
     def go_to(self, tab: str, key: Hashable | None, what: str) -> bool:
         """Show ``tab``, the cursor on the row ``key`` when it shows; False without such tab."""

@@ -8,12 +8,14 @@ from datetime import datetime
 from typing import Protocol, cast
 
 from rich.text import Text
+from textual.geometry import Region
 from textual.widget import Widget
 
 from pgtop.collectors.health import HealthData, Status
 from pgtop.formats import duration, hit_ratio, rate, spark
 from pgtop.model import ActivitySnapshot, PoolsSnapshot, Snapshot
 from pgtop.text import name_text, one_line
+from pgtop.widgets.repaint import changed_lines
 
 
 class Monitoring(Protocol):
@@ -329,6 +331,11 @@ class ServerHeader(Widget):
         self._received = 0.0
         self._health: HealthData | None = None
         self._trend = Trend()
+        self._text: tuple[int, Text] | None = None
+        """The text last asked to be painted (what `render` shows), and the width it is
+        laid out for."""
+        self._lines: list[Text] = []
+        """Its lines: only what differs from them is repainted."""
 
     def on_mount(self) -> None:
         # Once a second only while the data is stale, to show its age; otherwise the header
@@ -338,7 +345,17 @@ class ServerHeader(Widget):
             self.watch(self.app, name, self._repaint, init=False)
 
     def _repaint(self) -> None:
-        self.refresh()
+        """Repaint the cells that changed (the clock, a count), not the whole header."""
+        shown = self._text
+        width = self.content_size.width
+        self._text = (width, self._header())
+        lines = list(self._text[1].split("\n", allow_blank=True))
+        old, self._lines = self._lines, lines
+        if shown is None or shown[0] != width:
+            self.refresh()
+            return
+        for y, start, end in changed_lines(old, lines):
+            self.refresh(Region(start, y, end - start, 1))
 
     def _tick(self) -> None:
         app = _state(self)
@@ -346,27 +363,36 @@ class ServerHeader(Widget):
         if self._snapshot is not None and (
             app.lost_since is not None or age > max(3 * app.interval, 5.0)
         ):
-            self.refresh()
+            self._repaint()
 
     def show(self, snapshot: Snapshot | None) -> None:
         self._snapshot = snapshot
         self._received = time.monotonic()
         if isinstance(snapshot, ActivitySnapshot):
             self._trend.add(snapshot)
-        self.refresh()
+        self._repaint()
 
     def forget(self) -> None:
         """Another server is shown: nothing of the one before stays."""
         self._snapshot = None
         self._health = None
         self._trend = Trend()
+        self._text = None  # laid out again from nothing
         self.refresh()
 
     def show_health(self, data: HealthData) -> None:
         self._health = data
-        self.refresh()
+        self._repaint()
 
     def render(self) -> Text:
+        width = self.content_size.width
+        if self._text is None or self._text[0] != width:
+            # Resized (or not painted yet): laid out again for the width it has now.
+            self._text = (width, self._header())
+            self._lines = list(self._text[1].split("\n", allow_blank=True))
+        return self._text[1]
+
+    def _header(self) -> Text:
         app = _state(self)
         age = time.monotonic() - self._received if self._snapshot else None
         text = header_text(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import zip_longest
 from typing import Any, ClassVar, Literal
 
 from rich.cells import cell_len, set_cell_size
@@ -40,6 +41,10 @@ SORT_DESCENDING = " ▼"
 SORT_ASCENDING = " ▲"
 
 _LINE_CACHE_SIZE = 1024
+Signature = tuple[tuple[int, int], list[tuple[Any, ...] | None]]
+"""What a table's view shows (see `KeyedTable._screen_signature`)."""
+_BLANK: tuple[Any, ...] = ((), "", False)
+"""A blank line, as a row without cells (it has the style of an untoned row)."""
 # C0/C1 control characters and DEL. Callers sanitize cells; this is only a safety net so a
 # stray newline or escape can never reach the terminal.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -759,9 +764,20 @@ class KeyedTable(ScrollView, can_focus=True):
         self.refresh()
 
     def _update_virtual_size(self) -> None:
+        """Follow the row count and the content width with the scrollbars only.
+
+        Setting ``virtual_size`` the usual way repaints the whole table and lays the
+        screen out again: every line written anew, blank ones included, each time a
+        session comes or goes. Nothing on screen moves when the row count changes; the
+        lines whose text changed are repainted by `_repaint_changes`, and the scrollbars
+        (which lay the screen out again when they appear or go) follow here.
+        """
         size = Size(1 + self._content_width, 1 + len(self._visible))
-        if size != self.virtual_size:
-            self.virtual_size = size
+        if size == self.virtual_size:
+            return
+        self.set_reactive(ScrollView.virtual_size, size)
+        if self.is_mounted:
+            self._scroll_update(size)
 
     def _compute_visible(self) -> tuple[Row, ...]:
         """Filter then sort the rows."""
@@ -798,15 +814,23 @@ class KeyedTable(ScrollView, can_focus=True):
             self._visible_index = {row.key: index for index, row in enumerate(self._visible)}
         return self._visible_index.get(key)
 
-    def _screen_signature(self) -> tuple[Any, ...]:
-        """What the body currently shows, to tell whether a repaint is needed."""
+    def _screen_signature(self) -> Signature:
+        """What the view shows: its scroll position, then each body line: a row's
+        ``(cells, tone, cursor)``, the empty text, or None for a blank line."""
         top = self.scroll_offset.y
-        window = self._visible[top : top + self._body_height()]
-        return (
-            top,
-            self._cursor_index - top if self._visible else None,
-            [(row.key, row.cells, row.tone) for row in window],
-        )
+        body = self._body_height()
+        lines: list[tuple[Any, ...] | None]
+        if self._visible:
+            cursor = self._cursor_index - top
+            window = self._visible[top : top + body]
+            lines = [(row.cells, row.tone, line == cursor) for line, row in enumerate(window)]
+            lines += [None] * (body - len(window))
+        else:
+            lines = [None] * body
+            empty = self._empty_line() - 1
+            if 0 <= empty < body:
+                lines[empty] = (self._empty_text,)
+        return (top, self.scroll_offset.x), lines
 
     def _rebuild(self, force_refresh: bool = False) -> None:
         """Recompute the displayed rows, keep the cursor key, repaint if anything shows."""
@@ -830,22 +854,51 @@ class KeyedTable(ScrollView, can_focus=True):
         self._repaint_changes(before, self._screen_signature())
         self._post_cursor_moved()
 
-    def _repaint_changes(self, before: tuple[Any, ...] | None, after: tuple[Any, ...]) -> None:
-        """Repaint only the lines that changed: a terminal over a slow link gets only those."""
+    def _repaint_changes(self, before: Signature | None, after: Signature) -> None:
+        """Repaint only what changed: on each line whose row changed, from the first to the
+        last changed column; a line that stays blank is never written. A terminal over a
+        slow link gets only those cells (and what precedes them on their lines: the
+        compositor writes a line from the widget's left edge)."""
         if before == after:
             return
-        if before is None or before[:2] != after[:2] or not before[2] or not after[2]:
-            self.refresh()  # scrolled, cursor moved, or the empty text comes or goes
+        if before is None or before[0] != after[0]:
+            self.refresh()  # scrolled: every line moved
             return
-        old_lines, new_lines = before[2], after[2]
         width = self.size.width
-        for line in range(max(len(old_lines), len(new_lines))):
-            if (
-                line >= len(old_lines)
-                or line >= len(new_lines)
-                or (old_lines[line] != new_lines[line])
-            ):
-                self.refresh(Region(0, 1 + line, width, 1))
+        for y, (old, new) in enumerate(zip_longest(before[1], after[1]), start=1):
+            if old == new:
+                continue
+            span = self._changed_span(old, new, width)
+            if span is not None:
+                self.refresh(Region(span[0], y, span[1] - span[0], 1))
+
+    def _changed_span(
+        self, old: tuple[Any, ...] | None, new: tuple[Any, ...] | None, width: int
+    ) -> tuple[int, int] | None:
+        """The cells of a view line that differ between two of its contents: the whole line
+        unless both are rows (or blank) in the same style, then the changed columns only."""
+        old = old or _BLANK
+        new = new or _BLANK
+        if len(old) != 3 or len(new) != 3 or old[1:] != new[1:]:
+            return 0, width
+        old_cells, new_cells = old[0], new[0]
+        first = last = -1
+        tail = 0
+        for position, index in enumerate(self._shown):
+            before = old_cells[index] if index < len(old_cells) else ""
+            after = new_cells[index] if index < len(new_cells) else ""
+            if before != after:
+                if first < 0:
+                    first = position
+                last, tail = position, max(cell_len(before), cell_len(after))
+        if first < 0:
+            return None
+        if self._aligns[last] == "right":
+            tail = self._widths[last]  # the change is at the end of the column
+        scroll_x = self.scroll_offset.x
+        x1 = max(1, 1 + self._starts[first] - scroll_x)
+        x2 = min(width, 1 + self._starts[last] + min(tail, self._widths[last]) - scroll_x)
+        return (x1, x2) if x2 > x1 else None
 
     def _move_cursor(self, index: int) -> None:
         """Put the cursor on a visible index (clamped), repaint, scroll it into view."""

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.geometry import Region
 from textual.widget import Widget
+
+from pgtop.widgets.repaint import changed_cells
 
 
 class StatusLine(Widget):
-    """One line of plain text that repaints itself only, never the layout around it.
+    """One line of plain text that repaints itself only, never the layout around it, and
+    of itself only the cells that changed.
 
     (``Static.update`` asks for a layout pass, which repaints the whole screen.)
     """
@@ -21,9 +25,10 @@ class StatusLine(Widget):
         self._text = ""
 
     def set_text(self, text: str) -> None:
-        if text != self._text:
+        span = changed_cells(self._text, text)
+        if span is not None:
             self._text = text
-            self.refresh()
+            self.refresh(Region(span[0], 0, span[1] - span[0], 1))
 
     @property
     def text(self) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Hashable
 from typing import Any
 
 import pytest
+from helpers import TerminalWrites, screen_text
 from rich.cells import cell_len
 from textual.app import App, ComposeResult
 
@@ -19,6 +20,8 @@ from pgtop.widgets.keyed_table import (
     column_widths,
     fit_cell,
 )
+from pgtop.widgets.repaint import ChangedCellsApp
+from pgtop.widgets.status_line import StatusLine
 
 COLUMNS = [
     Column("pid", "pid", width=6, align="right"),
@@ -32,8 +35,8 @@ def make_row(pid: int, user: str = "alice", query: str = "select 1", **kwargs: A
     return Row(pid, (str(pid), user, query), sort_values, **kwargs)
 
 
-class TableApp(App[None]):
-    """Hosts one table and records the messages it posts."""
+class TableApp(ChangedCellsApp[None]):
+    """Hosts one table and records the messages it posts; writes as pgtop does."""
 
     def __init__(self, columns: list[Column] | None = None, **table_kwargs: Any) -> None:
         super().__init__()
@@ -255,6 +258,84 @@ async def test_equal_snapshot_does_not_repaint() -> None:
         assert calls == []
         table.set_rows([make_row(0, user="changed"), *many[1:]])
         assert calls
+
+
+async def test_rows_that_come_and_go_write_only_the_lines_that_changed() -> None:
+    """At 100x20 the header is terminal line 0 and the row at index i is line 1 + i."""
+    app = TableApp()
+    async with app.run_test(size=(100, 20)) as pilot:
+        table = app.query_one(KeyedTable)
+        table.set_rows([make_row(pid) for pid in range(1, 6)])
+        await pilot.pause()
+        writes = TerminalWrites(app)
+
+        # A row appears at the end: its line, and nothing else.
+        table.set_rows([make_row(pid) for pid in range(1, 7)])
+        await pilot.pause()
+        assert set(writes.lines()) == {6}
+        assert writes.lines()[6].split() == ["6", "alice", "select", "1"]
+        assert writes.size < 2 * 100
+
+        # A row in the middle goes: the lines below it move up (only their pid differs:
+        # only that column is written), the last line is cleared once (up to where its
+        # text ended), and the blank lines below are not written.
+        writes.clear()
+        table.set_rows([make_row(pid) for pid in (1, 2, 4, 5, 6)])
+        await pilot.pause()
+        lines = writes.lines()
+        assert set(lines) == {3, 4, 5, 6}
+        assert [lines[line].split() for line in (3, 4, 5)] == [["4"], ["5"], ["6"]]
+        assert lines[6].strip() == ""
+        assert writes.size < 4 * 100
+
+        # The same rows again: nothing is written.
+        writes.clear()
+        table.set_rows([make_row(pid) for pid in (1, 2, 4, 5, 6)])
+        await pilot.pause()
+        assert writes.updates == []
+
+        # Every row gone: the lines that showed rows, and the empty text.
+        writes.clear()
+        table.set_rows([])
+        await pilot.pause()
+        lines = writes.lines()
+        assert set(lines) == {1, 2, 3, 4, 5}
+        assert lines[2].strip() == "no rows"
+
+
+async def test_a_changed_cell_is_written_up_to_the_end_of_its_column() -> None:
+    app = TableApp()
+    async with app.run_test(size=(100, 20)) as pilot:
+        table = app.query_one(KeyedTable)
+        table.set_rows([make_row(pid) for pid in range(1, 4)])
+        await pilot.pause()
+        writes = TerminalWrites(app)
+        table.set_rows([make_row(1), make_row(2, user="carol"), make_row(3)])
+        await pilot.pause()
+        # The user column only: not the row around it, nor the padding after it.
+        assert writes.lines() == {2: "carol"}
+        assert writes.size < 50
+
+
+async def test_rows_that_come_and_go_off_screen_keep_the_cursor_and_the_view() -> None:
+    app = TableApp()
+    async with app.run_test(size=(100, 20)) as pilot:
+        table = app.query_one(KeyedTable)
+        table.focus()
+        table.set_rows([make_row(pid) for pid in range(5000)])
+        table.move_cursor_to_key(2500)
+        await pilot.pause()
+        top = table.scroll_offset.y
+        lines = screen_lines(table)
+        writes = TerminalWrites(app)
+        table.set_rows([make_row(pid) for pid in range(4990)])
+        await pilot.pause()
+        table.set_rows([make_row(pid) for pid in range(5010)])
+        await pilot.pause()
+        assert (table.cursor_key, table.scroll_offset.y) == (2500, top)
+        assert screen_lines(table) == lines
+        # Only the scrollbar, in the last two columns, may have been written.
+        assert all(not text.strip(" ▁▂▃▄▅▆▇█▔") for text in writes.lines().values())
 
 
 async def test_move_cursor_to_key_and_keyboard_navigation() -> None:
@@ -481,3 +562,26 @@ async def test_rows_set_before_mount_show_up() -> None:
         assert table.cursor_key == 1  # the cursor was on the first row given, and follows it
         assert cursor_line(table)[1:].split()[0] == "1"
         assert "pid ▼" in screen_lines(table)[0]
+
+
+async def test_a_status_line_that_gets_shorter_is_written_where_it_moved() -> None:
+    """What follows a shorter or longer text moves: it is written again where it now is."""
+
+    class StatusApp(ChangedCellsApp[None]):
+        def compose(self) -> ComposeResult:
+            yield StatusLine()
+
+    app = StatusApp()
+    async with app.run_test(size=(60, 3)) as pilot:
+        status = app.query_one(StatusLine)
+        status.set_text("12 of 12 sessions · 500 idle hidden (i) · sort")
+        await pilot.pause()
+        before = screen_text(app).split("\n")
+        for text in ("12 of 512 sessions · idle shown (i) · sort", "9 of 9 sessions · sort"):
+            writes = TerminalWrites(app)
+            status.set_text(text)
+            await pilot.pause()
+            after = screen_text(app).split("\n")
+            assert after[0].strip() == text
+            assert writes.apply(before) == after
+            before = after
