@@ -298,8 +298,12 @@ class ListPane(ReportsFailures, TabPane):
         self.table.focus()
 
     def action_sort_step(self, step: int) -> None:
-        keys = [column.key for column in self.columns()]
+        # Only through the columns on screen: a sort by a column one cannot see (left out
+        # at this width, or the tag marks' column) would look like nothing happened.
         table = self.table
+        keys = [column.key for column in table.shown_columns if column.label] or [
+            column.key for column in self.columns()
+        ]
         current = keys.index(table.sort_column) if table.sort_column in keys else 0
         self.sort_by(keys[(current + step) % len(keys)])
 

@@ -355,6 +355,11 @@ class KeyedTable(ScrollView, can_focus=True):
         return self._columns
 
     @property
+    def shown_columns(self) -> tuple[Column, ...]:
+        """The columns on screen now: not hidden, and with room at this width."""
+        return tuple(self._columns[index] for index in self._shown)
+
+    @property
     def rows(self) -> Sequence[Row]:
         """All rows, in the order given to `set_rows` (before filter and sort)."""
         return self._rows

@@ -195,3 +195,22 @@ async def test_pause_stops_refreshing(dsn: str) -> None:
         assert app.interval == 1.0
         await pilot.press("plus", "plus")
         assert app.interval == 0.5
+
+
+async def test_sort_steps_only_through_the_columns_on_screen() -> None:
+    """At 80 columns some columns are left out, and the tag marks' column has no header:
+    ``>`` never sorts by a column the user cannot see."""
+    from canned import CannedSource, incident_snapshot, settle
+
+    app = PgTopApp(Settings(refresh=60), source=CannedSource(incident_snapshot(), {}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        grid = table(app)
+        on_screen = {column.key for column in grid.shown_columns if column.label}
+        assert "tag" not in on_screen
+        assert on_screen < {column.key for column in grid.columns}  # some left out
+        seen = []
+        for _ in range(len(grid.columns) + 1):
+            await pilot.press("greater_than_sign")
+            seen.append(grid.sort_column)
+        assert set(seen) == on_screen
