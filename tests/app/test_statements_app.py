@@ -150,3 +150,43 @@ async def test_a_database_without_the_extension_is_explained(bare_db: str) -> No
         )
         pane = app.screen.query_one(QueriesPane)
         assert not pane.table.display
+
+
+async def test_a_statement_with_parameters_has_a_generic_plan(fresh_db: str, sessions: Any) -> None:
+    """A normalised statement ($1) is planned on every supported version: prepared with its
+    parameter types left to the server, then explained as a generic plan."""
+    db = str(conninfo_to_dict(fresh_db)["dbname"])
+    conn = sessions.open(application_name="queries-params", dbname=db)
+    name = f"staged_{uuid.uuid4().hex[:10]}"
+    conn.execute(
+        sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, v int)").format(sql.Identifier(name))
+    )
+    conn.execute(
+        sql.SQL("INSERT INTO {} SELECT g, g FROM generate_series(1, 1000) g").format(
+            sql.Identifier(name)
+        )
+    )
+    conn.execute("ANALYZE")
+    query = sql.SQL("SELECT v FROM {} WHERE id = %s").format(sql.Identifier(name))
+    for value in range(3):
+        conn.execute(query, (value,))
+    normalized = f'SELECT v FROM "{name}" WHERE id = $1'
+    app = make_app(fresh_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None, "first snapshot")
+        await pilot.press("3")
+        await pilot.press("m", "m")  # lifetime: the statement ran before pgtop started
+        await shows(pilot, "mode lifetime (m)")
+        await wait_for(pilot, lambda: bool(rows_with(app, normalized)), "the staged statement")
+        assert table(app).move_cursor_to_key(rows_with(app, normalized)[0].key)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, StatementScreen), "detail screen")
+        text = await shows(
+            pilot,
+            normalized,
+            "a generic plan: its 1 parameter ($1, …) planned without values",
+            f"Index Scan using {name}_pkey on {name}",
+            "Index Cond: (id = $1)",
+            timeout=30,
+        )
+        assert "not planned" not in text

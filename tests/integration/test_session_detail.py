@@ -109,15 +109,13 @@ async def test_a_slow_vacuum_shows_its_progress(fresh_db: str, sessions: Any) ->
         assert progress.phase == "scanning heap"
         headline = progress.figures[0]
         assert headline.label == "heap blocks scanned"
-        pages = (
-            await (
-                await conn.execute(
-                    "SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int AS n",
-                    (f"public.{table}",),
-                )
-            ).fetchone()
-            or {}
-        )["n"]
+        cur = await conn.execute(
+            "SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int AS n",
+            (f"public.{table}",),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        pages = row["n"]
         assert headline.total == pages
         assert 0 < headline.done < pages
         assert progress.share == pytest.approx(headline.done / pages)
@@ -270,7 +268,8 @@ async def test_the_running_statement_is_planned_as_its_role(
         mine.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, v int)")
         mine.execute(f"INSERT INTO {table} SELECT g, g FROM generate_series(1, 100) g")
         reader = sessions.open(dbname=db, user=author, application_name="reader")
-        sessions.run_in_background(reader, f"SELECT pg_sleep(60) FROM {table} WHERE id = 1")
+        # Sent with a parameter: pg_stat_activity shows $1, planned as a generic plan.
+        sessions.run_in_background(reader, f"SELECT pg_sleep(60) FROM {table} WHERE id = %s", (1,))
         sessions.run_in_background(mine, f"SELECT {author}.nap(60)")
         for conn_ in (reader, mine):
             sessions.wait_until(
@@ -281,9 +280,10 @@ async def test_the_running_statement_is_planned_as_its_role(
             version = caps.server_version_num
             running = await backend_of(conn, caps, reader.info.backend_pid)
             assert running.user == author
+            assert running.query.endswith("WHERE id = $1")
             plan = await StatementPlan(running.query, version, author).read(conn)
             assert not plan.problem
-            assert plan.role == author
+            assert (plan.role, plan.parameters) == (author, 1)
             assert any(" on t" in line for line in plan.lines), plan.lines
 
             calling = await backend_of(conn, caps, mine.info.backend_pid)

@@ -774,6 +774,11 @@ async def test_the_variant_follows_the_installed_extension(
             assert (s.stats_since is None) == (version < (1, 11))
             assert (c.wal_buffers_full is None) == (version < (1, 12))
             assert (snapshot.current.stats_reset is None) == (version < (1, 9))
+            # A session's detail finds the same entry by its query id.
+            entry = sql.SESSION_STATEMENT.sql(version, caps.pgss_schema or "public")
+            params = {"queryid": key[2], "user": caps.user, "database": name}
+            rows = await (await conn.execute(entry, params)).fetchall()
+            assert [(r["queryid"], r["calls"]) for r in rows] == [(key[2], 8)]
     finally:
         pg_cluster.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
