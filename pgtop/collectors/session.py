@@ -16,6 +16,7 @@ from psycopg.rows import tuple_row
 from pgtop import pg, sql
 from pgtop.collectors.statements import (
     EXTENSION,
+    STATEMENTS_INTERVAL,
     Statement,
     availability,
     statements_from_rows,
@@ -24,6 +25,10 @@ from pgtop.collectors.statements import (
 from pgtop.model import Backend, Capabilities
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
+
+ENTRY_SECONDS = STATEMENTS_INTERVAL
+"""Least seconds between two reads of a session's pg_stat_statements entry (the function
+goes through every entry); its progress is read on every refresh."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +231,9 @@ class SessionFigures:
 
     backend: Backend
     capabilities: Capabilities
+    entry: bool = True
+    """Read the pg_stat_statements entry too (False: progress only, the entry's figures
+    being read at most every ``ENTRY_SECONDS``)."""
 
     async def read(self, conn: Connection) -> Figures:
         backend = self.backend
@@ -236,6 +244,8 @@ class SessionFigures:
             progress_from_row(row["kind"], row["figures"] or {}, row["relation"])
             for row in await cur.fetchall()
         )
+        if not self.entry:
+            return Figures(progress, None, "")
         note = no_entry_reason(backend, caps)
         if note:
             return Figures(progress, None, note)

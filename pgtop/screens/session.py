@@ -4,6 +4,8 @@ its statement's statistics, its plan on demand, whom it blocks and waits for, it
 from __future__ import annotations
 
 import contextlib
+import time
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -18,7 +20,7 @@ from textual.widgets.option_list import Option, OptionDoesNotExist
 from pgtop.collectors.activity import WHOLE_TEXT_LIMIT, SessionDetail
 from pgtop.collectors.locks import Related, related
 from pgtop.collectors.plans import StatementPlan
-from pgtop.collectors.session import Figures, Progress, SessionFigures
+from pgtop.collectors.session import ENTRY_SECONDS, Figures, Progress, SessionFigures
 from pgtop.collectors.statements import Statement
 from pgtop.formats import against_mean, done_of, duration, millis
 from pgtop.model import ActivitySnapshot, Backend
@@ -137,6 +139,9 @@ class SessionScreen(ReportsFailures, Screen[None]):
         self._gone = False
         self._related: Related | None = None
         self._figures: Figures | None = None
+        self._entry_read: tuple[float, int | None] = (0.0, None)
+        self._figures_loading = False
+        """When the pg_stat_statements entry was last read (monotonic), for which query id."""
         self._query: str | None = None
         """The whole query text as last read (up to ``WHOLE_TEXT_LIMIT`` and one more)."""
 
@@ -186,7 +191,9 @@ class SessionScreen(ReportsFailures, Screen[None]):
             self.query_one("#detail-query", Static).update(Text(HIDDEN_TEXT, style="italic"))
         if snapshot is not None:
             self._show_related(snapshot)
-            if not self._gone:
+            # Not under another detail, and not while the last read is still going.
+            if not self._gone and self.is_current and not self._figures_loading:
+                self._figures_loading = True
                 self.load_figures(snapshot)
 
     def action_close(self) -> None:
@@ -229,22 +236,41 @@ class SessionScreen(ReportsFailures, Screen[None]):
 
     # -- progress, statistics, whom it blocks, plan -----------------------------------------
 
-    @work(exclusive=True, group="detail-figures", exit_on_error=False, description="progress")
+    @work(group="detail-figures", exit_on_error=False, description="progress")
     async def load_figures(self, snapshot: ActivitySnapshot) -> None:
-        """Progress and the pg_stat_statements entry, read again on each refresh."""
+        """Progress, read again on each refresh; the pg_stat_statements entry, when the
+        statement changed or at most every ``ENTRY_SECONDS``."""
+        try:
+            await self._load_figures(snapshot)
+        finally:
+            self._figures_loading = False
+
+    async def _load_figures(self, snapshot: ActivitySnapshot) -> None:
         box = self.query_one("#detail-statistics", Static)
         caps = snapshot.capabilities
+        backend = self.backend
+        last = self._figures
+        read_at, query_id = self._entry_read
+        entry = (
+            last is None
+            or query_id != backend.query_id
+            or time.monotonic() - read_at >= ENTRY_SECONDS
+        )
         try:
-            figures = await self.host.fetch(SessionFigures(self.backend, caps))
+            figures = await self.host.fetch(SessionFigures(backend, caps, entry))
         except PollError as exc:
             box.update(Text(f"could not load: {one_line(str(exc), 300)}", style="italic"))
             return
+        if entry:
+            self._entry_read = (time.monotonic(), backend.query_id)
+        elif last is not None:
+            figures = replace(figures, statement=last.statement, statement_note=last.statement_note)
         self._figures = figures
         progress = self.query_one("#detail-progress", Static)
         progress.display = bool(figures.progress)
         if figures.progress:
             progress.update(progress_text(figures.progress))
-        box.update(statistics_text(figures, self.backend, snapshot))
+        box.update(statistics_text(figures, backend, snapshot))
 
     def _show_related(self, snapshot: ActivitySnapshot) -> None:
         found = related(snapshot.backends, self.backend.pid)
