@@ -19,7 +19,7 @@ from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from pgtop.collectors.activity import WHOLE_TEXT_LIMIT, SessionDetail
 from pgtop.collectors.locks import Related, related
-from pgtop.collectors.plans import StatementPlan
+from pgtop.collectors.plans import StatementPlan, session_plan_obstacle
 from pgtop.collectors.session import ENTRY_SECONDS, Figures, Progress, SessionFigures
 from pgtop.collectors.statements import Statement
 from pgtop.formats import against_mean, done_of, duration, millis
@@ -319,7 +319,10 @@ class SessionScreen(ReportsFailures, Screen[None]):
         box.update(heading + Text("planning…", style="italic"))
         caps = self.host.capabilities
         query = self._query
-        problem = plan_refusal(self.backend, query, caps.database if caps else None)
+        if caps is None:
+            problem = "not connected yet"
+        else:
+            problem = session_plan_obstacle(self.backend, query, caps.database)
         if problem or caps is None or query is None:
             box.update(heading + Text(f"not planned: {problem}", style="italic"))
             return
@@ -336,25 +339,6 @@ class SessionScreen(ReportsFailures, Screen[None]):
             return
         box.update(heading + plan_text(plan))
         box.scroll_visible()
-
-
-def plan_refusal(backend: Backend, query: str | None, database: str | None) -> str:
-    """Why the session's statement is not planned from here; "" when it may be tried."""
-    if backend.query_hidden:
-        return "its query is hidden from this role (it needs pg_read_all_stats)"
-    if query is None:
-        return "its query is still loading; try again"
-    if len(query) > WHOLE_TEXT_LIMIT:
-        return f"the text is longer than {WHOLE_TEXT_LIMIT:,} characters and was cut"
-    if backend.user is None:
-        return "its role is not known, and pgtop plans a statement only as the role that runs it"
-    if backend.database != database:
-        where = one_line(backend.database or "no database", 64)
-        return (
-            f"it runs in database {where!r}; pgtop is connected to "
-            f"{one_line(database or '?', 64)!r} and can plan only that database's statements"
-        )
-    return ""
 
 
 def progress_text(progress: tuple[Progress, ...]) -> Text:

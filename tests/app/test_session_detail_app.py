@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from helpers import screen_text, shows, wait_for
@@ -13,7 +14,6 @@ from psycopg.conninfo import conninfo_to_dict
 from textual.widgets import OptionList
 
 from pgtop.app import PgTopApp
-from pgtop.cluster import Cluster
 from pgtop.config import Settings
 from pgtop.screens.session import SessionScreen
 from pgtop.widgets.keyed_table import KeyedTable
@@ -46,7 +46,7 @@ async def open_detail(pilot: Any, app: PgTopApp, pid: int) -> SessionScreen:
 
 
 async def test_progress_statistics_and_plans_in_the_detail(
-    fresh_db: str, sessions: Any, pg_cluster: Cluster
+    fresh_db: str, make_role: Callable[[], str], sessions: Any
 ) -> None:
     db = str(conninfo_to_dict(fresh_db)["dbname"])
     table = f"big_{uuid.uuid4().hex[:10]}"
@@ -67,9 +67,7 @@ async def test_progress_statistics_and_plans_in_the_detail(
     sessions.run_in_background(sleeper, "SELECT pg_sleep(60.0)")
 
     # A statement calling a function of an unprivileged role.
-    author = f"role_{uuid.uuid4().hex[:8]}"
-    pg_cluster.psql(f'CREATE ROLE "{author}" LOGIN')
-    pg_cluster.psql(f'CREATE SCHEMA AUTHORIZATION "{author}"', dbname=db)
+    author = make_role()
     mine = sessions.open(dbname=db, user=author, application_name="author")
     mine.execute(
         sql.SQL(
@@ -81,79 +79,58 @@ async def test_progress_statistics_and_plans_in_the_detail(
         "SELECT count(*) = 2 FROM pg_stat_activity WHERE pid = ANY(%s) AND wait_event = 'PgSleep'",
         ([sleeper.info.backend_pid, mine.info.backend_pid],),
     )
-    try:
-        app = make_app(fresh_db)
-        async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: app.snapshot is not None, "first snapshot")
+    app = make_app(fresh_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None, "first snapshot")
 
-            # The index build waits for the open writer: its phase, and the figures.
-            await open_detail(pilot, app, build.info.backend_pid)
-            await shows(
-                pilot,
-                "Progress",
-                f"CREATE INDEX CONCURRENTLY public.{table} · waiting for writers before build",
-                "lockers waited for 0 of 1 (0.0 %)",
-            )
-            # The writer commits: the detail follows the build on the next refresh.
-            writer.execute("COMMIT")
-            await wait_for(
-                pilot,
-                lambda: "waiting for writers before build" not in screen_text(app),
-                "the build past its wait",
-            )
-            await pilot.press("escape")
+        # The index build waits for the open writer: its phase, and the figures.
+        await open_detail(pilot, app, build.info.backend_pid)
+        await shows(
+            pilot,
+            "Progress",
+            f"CREATE INDEX CONCURRENTLY public.{table} · waiting for writers before build",
+            "lockers waited for 0 of 1 (0.0 %)",
+        )
+        # The writer commits: the detail follows the build on the next refresh.
+        writer.execute("COMMIT")
+        await wait_for(
+            pilot,
+            lambda: "waiting for writers before build" not in screen_text(app),
+            "the build past its wait",
+        )
+        await pilot.press("escape")
 
-            # The sleeper: its statement's entry, and this run against its mean.
-            await open_detail(pilot, app, sleeper.info.backend_pid)
-            text = await shows(pilot, "Statistics", "calls 3 · mean ", "x its mean of ")
-            assert "rows 3 (1.0 per call)" in text
-            assert "Progress" not in text
-            # e: its plan, made as its role.
-            await pilot.press("e")
-            await shows(
-                pilot,
-                "Plan (EXPLAIN: planned, not executed)",
-                "planned as role postgres, the role that ran it",
-                "Result",
-                timeout=30,
-            )
-            await pilot.press("escape")
+        # The sleeper: its statement's entry, and this run against its mean.
+        await open_detail(pilot, app, sleeper.info.backend_pid)
+        text = await shows(pilot, "Statistics", "calls 3 · mean ", "x its mean of ")
+        assert "rows 3 (1.0 per call)" in text
+        assert "Progress" not in text
+        # e: its plan, made as its role.
+        await pilot.press("e")
+        await shows(
+            pilot,
+            "Plan (EXPLAIN: planned, not executed)",
+            "planned as role postgres, the role that ran it",
+            "Result",
+            timeout=30,
+        )
+        await pilot.press("escape")
 
-            # A statement calling a function of another, unprivileged role is not planned.
-            await open_detail(pilot, app, mine.info.backend_pid)
-            await pilot.press("e")
-            await shows(
-                pilot,
-                f"not planned: it reaches function {author}.nap(double precision) of role {author}",
-                timeout=30,
-            )
-            await pilot.press("escape")
-    finally:
-        sessions.close()
-        pg_cluster.psql(f'DROP OWNED BY "{author}" CASCADE', dbname=db)
-        pg_cluster.psql(f'DROP ROLE "{author}"')
+        # A statement calling a function of another, unprivileged role is not planned.
+        await open_detail(pilot, app, mine.info.backend_pid)
+        await pilot.press("e")
+        await shows(
+            pilot,
+            f"not planned: it reaches function {author}.nap(double precision) of role {author}",
+            timeout=30,
+        )
+        await pilot.press("escape")
 
 
-async def test_whom_it_blocks_and_waits_for_at_80x24(dsn: str, sessions: Any) -> None:
-    name = f"chain_{uuid.uuid4().hex[:10]}"
-    sessions.admin.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, v int)")
-    sessions.admin.execute(f"INSERT INTO {name} SELECT g, 0 FROM generate_series(1, 3) g")
-    a = sessions.open(application_name="chain-a")
-    a.execute("BEGIN")
-    a.execute(f"UPDATE {name} SET v = 1 WHERE id = 1")
-    b = sessions.open(application_name="chain-b")
-    b.execute("BEGIN")
-    b.execute(f"UPDATE {name} SET v = 1 WHERE id = 2")
-    pa, pb = a.info.backend_pid, b.info.backend_pid
-    sessions.run_in_background(b, f"UPDATE {name} SET v = 2 WHERE id = 1")
-    c = sessions.open(application_name="chain-c")
-    pc = c.info.backend_pid
-    sessions.run_in_background(c, f"UPDATE {name} SET v = 2 WHERE id = 2")
-    sessions.wait_until(
-        "SELECT count(*) = 2 FROM pg_stat_activity "
-        "WHERE pid = ANY(%s) AND cardinality(pg_blocking_pids(pid)) = 1",
-        ([pb, pc],),
-    )
+async def test_whom_it_blocks_and_waits_for_at_80x24(
+    dsn: str, lock_chain: tuple[int, int, int]
+) -> None:
+    pa, pb, pc = lock_chain
     app = make_app(dsn)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.snapshot is not None, "first snapshot")

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
+from collecting import dbname, monitor
 from psycopg import sql as pgsql
-from psycopg.conninfo import conninfo_to_dict
 
-from pgtop import pg
-from pgtop.cluster import Cluster
 from pgtop.collectors.activity import ActivityCollector
 from pgtop.collectors.locks import related
 from pgtop.collectors.plans import StatementPlan
@@ -23,20 +20,6 @@ from pgtop.collectors.session import Figures, SessionFigures
 from pgtop.model import ActivitySnapshot, Backend, Capabilities
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
-
-
-@asynccontextmanager
-async def monitor(conninfo: str) -> AsyncIterator[tuple[Connection, Capabilities]]:
-    """pgtop's monitoring connection and what it probed."""
-    conn = await pg.connect(conninfo)
-    try:
-        yield conn, await pg.probe(conn)
-    finally:
-        await conn.close()
-
-
-def dbname(conninfo: str) -> str:
-    return str(conninfo_to_dict(conninfo)["dbname"])
 
 
 async def activity(conn: Connection, caps: Capabilities) -> ActivitySnapshot:
@@ -221,17 +204,6 @@ async def test_the_statements_entry_of_a_running_sleep(fresh_db: str, sessions: 
         assert first.statement_note.startswith("no pg_stat_statements entry yet: it counts")
 
 
-@pytest.fixture
-def bare_db(pg_cluster: Cluster) -> Iterator[str]:
-    """A new database without pg_stat_statements."""
-    name = f"pgtop_bare_{uuid.uuid4().hex[:10]}"
-    pg_cluster.psql(f'CREATE DATABASE "{name}"')
-    try:
-        yield pg_cluster.conninfo(name)
-    finally:
-        pg_cluster.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 async def test_without_the_extension_the_detail_says_so(bare_db: str, sessions: Any) -> None:
     work = sessions.open(dbname=dbname(bare_db), application_name="sleeper")
     sessions.run_in_background(work, "SELECT pg_sleep(60)")
@@ -248,75 +220,51 @@ async def test_without_the_extension_the_detail_says_so(bare_db: str, sessions: 
 
 
 async def test_the_running_statement_is_planned_as_its_role(
-    fresh_db: str, sessions: Any, pg_cluster: Cluster
+    fresh_db: str, make_role: Callable[[], str], sessions: Any
 ) -> None:
     """A running statement's plan, made as the session's role; refused when the statement
     calls a function of an unprivileged role."""
     db = dbname(fresh_db)
-    author = f"role_{uuid.uuid4().hex[:8]}"
-    pg_cluster.psql(f'CREATE ROLE "{author}" LOGIN')
-    try:
-        pg_cluster.psql(f'CREATE SCHEMA AUTHORIZATION "{author}"', dbname=db)
-        mine = sessions.open(dbname=db, user=author, application_name="author")
-        mine.execute(
-            pgsql.SQL(
-                "CREATE FUNCTION {}.nap(float8) RETURNS void LANGUAGE sql "
-                "AS $$ SELECT pg_sleep($1) $$"
-            ).format(pgsql.Identifier(author))
-        )
-        table = f"{author}.t"
-        mine.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, v int)")
-        mine.execute(f"INSERT INTO {table} SELECT g, g FROM generate_series(1, 100) g")
-        reader = sessions.open(dbname=db, user=author, application_name="reader")
-        # Sent with a parameter: pg_stat_activity shows $1, planned as a generic plan.
-        sessions.run_in_background(reader, f"SELECT pg_sleep(60) FROM {table} WHERE id = %s", (1,))
-        sessions.run_in_background(mine, f"SELECT {author}.nap(60)")
-        for conn_ in (reader, mine):
-            sessions.wait_until(
-                "SELECT wait_event = 'PgSleep' FROM pg_stat_activity WHERE pid = %s",
-                (conn_.info.backend_pid,),
-            )
-        async with monitor(fresh_db) as (conn, caps):
-            version = caps.server_version_num
-            running = await backend_of(conn, caps, reader.info.backend_pid)
-            assert running.user == author
-            assert running.query.endswith("WHERE id = $1")
-            plan = await StatementPlan(running.query, version, author).read(conn)
-            assert not plan.problem
-            assert (plan.role, plan.parameters) == (author, 1)
-            assert any(" on t" in line for line in plan.lines), plan.lines
-
-            calling = await backend_of(conn, caps, mine.info.backend_pid)
-            refused = await StatementPlan(calling.query, version, author).read(conn)
-            assert not refused.lines
-            assert f"function {author}.nap(double precision) of role {author}" in refused.problem
-            assert "planning could run it" in refused.problem
-    finally:
-        sessions.close()
-        pg_cluster.psql(f'DROP OWNED BY "{author}" CASCADE', dbname=db)
-        pg_cluster.psql(f'DROP ROLE "{author}"')
-
-
-async def test_whom_a_session_blocks_and_waits_for_along_a_chain(dsn: str, sessions: Any) -> None:
-    name = f"chain_{uuid.uuid4().hex[:10]}"
-    sessions.admin.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, v int)")
-    sessions.admin.execute(f"INSERT INTO {name} SELECT g, 0 FROM generate_series(1, 3) g")
-    a = sessions.open(application_name="chain-a")
-    a.execute("BEGIN")
-    a.execute(f"UPDATE {name} SET v = 1 WHERE id = 1")
-    b = sessions.open(application_name="chain-b")
-    b.execute("BEGIN")
-    b.execute(f"UPDATE {name} SET v = 1 WHERE id = 2")
-    pa, pb = a.info.backend_pid, b.info.backend_pid
-    sessions.run_in_background(b, f"UPDATE {name} SET v = 2 WHERE id = 1")
-    c = sessions.open(application_name="chain-c")
-    pc = c.info.backend_pid
-    sessions.run_in_background(c, f"UPDATE {name} SET v = 2 WHERE id = 2")
-    sessions.wait_until(
-        "SELECT count(*) = 2 FROM pg_stat_activity "
-        "WHERE pid = ANY(%s) AND cardinality(pg_blocking_pids(pid)) = 1",
-        ([pb, pc],),
+    author = make_role()
+    mine = sessions.open(dbname=db, user=author, application_name="author")
+    mine.execute(
+        pgsql.SQL(
+            "CREATE FUNCTION {}.nap(float8) RETURNS void LANGUAGE sql AS $$ SELECT pg_sleep($1) $$"
+        ).format(pgsql.Identifier(author))
     )
+    table = f"{author}.t"
+    mine.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, v int)")
+    mine.execute(f"INSERT INTO {table} SELECT g, g FROM generate_series(1, 100) g")
+    reader = sessions.open(dbname=db, user=author, application_name="reader")
+    # Sent with a parameter: pg_stat_activity shows $1, planned as a generic plan.
+    sessions.run_in_background(reader, f"SELECT pg_sleep(60) FROM {table} WHERE id = %s", (1,))
+    sessions.run_in_background(mine, f"SELECT {author}.nap(60)")
+    for conn_ in (reader, mine):
+        sessions.wait_until(
+            "SELECT wait_event = 'PgSleep' FROM pg_stat_activity WHERE pid = %s",
+            (conn_.info.backend_pid,),
+        )
+    async with monitor(fresh_db) as (conn, caps):
+        version = caps.server_version_num
+        running = await backend_of(conn, caps, reader.info.backend_pid)
+        assert running.user == author
+        assert running.query.endswith("WHERE id = $1")
+        plan = await StatementPlan(running.query, version, author).read(conn)
+        assert not plan.problem
+        assert (plan.role, plan.parameters) == (author, 1)
+        assert any(" on t" in line for line in plan.lines), plan.lines
+
+        calling = await backend_of(conn, caps, mine.info.backend_pid)
+        refused = await StatementPlan(calling.query, version, author).read(conn)
+        assert not refused.lines
+        assert f"function {author}.nap(double precision) of role {author}" in refused.problem
+        assert "planning could run it" in refused.problem
+
+
+async def test_whom_a_session_blocks_and_waits_for_along_a_chain(
+    dsn: str, lock_chain: tuple[int, int, int]
+) -> None:
+    pa, pb, pc = lock_chain
     async with monitor(dsn) as (conn, caps):
         snapshot = await activity(conn, caps)
     top = related(snapshot.backends, pa)
