@@ -140,8 +140,8 @@ class SessionScreen(ReportsFailures, Screen[None]):
         self._related: Related | None = None
         self._figures: Figures | None = None
         self._entry_read: tuple[float, int | None] = (0.0, None)
-        self._figures_loading = False
         """When the pg_stat_statements entry was last read (monotonic), for which query id."""
+        self._figures_loading = False
         self._query: str | None = None
         """The whole query text as last read (up to ``WHOLE_TEXT_LIMIT`` and one more)."""
 
