@@ -172,9 +172,9 @@ def progress_from_row(kind: str, values: Mapping[str, Any], relation: str | None
             ("tuples skipped", "tuples_skipped", None, ""),
         )
         found = [f for f in found if f.done or f.label in ("bytes processed", "tuples processed")]
-        source = str(values.get("type") or "").lower()
+        through = str(values.get("type") or "").lower()  # file, program, pipe, callback
         command = str(values.get("command") or "COPY")
-        return Progress(command, source and f"{source}", relation, tuple(found))
+        return Progress(command, through, relation, tuple(found))
     if kind == "basebackup":
         found = _figures(
             values,
