@@ -27,10 +27,10 @@ from pgtop.model import ActivitySnapshot, Backend
 from pgtop.panes.activity import HIDDEN_TEXT, state_label
 from pgtop.panes.host import Host, ReportsFailures, host_of
 from pgtop.screens.copying import shown_text
-from pgtop.screens.statement import plan_text
 from pgtop.source import PollError
 from pgtop.text import name_text, one_line, visible
 from pgtop.widgets.footer import KeysFooter
+from pgtop.widgets.plan import plan_text
 
 
 def fields_text(backend: Backend, snapshot: ActivitySnapshot | None, gone: bool) -> Text:
@@ -127,10 +127,10 @@ class SessionScreen(ReportsFailures, Screen[None]):
     the session's fields last."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("e", "explain", "Plan", id="explain-session"),
         Binding("escape,q", "close", "Back", id="close-detail"),
         Binding("ctrl+r", "reload", "Reload", id="reload-detail"),
         Binding("y", "copy_detail", "Copy", id="copy-detail", show=False),
-        Binding("e", "explain", "Plan", id="explain-session"),
     ]
 
     def __init__(self, backend: Backend) -> None:
