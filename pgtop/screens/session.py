@@ -337,7 +337,7 @@ class SessionScreen(ReportsFailures, Screen[None]):
             problem = one_line(plan.problem, 500)
             box.update(heading + Text(f"not planned: {problem}", style="italic"))
             return
-        box.update(heading + plan_text(plan))
+        box.update(heading + plan_text(plan, "the role that runs it"))
         box.scroll_visible()
 
 

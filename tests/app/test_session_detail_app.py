@@ -110,7 +110,7 @@ async def test_progress_statistics_and_plans_in_the_detail(
         await shows(
             pilot,
             "Plan (EXPLAIN: planned, not executed)",
-            "planned as role postgres, the role that ran it",
+            "planned as role postgres, the role that runs it",
             "Result",
             timeout=30,
         )
