@@ -201,3 +201,32 @@ def spark(values: Sequence[float]) -> str:
         return SPARK_BLOCKS[0] * len(values)
     last = len(SPARK_BLOCKS) - 1
     return "".join(SPARK_BLOCKS[round(max(v, 0.0) / top * last)] for v in values)
+
+
+def done_of(done: int, total: int | None, unit: str = "") -> str:
+    """How much of a command's work is done, with the figures it comes from.
+
+    >>> done_of(1234, 5678), done_of(12, None), done_of(3 * 1024**2, 12 * 1024**2, "bytes")
+    ('1,234 of 5,678 (21.7 %)', '12', '3.0 MiB of 12.0 MiB (25.0 %)')
+    """
+    shown = size if unit == "bytes" else "{:,}".format
+    if not total or total <= 0:
+        return shown(done)
+    return f"{shown(done)} of {shown(total)} ({min(done / total, 1.0):.1%})".replace("%)", " %)")
+
+
+def against_mean(elapsed_s: float, mean_ms: float) -> str:
+    """How a running statement's time so far compares with its mean.
+
+    >>> against_mean(12.3, 300), against_mean(0.5, 2000), against_mean(3, 0)
+    ('running 12.3 s, 41x its mean of 0.30 s', 'running 0.5 s, 0.25x its mean of 2.00 s', \
+'running 3.0 s; its mean is 0')
+    """
+    running = f"running {elapsed_s:.1f} s" if elapsed_s < 60 else f"running {duration(elapsed_s)}"
+    mean_s = mean_ms / 1000
+    if mean_s <= 0:
+        return f"{running}; its mean is 0"
+    factor = elapsed_s / mean_s
+    times = f"{factor:,.0f}x" if factor >= 10 else f"{factor:.2g}x"
+    mean = f"{mean_s:.2f} s" if mean_s < 60 else duration(mean_s)
+    return f"{running}, {times} its mean of {mean}"

@@ -219,7 +219,20 @@ class _Connected:
 
     async def _watched(self, work: Awaitable[T]) -> T:
         task = asyncio.ensure_future(work)
-        done, _ = await asyncio.wait({task}, timeout=WATCHDOG_SECONDS)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=WATCHDOG_SECONDS)
+        except asyncio.CancelledError:
+            # Whoever asked is gone (a detail closed, a read started again), but the work
+            # goes on on the connection: it keeps the connection, and the lock, until it
+            # ends, so that the next work never meets it there (psycopg connections are not
+            # shareable; a plan's transaction would take in the next statement).
+            done, _ = await asyncio.wait({task}, timeout=WATCHDOG_SECONDS)
+            if not done:
+                self._abandon()
+                task.cancel()
+            elif not task.cancelled():
+                task.exception()  # seen: its failure was no one's to report
+            raise
         if not done:
             self._abandon()
             task.cancel()

@@ -552,6 +552,48 @@ ACTION_PROGRESS = _query(
     ),
 )
 
+# What one session's command has done so far, from every progress view that reports it:
+# each view's row whole (to_jsonb: the columns differ between versions; pgtop reads the
+# ones it knows), and the relation it works on, named only in the connected database
+# (regclass output takes no lock). COPY's view appeared in 14.
+_SESSION_PROGRESS = """
+        SELECT v.kind, v.figures,
+               CASE WHEN v.relid IS NULL OR v.relid = 0 THEN NULL
+                    WHEN v.datid = (SELECT oid FROM pg_database
+                                    WHERE datname = current_database())
+                    THEN v.relid::regclass::text
+                    ELSE 'oid ' || v.relid::text END AS relation
+        FROM (
+            SELECT 'vacuum' AS kind, to_jsonb(p) AS figures, p.datid, p.relid
+            FROM pg_stat_progress_vacuum p WHERE p.pid = %(pid)s
+            UNION ALL
+            SELECT 'analyze', to_jsonb(p), p.datid, p.relid
+            FROM pg_stat_progress_analyze p WHERE p.pid = %(pid)s
+            UNION ALL
+            SELECT 'create_index', to_jsonb(p), p.datid, p.relid
+            FROM pg_stat_progress_create_index p WHERE p.pid = %(pid)s
+            UNION ALL
+            SELECT 'cluster', to_jsonb(p), p.datid, p.relid
+            FROM pg_stat_progress_cluster p WHERE p.pid = %(pid)s
+            UNION ALL
+            SELECT 'basebackup', to_jsonb(p), NULL::oid, NULL::oid
+            FROM pg_stat_progress_basebackup p WHERE p.pid = %(pid)s{copy}
+        ) AS v
+        """
+SESSION_PROGRESS = _query(
+    "session_progress",
+    *_variants(
+        _SESSION_PROGRESS,
+        copy={
+            130000: "",
+            140000: """
+            UNION ALL
+            SELECT 'copy', to_jsonb(p), p.datid, p.relid
+            FROM pg_stat_progress_copy p WHERE p.pid = %(pid)s""",
+        },
+    ),
+)
+
 # A session's role as the server weighs a signal to it: only superusers signal
 # superusers; a role with the target role's privileges (a member that inherits them)
 # signals its sessions without pg_signal_backend.
@@ -727,6 +769,26 @@ STATEMENT_TEXTS = _extension_query(
         LEFT JOIN pg_database d ON d.oid = s.dbid
         WHERE s.queryid = ANY(%(queryids)s::bigint[])
         """,
+    ),
+)
+
+# The entry of one running statement, by the query id pg_stat_activity reports for it and
+# the role and database of its session; the top-level entry (1.9+ keeps nested ones apart).
+_SESSION_STATEMENT = """
+        SELECT {columns}
+        FROM {schema}.pg_stat_statements(false) s
+        JOIN pg_roles r ON r.oid = s.userid
+        JOIN pg_database d ON d.oid = s.dbid
+        WHERE s.queryid = %(queryid)s AND r.rolname = %(user)s AND d.datname = %(database)s
+          {toplevel}
+        """
+SESSION_STATEMENT = _extension_query(
+    "session_statement",
+    "pg_stat_statements",
+    *_variants(
+        _SESSION_STATEMENT,
+        columns=_columns(*_COUNTER_COLUMNS),
+        toplevel={(1, 3): "", (1, 9): "AND s.toplevel"},
     ),
 )
 

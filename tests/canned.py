@@ -9,6 +9,8 @@ from typing import Any
 
 from pgtop.actions import ActionRunner
 from pgtop.collectors.activity import SessionDetail
+from pgtop.collectors.session import Figures, SessionFigures
+from pgtop.collectors.statements import Counters, Statement
 from pgtop.model import (
     HIDDEN_QUERY,
     ActivitySnapshot,
@@ -206,7 +208,26 @@ class CannedSource:
     async def fetch(self, request: Any) -> Any:
         if isinstance(request, SessionDetail):
             return await self.session_detail(request.backend)
+        if isinstance(request, SessionFigures):
+            return self.session_figures(request.backend)
         raise PollError("not in the canned data", connection_lost=False)
+
+    def session_figures(self, backend: Backend) -> Figures:
+        """No progress; an entry in pg_stat_statements for every statement."""
+        counters = Counters(*([0] * len(Counters._fields)))
+        counters = counters._replace(calls=1234, exec_ms=1234 * 40.0, rows=2468)
+        entry = Statement(
+            userid=10,
+            dbid=5,
+            toplevel=True,
+            queryid=backend.query_id or 42,
+            user=backend.user,
+            database=backend.database,
+            counters=counters,
+            mean_exec_ms=40.0,
+            max_exec_ms=2100.0,
+        )
+        return Figures((), entry, "")
 
     async def session_detail(self, backend: Backend) -> tuple[str | None, list[dict[str, Any]]]:
         return backend.query, [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pgtop import pg
 from pgtop.collectors.activity import WHOLE_TEXT_LIMIT
@@ -46,3 +46,18 @@ async def once_source(conninfo: str) -> AsyncIterator[LiveSource]:
         yield source
     finally:
         await source.close()
+
+
+@asynccontextmanager
+async def monitor(conninfo: str) -> AsyncIterator[tuple[Connection, Capabilities]]:
+    """pgtop's monitoring connection and what it probed."""
+    conn = await pg.connect(conninfo)
+    try:
+        yield conn, await pg.probe(conn)
+    finally:
+        await conn.close()
+
+
+def dbname(conninfo: str) -> str:
+    """The database a conninfo names."""
+    return str(conninfo_to_dict(conninfo)["dbname"])

@@ -37,6 +37,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from pgtop.cluster import (
     Bouncer,
@@ -468,3 +469,58 @@ def staged_groups(sessions: Sessions) -> StagedGroups:
         [names.busy],
     )
     return names
+
+
+@pytest.fixture
+def bare_db(pg_cluster: Cluster) -> Iterator[str]:
+    """Conninfo of a new database without pg_stat_statements; dropped afterwards."""
+    name = f"pgtop_bare_{uuid.uuid4().hex[:10]}"
+    pg_cluster.psql(f'CREATE DATABASE "{name}"')
+    try:
+        yield pg_cluster.conninfo(name)
+    finally:
+        pg_cluster.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def lock_chain(sessions: Sessions) -> tuple[int, int, int]:
+    """Three sessions in a chain of row-lock waits, in database ``postgres``: the first is
+    idle in a transaction, the second waits for it, the third for the second; their pids."""
+    name = f"chain_{uuid.uuid4().hex[:10]}"
+    sessions.admin.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, v int)")
+    sessions.admin.execute(f"INSERT INTO {name} SELECT g, 0 FROM generate_series(1, 3) g")
+    a = sessions.open(application_name="chain-a")
+    a.execute("BEGIN")
+    a.execute(f"UPDATE {name} SET v = 1 WHERE id = 1")
+    b = sessions.open(application_name="chain-b")
+    b.execute("BEGIN")
+    b.execute(f"UPDATE {name} SET v = 1 WHERE id = 2")
+    sessions.run_in_background(b, f"UPDATE {name} SET v = 2 WHERE id = 1")
+    c = sessions.open(application_name="chain-c")
+    sessions.run_in_background(c, f"UPDATE {name} SET v = 2 WHERE id = 2")
+    pids = (a.info.backend_pid, b.info.backend_pid, c.info.backend_pid)
+    sessions.wait_until(
+        "SELECT count(*) = 2 FROM pg_stat_activity "
+        "WHERE pid = ANY(%s) AND cardinality(pg_blocking_pids(pid)) = 1",
+        (list(pids[1:]),),
+    )
+    return pids
+
+
+@pytest.fixture
+def make_role(fresh_db: str, pg_cluster: Cluster) -> Iterator[Callable[[], str]]:
+    """Make unprivileged login roles, each with a schema of its own name in ``fresh_db``."""
+    db = str(conninfo_to_dict(fresh_db)["dbname"])
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"role_{uuid.uuid4().hex[:8]}"
+        pg_cluster.psql(f'CREATE ROLE "{name}" LOGIN')
+        made.append(name)
+        pg_cluster.psql(f'CREATE SCHEMA AUTHORIZATION "{name}"', dbname=db)
+        return name
+
+    yield make
+    for name in made:
+        pg_cluster.psql(f'DROP OWNED BY "{name}" CASCADE', dbname=db)
+        pg_cluster.psql(f'DROP ROLE "{name}"')

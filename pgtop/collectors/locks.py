@@ -197,6 +197,66 @@ def blocking_edges(backends: Iterable[Backend]) -> tuple[tuple[int, int], ...]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Related:
+    """The sessions one session waits for and blocks, from ``pg_blocking_pids()``."""
+
+    waits_for: tuple[int, ...]
+    """Sessions that block it themselves."""
+    waits_behind: tuple[tuple[int, int], ...]
+    """Sessions that block those, and so on up the chain: (pid, the pid it blocks)."""
+    blocks: tuple[int, ...]
+    """Sessions it blocks itself."""
+    blocks_through: tuple[tuple[int, int], ...]
+    """Sessions it blocks through others: (pid, the pid that blocks it)."""
+
+    @property
+    def blocks_total(self) -> int:
+        return len(self.blocks) + len(self.blocks_through)
+
+
+def related(backends: Iterable[Backend], pid: int) -> Related:
+    """Whom ``pid`` waits for and whom it blocks, directly and through others, each once
+    (the nearest first; a session in a cycle with ``pid`` counts once, as direct).
+
+    >>> from dataclasses import replace
+    >>> from pgtop.model import Backend
+    >>> b = Backend(*([None] * 19), (), "")  # type: ignore[arg-type]
+    >>> chain = [replace(b, pid=1), replace(b, pid=2, blocked_by=(1,)),
+    ...          replace(b, pid=3, blocked_by=(2,)), replace(b, pid=4, blocked_by=(3,))]
+    >>> related(chain, 2)
+    Related(waits_for=(1,), waits_behind=(), blocks=(3,), blocks_through=((4, 3),))
+    >>> related(chain, 1).blocks_total, related(chain, 4).waits_behind
+    (3, ((2, 3), (1, 2)))
+    """
+    blockers: dict[int, tuple[int, ...]] = {}
+    children: dict[int, list[int]] = {}
+    for blocked, blocker in blocking_edges(backends):
+        blockers.setdefault(blocked, ())
+        blockers[blocked] += (blocker,)
+        children.setdefault(blocker, []).append(blocked)
+
+    def walk(
+        start: Iterable[int], step: Mapping[int, Sequence[int]]
+    ) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+        direct = tuple(p for p in start if p != pid)
+        seen = {pid, *direct}
+        further: list[tuple[int, int]] = []
+        queue = list(direct)
+        while queue:
+            current = queue.pop(0)
+            for other in step.get(current, ()):
+                if other not in seen:
+                    seen.add(other)
+                    further.append((other, current))
+                    queue.append(other)
+        return direct, tuple(further)
+
+    waits_for, behind = walk(blockers.get(pid, ()), blockers)
+    blocks, through = walk(children.get(pid, ()), children)
+    return Related(waits_for, behind, blocks, through)
+
+
 def _pid(backend: Backend) -> int:
     return backend.pid
 

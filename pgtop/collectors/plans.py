@@ -21,8 +21,10 @@ import psycopg
 from psycopg import sql as pgsql
 
 from pgtop import sql
+from pgtop.collectors.activity import WHOLE_TEXT_LIMIT
 from pgtop.collectors.base import Connection
 from pgtop.collectors.statements import Statement, _fold
+from pgtop.model import Backend
 from pgtop.text import one_line
 
 EXPLAIN_STATEMENT_TIMEOUT_MS = 3000
@@ -98,14 +100,33 @@ def plan_obstacle(statement: Statement, text: str | None, connected_database: st
     if text is None:
         return "the statement's text is no longer in pg_stat_statements"
     if statement.database != connected_database:
-        where = one_line(statement.database or "a dropped database", 64)
-        return (
-            f"it ran in database {where!r}; pgtop is connected to "
-            f"{one_line(connected_database, 64)!r} and can plan only that database's statements"
-        )
+        return _elsewhere(statement.database or "a dropped database", connected_database, "ran")
     if statement.user is None:
         return "the role that ran it was dropped, and pgtop plans a statement only as its role"
     return unexplainable(text)
+
+
+def _elsewhere(database: str, connected_database: str, verb: str = "runs") -> str:
+    return (
+        f"it {verb} in database {one_line(database, 64)!r}; pgtop is connected to "
+        f"{one_line(connected_database, 64)!r} and can plan only that database's statements"
+    )
+
+
+def session_plan_obstacle(backend: Backend, query: str | None, connected_database: str) -> str:
+    """Why pgtop will not plan a session's query (its whole text: ``query``) here; "" when
+    it can try."""
+    if backend.query_hidden:
+        return "its query is hidden from this role (it needs pg_read_all_stats)"
+    if query is None:
+        return "its query is still loading; try again"
+    if len(query) > WHOLE_TEXT_LIMIT:
+        return f"the text is longer than {WHOLE_TEXT_LIMIT:,} characters and was cut"
+    if backend.user is None:
+        return "its role is not known, and pgtop plans a statement only as the role that runs it"
+    if backend.database != connected_database:
+        return _elsewhere(backend.database or "no database", connected_database)
+    return unexplainable(query)
 
 
 BEFORE_14 = (

@@ -1,7 +1,11 @@
-"""Detail of one session: every field, the full query wrapped, its locks."""
+"""Detail of one session: every field, the full query wrapped, how far along its command is,
+its statement's statistics, its plan on demand, whom it blocks and waits for, its locks."""
 
 from __future__ import annotations
 
+import contextlib
+import time
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -10,17 +14,23 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Static
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from pgtop.collectors.activity import WHOLE_TEXT_LIMIT, SessionDetail
-from pgtop.formats import duration
+from pgtop.collectors.locks import Related, related
+from pgtop.collectors.plans import StatementPlan, session_plan_obstacle
+from pgtop.collectors.session import ENTRY_SECONDS, Figures, Progress, SessionFigures
+from pgtop.collectors.statements import Statement
+from pgtop.formats import against_mean, done_of, duration, millis
 from pgtop.model import ActivitySnapshot, Backend
 from pgtop.panes.activity import HIDDEN_TEXT, state_label
 from pgtop.panes.host import Host, ReportsFailures, host_of
 from pgtop.screens.copying import shown_text
 from pgtop.source import PollError
-from pgtop.text import one_line, visible
+from pgtop.text import name_text, one_line, visible
 from pgtop.widgets.footer import KeysFooter
+from pgtop.widgets.plan import plan_text
 
 
 def fields_text(backend: Backend, snapshot: ActivitySnapshot | None, gone: bool) -> Text:
@@ -117,6 +127,7 @@ class SessionScreen(ReportsFailures, Screen[None]):
     the session's fields last."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("e", "explain", "Plan", id="explain-session"),
         Binding("escape,q", "close", "Back", id="close-detail"),
         Binding("ctrl+r", "reload", "Reload", id="reload-detail"),
         Binding("y", "copy_detail", "Copy", id="copy-detail", show=False),
@@ -126,6 +137,13 @@ class SessionScreen(ReportsFailures, Screen[None]):
         super().__init__()
         self.backend = backend
         self._gone = False
+        self._related: Related | None = None
+        self._figures: Figures | None = None
+        self._entry_read: tuple[float, int | None] = (0.0, None)
+        """When the pg_stat_statements entry was last read (monotonic), for which query id."""
+        self._figures_loading = False
+        self._query: str | None = None
+        """The whole query text as last read (up to ``WHOLE_TEXT_LIMIT`` and one more)."""
 
     @property
     def host(self) -> Host:
@@ -137,6 +155,12 @@ class SessionScreen(ReportsFailures, Screen[None]):
         with VerticalScroll(id="detail-body"):
             yield Static(Text("Query", style="bold underline"), classes="detail-heading")
             yield Static(id="detail-query")
+            yield Static(id="detail-progress", classes="detail-heading")
+            yield Static(Text("Statistics", style="bold underline"), classes="detail-heading")
+            yield Static(Text("loading…", style="italic"), id="detail-statistics")
+            yield Static(id="detail-related-heading", classes="detail-heading")
+            yield OptionList(id="detail-related")
+            yield Static(id="detail-plan", classes="detail-heading")
             yield Static(Text("Locks", style="bold underline"), classes="detail-heading")
             yield Static(Text("loading…", style="italic"), id="detail-locks")
             yield Static(Text("Session", style="bold underline"), classes="detail-heading")
@@ -144,6 +168,9 @@ class SessionScreen(ReportsFailures, Screen[None]):
         yield KeysFooter()
 
     def on_mount(self) -> None:
+        for hidden in ("#detail-progress", "#detail-related-heading", "#detail-related"):
+            self.query_one(hidden).display = False
+        self.query_one("#detail-plan").display = False
         self.watch(self.app, "snapshot", self._follow, init=True)
         self.action_reload()
 
@@ -162,6 +189,12 @@ class SessionScreen(ReportsFailures, Screen[None]):
         )
         if self.backend.query_hidden:
             self.query_one("#detail-query", Static).update(Text(HIDDEN_TEXT, style="italic"))
+        if snapshot is not None:
+            self._show_related(snapshot)
+            # Not under another detail, and not while the last read is still going.
+            if not self._gone and self.is_current and not self._figures_loading:
+                self._figures_loading = True
+                self.load_figures(snapshot)
 
     def action_close(self) -> None:
         self.dismiss()
@@ -186,6 +219,7 @@ class SessionScreen(ReportsFailures, Screen[None]):
         if query is None:
             self._gone = True
             query = self.backend.query
+        self._query = query
         if not self.backend.query_hidden:
             # Wrapped in full, newlines kept; control characters made visible.
             shown = Text(visible(query[:WHOLE_TEXT_LIMIT]) or "(no query yet)")
@@ -199,3 +233,188 @@ class SessionScreen(ReportsFailures, Screen[None]):
         title = Text(f"Backend {self.backend.pid}", style="bold", no_wrap=True, overflow="ellipsis")
         title.append(f" · {locks_summary(locks)}", style="")
         self.query_one("#detail-title", Static).update(title)
+
+    # -- progress, statistics, whom it blocks, plan -----------------------------------------
+
+    @work(group="detail-figures", exit_on_error=False, description="progress")
+    async def load_figures(self, snapshot: ActivitySnapshot) -> None:
+        """Progress, read again on each refresh; the pg_stat_statements entry, when the
+        statement changed or at most every ``ENTRY_SECONDS``."""
+        try:
+            await self._load_figures(snapshot)
+        finally:
+            self._figures_loading = False
+
+    async def _load_figures(self, snapshot: ActivitySnapshot) -> None:
+        box = self.query_one("#detail-statistics", Static)
+        caps = snapshot.capabilities
+        backend = self.backend
+        last = self._figures
+        read_at, query_id = self._entry_read
+        entry = (
+            last is None
+            or query_id != backend.query_id
+            or time.monotonic() - read_at >= ENTRY_SECONDS
+        )
+        try:
+            figures = await self.host.fetch(SessionFigures(backend, caps, entry))
+        except PollError as exc:
+            box.update(Text(f"could not load: {one_line(str(exc), 300)}", style="italic"))
+            return
+        if entry:
+            self._entry_read = (time.monotonic(), backend.query_id)
+        elif last is not None:
+            figures = replace(figures, statement=last.statement, statement_note=last.statement_note)
+        self._figures = figures
+        progress = self.query_one("#detail-progress", Static)
+        progress.display = bool(figures.progress)
+        if figures.progress:
+            progress.update(progress_text(figures.progress))
+        box.update(statistics_text(figures, backend, snapshot))
+
+    def _show_related(self, snapshot: ActivitySnapshot) -> None:
+        found = related(snapshot.backends, self.backend.pid)
+        if found == self._related:
+            return
+        self._related = found
+        heading = self.query_one("#detail-related-heading", Static)
+        options = self.query_one("#detail-related", OptionList)
+        shown = bool(found.waits_for or found.blocks)
+        heading.display = options.display = shown
+        if not shown:
+            return
+        heading.update(related_heading(found))
+        by_pid = {b.pid: b for b in snapshot.backends}
+        highlighted = options.highlighted_option
+        options.clear_options()
+        options.add_options(
+            Option(related_line(label, by_pid.get(pid), snapshot), id=str(pid))
+            for label, pid in related_rows(found)
+        )
+        if highlighted is not None and highlighted.id is not None:
+            with contextlib.suppress(OptionDoesNotExist):
+                options.highlighted = options.get_option_index(highlighted.id)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        """Open the detail of the session chosen among those it blocks or waits for."""
+        event.stop()
+        pid = int(event.option.id or 0)
+        snapshot = self.app.snapshot  # type: ignore[attr-defined]
+        backends = snapshot.backends if isinstance(snapshot, ActivitySnapshot) else ()
+        target = next((b for b in backends if b.pid == pid), None)
+        if target is None:
+            self.host.say(f"session {pid} is not in the latest refresh (it has ended)")
+            return
+        self.host.open_session(target)
+
+    def action_explain(self) -> None:
+        self.explain_query()
+
+    @work(exclusive=True, group="detail-plan", exit_on_error=False, description="plan")
+    async def explain_query(self) -> None:
+        """The plan of the session's statement, made as its role (see ``plans.explain``)."""
+        box = self.query_one("#detail-plan", Static)
+        box.display = True
+        heading = Text("Plan (EXPLAIN: planned, not executed)\n", style="bold underline")
+        box.update(heading + Text("planning…", style="italic"))
+        caps = self.host.capabilities
+        query = self._query
+        if caps is None:
+            problem = "not connected yet"
+        else:
+            problem = session_plan_obstacle(self.backend, query, caps.database)
+        if problem or caps is None or query is None:
+            box.update(heading + Text(f"not planned: {problem}", style="italic"))
+            return
+        assert self.backend.user is not None
+        request = StatementPlan(query, caps.server_version_num, self.backend.user)
+        try:
+            plan = await self.host.fetch(request)
+        except PollError as exc:
+            box.update(heading + Text(f"could not plan: {one_line(str(exc), 300)}", style="bold"))
+            return
+        if plan.problem:
+            problem = one_line(plan.problem, 500)
+            box.update(heading + Text(f"not planned: {problem}", style="italic"))
+            return
+        box.update(heading + plan_text(plan, "the role that runs it"))
+        box.scroll_visible()
+
+
+def progress_text(progress: tuple[Progress, ...]) -> Text:
+    """``Progress``, then each command: phase, relation, and its figures, headline first."""
+    text = Text("Progress", style="bold underline")
+    for item in progress:
+        text.append("\n")
+        text.append(one_line(item.command, 60), style="bold")
+        if item.relation:
+            text.append(f" {name_text(item.relation, 120)}")
+        if item.phase:
+            text.append(f" · {one_line(item.phase, 120)}")
+        for figure in item.figures:
+            text.append(f"\n  {figure.label} {done_of(figure.done, figure.total, figure.unit)}")
+    return text
+
+
+def statistics_text(figures: Figures, backend: Backend, snapshot: ActivitySnapshot) -> Text:
+    """The statement's pg_stat_statements entry, and how this run compares with its mean."""
+    statement = figures.statement
+    if statement is None:
+        return Text(one_line(figures.statement_note, 300), style="italic")
+    text = Text(entry_line(statement))
+    if backend.state == "active" and backend.query_start is not None:
+        elapsed = (snapshot.collected_at - backend.query_start).total_seconds()
+        mean = statement.mean_exec_ms
+        if mean is None and statement.counters.calls:
+            mean = statement.counters.exec_ms / statement.counters.calls
+        if mean is not None:
+            text.append("\n" + against_mean(elapsed, mean), style="bold")
+    else:
+        text.append(f"\nnot running now ({backend.state or 'state unknown'})", style="italic")
+    return text
+
+
+def entry_line(statement: Statement) -> str:
+    """Calls, mean and max time, rows of a pg_stat_statements entry, in one line."""
+    c = statement.counters
+    per_call = f" ({c.rows / c.calls:,.1f} per call)" if c.calls else ""
+    return (
+        f"calls {c.calls:,} · mean {millis(statement.mean_exec_ms)} · max "
+        f"{millis(statement.max_exec_ms)} · rows {c.rows:,}{per_call}"
+    )
+
+
+def related_heading(found: Related) -> Text:
+    """What the list below says: how many it waits for and blocks, directly and in total."""
+    parts = []
+    if found.waits_for:
+        parts.append(f"waits for {len(found.waits_for)}")
+    if found.blocks:
+        parts.append(f"blocks {len(found.blocks)} directly, {found.blocks_total} in total")
+    text = Text("Blocking", style="bold underline")
+    text.append(f"  {', '.join(parts)} (Tab, Enter: open one)", style="italic")
+    return text
+
+
+def related_rows(found: Related) -> list[tuple[str, int]]:
+    """(what it is to this session, pid) for each session it waits for or blocks."""
+    rows = [("waits for", pid) for pid in found.waits_for]
+    rows += [(f"behind, via {via}", pid) for pid, via in found.waits_behind]
+    rows += [("blocks", pid) for pid in found.blocks]
+    rows += [(f"blocks via {via}", pid) for pid, via in found.blocks_through]
+    return rows
+
+
+def related_line(label: str, backend: Backend | None, snapshot: ActivitySnapshot) -> Text:
+    """One selectable line: how it is related, pid, user, state and age, its query."""
+    text = Text(f"{label:<16} ", style="bold", no_wrap=True, overflow="ellipsis")
+    if backend is None:
+        text.append("(not in the latest refresh)", style="italic")
+        return text
+    text.append(f"{backend.pid:>7} ", style="bold")
+    text.append(f"{one_line(backend.user or '', 16):<12} ")
+    since = backend.xact_start or backend.query_start
+    age = duration((snapshot.collected_at - since).total_seconds()) if since else ""
+    text.append(f"{one_line(backend.state or state_label(backend), 20):<19} {age:>6}  ")
+    text.append(HIDDEN_TEXT if backend.query_hidden else one_line(backend.query, 200))
+    return text

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from pgtop.collectors.activity import WHOLE_TEXT_LIMIT
-from pgtop.collectors.plans import QueryPlan, StatementPlan, plan_obstacle
+from pgtop.collectors.plans import StatementPlan, plan_obstacle
 from pgtop.collectors.statements import (
     COUNTER_FIELDS,
     Counters,
@@ -32,6 +32,7 @@ from pgtop.panes.host import Host, ReportsFailures, host_of
 from pgtop.source import PollError
 from pgtop.text import name_text, one_line, visible
 from pgtop.widgets.footer import KeysFooter
+from pgtop.widgets.plan import plan_text
 
 COUNTER_LABELS: tuple[tuple[str, str, str], ...] = (
     ("calls", "calls", "count"),
@@ -375,15 +376,3 @@ class StatementScreen(ReportsFailures, Screen[None]):
             plan_box.update(Text(f"not planned: {one_line(plan.problem, 500)}", style="italic"))
             return
         plan_box.update(plan_text(plan))
-
-
-def plan_text(plan: QueryPlan) -> Text:
-    """A plan under a note saying how it was made: as which role, generic or not."""
-    note = f"planned as role {name_text(plan.role, 64)}, the role that ran it"
-    if plan.parameters:
-        count = "1 parameter" if plan.parameters == 1 else f"{plan.parameters} parameters"
-        note += f"; a generic plan: its {count} ($1, …) planned without values"
-    body = Text()
-    body.append(note + "\n", style="italic")
-    body.append(visible("\n".join(plan.lines)))
-    return body

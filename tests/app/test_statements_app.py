@@ -15,7 +15,6 @@ from psycopg.conninfo import conninfo_to_dict
 from textual.widgets import TabbedContent
 
 from pgtop.app import PgTopApp
-from pgtop.cluster import Cluster
 from pgtop.config import Settings
 from pgtop.panes.queries import QueriesPane
 from pgtop.screens.statement import StatementScreen
@@ -126,17 +125,6 @@ async def test_modes_filter_and_detail_with_plan(fresh_db: str, workload: str) -
         assert not isinstance(app.screen, StatementScreen)
 
 
-@pytest.fixture
-def bare_db(pg_cluster: Cluster) -> Iterator[str]:
-    """A new database without pg_stat_statements."""
-    name = f"pgtop_bare_{uuid.uuid4().hex[:10]}"
-    pg_cluster.psql(f'CREATE DATABASE "{name}"')
-    try:
-        yield pg_cluster.conninfo(name)
-    finally:
-        pg_cluster.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 async def test_a_database_without_the_extension_is_explained(bare_db: str) -> None:
     app = make_app(bare_db)
     async with app.run_test(size=SIZE) as pilot:
@@ -150,3 +138,58 @@ async def test_a_database_without_the_extension_is_explained(bare_db: str) -> No
         )
         pane = app.screen.query_one(QueriesPane)
         assert not pane.table.display
+
+
+async def test_a_statement_with_parameters_has_a_generic_plan(fresh_db: str, sessions: Any) -> None:
+    """A normalised statement ($1) is planned on every supported version: prepared with its
+    parameter types left to the server, then explained as a generic plan."""
+    db = str(conninfo_to_dict(fresh_db)["dbname"])
+    conn = sessions.open(application_name="queries-params", dbname=db)
+    name = f"staged_{uuid.uuid4().hex[:10]}"
+    conn.execute(
+        sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, v int)").format(sql.Identifier(name))
+    )
+    conn.execute(
+        sql.SQL("INSERT INTO {} SELECT g, g FROM generate_series(1, 1000) g").format(
+            sql.Identifier(name)
+        )
+    )
+    conn.execute("ANALYZE")
+    query = sql.SQL("SELECT v FROM {} WHERE id = %s").format(sql.Identifier(name))
+    normalized = f'SELECT v FROM "{name}" WHERE id = $1'
+    # Run over and over: other tests on the same server reset pg_stat_statements.
+    stop = threading.Event()
+
+    def loop() -> None:
+        value = 0
+        while not stop.wait(0.05):
+            value += 1
+            try:
+                conn.execute(query, (value % 1000,))
+            except psycopg.Error:
+                return
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    app = make_app(fresh_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None, "first snapshot")
+        await pilot.press("3")
+        await pilot.press("m", "m")  # lifetime: every statement, with or without calls now
+        await shows(pilot, "mode lifetime (m)")
+        await pilot.press("slash", *name, "enter")  # its table's statements only
+        await wait_for(pilot, lambda: bool(rows_with(app, normalized)), "the staged statement")
+        assert table(app).move_cursor_to_key(rows_with(app, normalized)[0].key)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, StatementScreen), "detail screen")
+        text = await shows(
+            pilot,
+            normalized,
+            "a generic plan: its 1 parameter ($1, …) planned without values",
+            f"Index Scan using {name}_pkey on {name}",
+            "Index Cond: (id = $1)",
+            timeout=30,
+        )
+        assert "not planned" not in text
+    stop.set()
+    thread.join(5)

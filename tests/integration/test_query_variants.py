@@ -36,6 +36,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "reindex_leftovers": {"tables": [1259], "before": [0], "xid_before": 0},
     "leftover_still_invalid": {"oid": 0, "schema": "public", "name": "x"},
     "action_progress": {"pid": 0},
+    "session_progress": {"pid": 0},
     "target_role": {"role": "postgres"},
     "lock_waits": {"pids": [0]},
     "statements_extension": {},

@@ -344,3 +344,35 @@ def test_the_same_error_writes_one_crash_log(tmp_path: Path, monkeypatch: Any) -
             paths.append(write_crash_log(exc))
     assert len(set(paths)) == 1
     assert len(list(tmp_path.glob("crash-*"))) == 1
+
+
+async def test_a_request_given_up_keeps_the_connection_until_it_ends(dsn: str) -> None:
+    """A detail closed (or a read started again) while its request runs: the request ends
+    on the connection before the next one starts there, and nothing is lost."""
+    from pgtop.config import Settings
+    from pgtop.source import LiveSource
+
+    source = LiveSource(Settings(conninfo=dsn, read_only=True))
+    ended: list[str] = []
+
+    async def slow(conn: Any) -> str:
+        await conn.execute("SELECT pg_sleep(0.5)")
+        ended.append(f"slow on {conn.info.backend_pid}")
+        return "slow"
+
+    async def quick(conn: Any) -> str:
+        cur = await conn.execute("SELECT 42 AS answer")
+        row = await cur.fetchone()
+        return f"{row['answer']} on {conn.info.backend_pid}"
+
+    try:
+        first = asyncio.ensure_future(source.run(slow))
+        await asyncio.sleep(0.2)
+        first.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        (slow_ran,) = ended  # the work given up ended on the connection
+        pid = slow_ran.removeprefix("slow on ")
+        assert await source.run(quick) == f"42 on {pid}"  # the same connection, unharmed
+    finally:
+        await source.close()

@@ -6,15 +6,13 @@ import json
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from collecting import context, once_source, texts_of
+from collecting import context, dbname, monitor, once_source, texts_of
 from psycopg import sql as pgsql
-from psycopg.conninfo import conninfo_to_dict
 
 from pgtop import pg, sql
 from pgtop.cli import main
@@ -34,25 +32,10 @@ from pgtop.collectors.statements import (
     mode_figures,
     privilege_notice,
 )
-from pgtop.model import Capabilities
 from pgtop.once import print_once
 from pgtop.reports import queries as queries_report
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
-
-
-@asynccontextmanager
-async def monitor(conninfo: str) -> AsyncIterator[tuple[Connection, Capabilities]]:
-    """pgtop's monitoring connection and what it probed."""
-    conn = await pg.connect(conninfo)
-    try:
-        yield conn, await pg.probe(conn)
-    finally:
-        await conn.close()
-
-
-def dbname(conninfo: str) -> str:
-    return str(conninfo_to_dict(conninfo)["dbname"])
 
 
 def stage_table(conn: psycopg.Connection[Any], rows: int = 100) -> str:
@@ -266,17 +249,6 @@ async def test_not_preloaded(new_cluster: Callable[..., Cluster]) -> None:
         await conn.close()
         # Not retried on every poll: no statement is sent (the connection is closed).
         assert await collector.collect(conn) == result
-
-
-@pytest.fixture
-def bare_db(pg_cluster: Cluster) -> Iterator[str]:
-    """Conninfo of a new database without pg_stat_statements; dropped afterwards."""
-    name = f"pgtop_bare_{uuid.uuid4().hex[:10]}"
-    pg_cluster.psql(f'CREATE DATABASE "{name}"')
-    try:
-        yield pg_cluster.conninfo(name)
-    finally:
-        pg_cluster.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def test_not_created_is_explained_and_looked_for_again(
@@ -499,25 +471,6 @@ TRAPS: dict[str, tuple[str, str, str, str]] = {
     ),
 }
 _SUPERUSER_SETUP = ("CREATE OPERATOR",)
-
-
-@pytest.fixture
-def make_role(fresh_db: str, pg_cluster: Cluster) -> Iterator[Callable[[], str]]:
-    """Make unprivileged login roles, each with a schema of its own name in ``fresh_db``."""
-    db = dbname(fresh_db)
-    made: list[str] = []
-
-    def make() -> str:
-        name = f"role_{uuid.uuid4().hex[:8]}"
-        pg_cluster.psql(f'CREATE ROLE "{name}" LOGIN')
-        made.append(name)
-        pg_cluster.psql(f'CREATE SCHEMA AUTHORIZATION "{name}"', dbname=db)
-        return name
-
-    yield make
-    for name in made:
-        pg_cluster.psql(f'DROP OWNED BY "{name}" CASCADE', dbname=db)
-        pg_cluster.psql(f'DROP ROLE "{name}"')
 
 
 def compose(template: str, schema: str) -> pgsql.Composed:
@@ -774,6 +727,11 @@ async def test_the_variant_follows_the_installed_extension(
             assert (s.stats_since is None) == (version < (1, 11))
             assert (c.wal_buffers_full is None) == (version < (1, 12))
             assert (snapshot.current.stats_reset is None) == (version < (1, 9))
+            # A session's detail finds the same entry by its query id.
+            entry = sql.SESSION_STATEMENT.sql(version, caps.pgss_schema or "public")
+            params = {"queryid": key[2], "user": caps.user, "database": name}
+            rows = await (await conn.execute(entry, params)).fetchall()
+            assert [(r["queryid"], r["calls"]) for r in rows] == [(key[2], 8)]
     finally:
         pg_cluster.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -48,3 +48,16 @@ def test_backend_detail_at_80x24(
     assert snap_compare(
         incident_app, terminal_size=(80, 24), press=["enter"], run_before=run_before
     )
+
+
+def test_backend_detail_in_a_blocking_chain_at_80x24(
+    snap_compare: Any, incident_app: PgTopApp, run_before: Any
+) -> None:
+    """80x24, the middle of a chain: its statement's statistics against this run, then whom
+    it waits for and whom it blocks, one line each, before its locks."""
+    assert snap_compare(
+        incident_app,
+        terminal_size=(80, 24),
+        press=["down", "down", "enter"],
+        run_before=run_before,
+    )

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pgtop import sql
 from pgtop.collectors.plans import QueryPlan, plan_obstacle, unexplainable
 from pgtop.collectors.statements import Counters, Statement, is_own, planning_prefixes
-from pgtop.screens.statement import plan_text
+from pgtop.widgets.plan import plan_text
 
 STATEMENT = Statement(
     userid=10,
