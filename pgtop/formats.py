@@ -219,8 +219,10 @@ def against_mean(elapsed_s: float, mean_ms: float) -> str:
     """How a running statement's time so far compares with its mean.
 
     >>> against_mean(12.3, 300), against_mean(0.5, 2000), against_mean(3, 0)
-    ('running 12.3 s, 41x its mean of 0.30 s', 'running 0.5 s, 0.25x its mean of 2.00 s', \
+    ('running 12.3 s, 41x its mean of 300ms', 'running 0.5 s, 0.25x its mean of 2.00 s', \
 'running 3.0 s; its mean is 0')
+    >>> against_mean(27.5, 0.177)
+    'running 27.5 s, 155,367x its mean of 0.177ms'
     """
     running = f"running {elapsed_s:.1f} s" if elapsed_s < 60 else f"running {duration(elapsed_s)}"
     mean_s = mean_ms / 1000
@@ -228,5 +230,12 @@ def against_mean(elapsed_s: float, mean_ms: float) -> str:
         return f"{running}; its mean is 0"
     factor = elapsed_s / mean_s
     times = f"{factor:,.0f}x" if factor >= 10 else f"{factor:.2g}x"
-    mean = f"{mean_s:.2f} s" if mean_s < 60 else duration(mean_s)
+    # Under a second in milliseconds, as the line above gives it: "0.00 s" says nothing.
+    mean = (
+        millis(mean_ms)
+        if mean_ms < 1000
+        else f"{mean_s:.2f} s"
+        if mean_s < 60
+        else duration(mean_s)
+    )
     return f"{running}, {times} its mean of {mean}"
