@@ -274,17 +274,21 @@ class SessionScreen(ReportsFailures, Screen[None]):
 
     def _show_related(self, snapshot: ActivitySnapshot) -> None:
         found = related(snapshot.backends, self.backend.pid)
+        options = self.query_one("#detail-related", OptionList)
+        by_pid = {b.pid: b for b in snapshot.backends}
         if found == self._related:
+            # The same sessions: their lines (state, age) are brought up to date in place.
+            for label, pid in related_rows(found):
+                line = related_line(label, by_pid.get(pid), snapshot)
+                options.replace_option_prompt(str(pid), line)
             return
         self._related = found
         heading = self.query_one("#detail-related-heading", Static)
-        options = self.query_one("#detail-related", OptionList)
         shown = bool(found.waits_for or found.blocks)
         heading.display = options.display = shown
         if not shown:
             return
         heading.update(related_heading(found))
-        by_pid = {b.pid: b for b in snapshot.backends}
         highlighted = options.highlighted_option
         options.clear_options()
         options.add_options(

@@ -140,6 +140,16 @@ async def test_whom_it_blocks_and_waits_for_at_80x24(
         assert re.search(rf"^ blocks +{pb} postgres +active ", text, re.M), text
         assert re.search(rf"^ blocks via {pb} +{pc} postgres +active ", text, re.M), text
 
+        def blocked_line() -> str:
+            lines = screen_text(app).splitlines()
+            return next((line for line in lines if re.match(rf" blocks +{pb} ", line)), "")
+
+        # The lines follow the refreshes: the blocked session's age goes on.
+        before = blocked_line()
+        await wait_for(
+            pilot, lambda: blocked_line() not in ("", before), "its age brought up to date"
+        )
+
         # Tab to the list, then Enter on the session it blocks through another.
         await pilot.press("tab")
         options = first.query_one("#detail-related", OptionList)
