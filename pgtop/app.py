@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -90,6 +91,15 @@ def next_interval(current: float, step: int) -> float:
     if step > 0:
         return next((i for i in INTERVALS if i > current), INTERVALS[-1])
     return next((i for i in reversed(INTERVALS) if i < current), INTERVALS[0])
+
+
+def _collect_again() -> None:
+    """The first frame is on screen: start-up's garbage is collected once, what remains
+    stays out of every collection from now on (it lives as long as pgtop), and garbage
+    is collected again."""
+    gc.collect()
+    gc.freeze()
+    gc.enable()
 
 
 class PgTopApp(ChangedCellsApp[int]):
@@ -200,6 +210,8 @@ class PgTopApp(ChangedCellsApp[int]):
         return MainScreen.of([tab.pane for tab in self.tabs])
 
     def on_mount(self) -> None:
+        if not gc.isenabled():  # started by the command (cli.main), which stopped it
+            self.call_after_refresh(_collect_again)
         self.app_resume_signal.subscribe(self, self._repaint_all)
         if self.settings.keymap:
             self.set_keymap(self.settings.keymap)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import getpass
 import math
 import os
@@ -332,6 +333,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                 return fail(
                     "--record reads PostgreSQL servers, not a PgBouncer console", pg.EXIT_USAGE
                 )
+            gc.enable()  # recording runs for hours
             return await flight.record(settings, conn, caps, args)
         from pgtop.source import LiveSource, PollError, PoolerSource
         from pgtop.tabs import collectors
@@ -457,6 +459,20 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pgtop`` command. Returns the exit code."""
+    # Start-up makes hundreds of thousands of objects that live as long as pgtop (modules,
+    # classes, widgets): looking for garbage among them as they are made is wasted time
+    # on the way to the first data. The interface collects again once its first frame is
+    # on screen, without looking at those (``PgTopApp.on_mount``).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _main(argv)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from pgtop import pg
     from pgtop.output import OutputError
     from pgtop.recording import RecordingError

@@ -14,11 +14,11 @@ those that are rates compare two such reads: until a second read they are ``unkn
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import IntEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pgtop import sql
 from pgtop.collectors.base import CollectorContext, Connection
@@ -34,7 +34,7 @@ from pgtop.collectors.statements import (
 )
 from pgtop.config import Thresholds
 from pgtop.formats import duration, percent, size
-from pgtop.model import ActivitySnapshot, Backend, PoolsSnapshot
+from pgtop.model import HIDDEN_QUERY, ActivitySnapshot, Backend, PoolsSnapshot
 from pgtop.text import name_text
 
 HEALTH_INTERVAL = 30.0
@@ -242,42 +242,72 @@ def _unknown(check: str, why: str, bounds: tuple[float, float] | None = None) ->
     return Finding(check, Status.UNKNOWN, why, warn=warn, crit=crit)
 
 
-def _hidden_note(snapshot: ActivitySnapshot) -> str:
-    hidden = sum(1 for b in snapshot.backends if b.is_client and b.query_hidden)
+def _hidden_note(hidden: int, snapshot: ActivitySnapshot) -> str:
     if not hidden or snapshot.capabilities.sees_all_queries:
         return ""
     return f"{hidden} sessions of other roles not visible: needs pg_read_all_stats"
 
 
-def _oldest(
-    snapshot: ActivitySnapshot, since: Callable[[Backend], datetime | None]
-) -> tuple[Backend, float] | None:
-    """The client session whose ``since`` is oldest, and its age in seconds."""
-    now = snapshot.collected_at
-    found: tuple[Backend, float] | None = None
+Oldest = tuple[Backend, float] | None
+"""The client session at something longest, and for how many seconds."""
+
+
+class _SessionScan(NamedTuple):
+    """What the session checks need from the client sessions, read in one pass (thousands
+    of sessions, on every refresh)."""
+
+    idle_in_transaction: Oldest
+    lock_wait: Oldest
+    long_transaction: Oldest
+    hidden: int
+    """Client sessions whose query this role may not see."""
+
+
+def _scan_sessions(snapshot: ActivitySnapshot) -> _SessionScan:
+    """The client session idle in a transaction longest, waiting on a lock longest (since
+    its statement started, or its state changed), in a transaction longest; on a tie, the
+    first listed."""
+    idle: tuple[Backend, datetime] | None = None
+    lock: tuple[Backend, datetime] | None = None
+    xact: tuple[Backend, datetime] | None = None
+    hidden = 0
     for backend in snapshot.backends:
-        start = since(backend) if backend.is_client else None
-        if start is None:
+        if backend.backend_type != "client backend":
             continue
-        age = (now - start).total_seconds()
-        if found is None or age > found[1]:
-            found = (backend, age)
-    return found
+        if backend.query == HIDDEN_QUERY:
+            hidden += 1
+        if backend.state in _IDLE_IN_TX:
+            since = backend.state_change
+            if since is not None and (idle is None or since < idle[1]):
+                idle = (backend, since)
+        if backend.wait_event_type == "Lock":
+            since = backend.query_start or backend.state_change
+            if since is not None and (lock is None or since < lock[1]):
+                lock = (backend, since)
+        since = backend.xact_start
+        if since is not None and (xact is None or since < xact[1]):
+            xact = (backend, since)
+    now = snapshot.collected_at
+
+    def aged(found: tuple[Backend, datetime] | None) -> Oldest:
+        return None if found is None else (found[0], (now - found[1]).total_seconds())
+
+    return _SessionScan(aged(idle), aged(lock), aged(xact), hidden)
 
 
 def _session_check(
     snapshot: ActivitySnapshot,
     check: str,
     bounds: tuple[float, float],
-    since: Callable[[Backend], datetime | None],
+    oldest: Oldest,
+    hidden: str,
     words: str,
     label: str,
     none: str,
     target_kind: TargetKind = "session",
 ) -> Finding:
-    """The session that has been at something longest (``since``), graded by how long."""
-    oldest = _oldest(snapshot, since)
-    hidden = _hidden_note(snapshot)
+    """The session that has been at something longest (``oldest``), graded by how long;
+    ``hidden``: why some sessions could not be seen ("" when all were)."""
     if oldest is None:
         if hidden:
             return _unknown(check, f"{none}; {hidden}", bounds)
@@ -353,6 +383,8 @@ def session_findings(snapshot: ActivitySnapshot, limits: Thresholds) -> list[Fin
     open_slots = caps.max_connections - caps.reserved_connections
     used = snapshot.client_connections
     share = 100.0 * used / open_slots if open_slots > 0 else 100.0
+    scan = _scan_sessions(snapshot)
+    hidden = _hidden_note(scan.hidden, snapshot)
     findings = [
         _finding(
             "connections",
@@ -368,7 +400,8 @@ def session_findings(snapshot: ActivitySnapshot, limits: Thresholds) -> list[Fin
             snapshot,
             "idle_in_transaction",
             limits.idle_in_transaction,
-            lambda b: b.state_change if b.state in _IDLE_IN_TX else None,
+            scan.idle_in_transaction,
+            hidden,
             "idle in tx",
             "idle in tx",
             "no session idle in a transaction",
@@ -377,7 +410,8 @@ def session_findings(snapshot: ActivitySnapshot, limits: Thresholds) -> list[Fin
             snapshot,
             "lock_wait",
             limits.lock_wait,
-            lambda b: (b.query_start or b.state_change) if b.waiting_on_lock else None,
+            scan.lock_wait,
+            hidden,
             "waiting on a lock",
             "lock wait",
             "no session waits on a lock",
@@ -387,7 +421,8 @@ def session_findings(snapshot: ActivitySnapshot, limits: Thresholds) -> list[Fin
             snapshot,
             "long_transaction",
             limits.long_transaction,
-            lambda b: b.xact_start,
+            scan.long_transaction,
+            hidden,
             "in a transaction",
             "tx open",
             "no open transaction",

@@ -102,8 +102,10 @@ class MainScreen(Screen[None]):
     def show_tab_data(self, tab: str, data: object, reason: str) -> None:
         """New data of ``tab``'s collector (or why there is none): to its pane if shown."""
         if isinstance(data, HealthData):
-            # Health data may come while the screen is being composed or torn down.
-            for header in self.query(ServerHeader):
+            # Health data may come while the screen is being composed or torn down. The
+            # header is the screen's child: on every refresh, only the children are looked
+            # at, not every widget.
+            for header in self.query_children(ServerHeader):
                 header.show_health(data)
         pane = self.active_pane()
         if pane is None or tab != pane.TAB:
@@ -116,7 +118,7 @@ class MainScreen(Screen[None]):
     def server_switched(self) -> None:
         """Another server is shown: every pane but the servers view forgets the one before
         (its filter stays), and waits for the first read."""
-        for header in self.query(ServerHeader):
+        for header in self.query_children(ServerHeader):
             header.forget()
         for pane in self.panes():
             if pane.TAB != "servers":

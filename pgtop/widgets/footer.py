@@ -8,6 +8,7 @@ from textual import events
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer
+from textual.widgets._footer import FooterKey
 
 NARROW = 110
 """Below this width the footer is compact and leaves out the command palette's key
@@ -38,8 +39,38 @@ class KeysFooter(Footer):
         if self._bindings_ready and shown == self._shown:
             return
         if screen.app.app_focus and self.is_attached and screen is self.screen:
+            if self._bindings_ready and self._update_in_place(shown):
+                self._shown = shown
+                return
             self._shown = shown
         super().bindings_changed(screen)
+
+    def _update_in_place(self, shown: tuple[tuple[str, Binding, bool, str], ...]) -> bool:
+        """The same keys, some enabled or disabled now (a key that depends on the row under
+        the cursor): those keys change, where making them all again would mount, style and
+        lay out a dozen widgets. False when the keys themselves changed."""
+        if self._shown is None or [entry[:2] for entry in shown] != [
+            entry[:2] for entry in self._shown
+        ]:
+            return False
+        first: dict[str, tuple[bool, str, Binding]] = {}
+        for _key, binding, enabled, tooltip in shown:
+            first.setdefault(binding.action, (enabled, tooltip, binding))
+        for widget in self.query(FooterKey):
+            if widget.has_class("-command-palette"):
+                continue
+            state = first.get(widget.action)
+            if state is None:
+                return False
+            enabled, tooltip, binding = state
+            if widget._disabled == enabled:
+                widget._disabled = not enabled
+                widget.set_class(not enabled, "-disabled")
+                widget.refresh()
+            # As Footer.compose gives them.
+            grouped = widget.has_class("-grouped")
+            widget.tooltip = (tooltip or binding.description) if grouped else (tooltip or None)
+        return True
 
     def on_resize(self, event: events.Resize) -> None:
         narrow = event.size.width < NARROW

@@ -29,6 +29,8 @@ __all__ = ["ChangedCellsApp", "ChangedCellsUpdate", "changed_cells", "changed_li
 def _screen_cells(text: str, marks: Sequence[Any] | None = None) -> list[tuple[str, Any]]:
     """What each terminal cell of a line shows: a character (a wide one, then ``""`` for
     the cell it covers) and the styles over it."""
+    if text.isascii():  # one cell per character: the common case, built at C speed
+        return list(zip(text, marks if marks is not None else [None] * len(text), strict=True))
     cells: list[tuple[str, Any]] = []
     for index, char in enumerate(text):
         mark = marks[index] if marks is not None else None
@@ -67,11 +69,16 @@ def changed_cells(old: str | Text, new: str | Text) -> tuple[int, int] | None:
     if isinstance(old, Text) and isinstance(new, Text):
         if old.style != new.style:
             return 0, max(old.cell_len, new.cell_len)
+        if old.plain == new.plain and old.spans == new.spans:
+            return None
         a = _screen_cells(old.plain, _marks(old))
         b = _screen_cells(new.plain, _marks(new))
     else:
-        a = _screen_cells(str(old))
-        b = _screen_cells(str(new))
+        old, new = str(old), str(new)
+        if old == new:
+            return None
+        a = _screen_cells(old)
+        b = _screen_cells(new)
     size = max(len(a), len(b))
     blank = (" ", None)
     a += [blank] * (size - len(a))

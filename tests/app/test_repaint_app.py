@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from canned import NOW, CannedSource, backend, incident_snapshot, settle
 from helpers import TerminalWrites, screen_text
+from textual.widgets._footer import FooterKey
 
 from pgtop.app import PgTopApp
 from pgtop.config import Settings
@@ -109,3 +110,29 @@ async def test_the_footer_is_made_again_only_when_its_keys_change() -> None:
         await pilot.pause()
         await pilot.pause()
         assert list(footer.children) != keys
+
+
+async def test_keys_greyed_and_back_are_the_same_widgets() -> None:
+    """A key that depends on the row under the cursor (no row: nothing to cancel) is
+    greyed where it stands; the footer is not made again."""
+    snapshot = incident_snapshot()
+    app = PgTopApp(Settings(refresh=60), source=CannedSource(snapshot))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        await pilot.wait_for_scheduled_animations()
+        footer = app.screen.query_one(KeysFooter)
+        keys = list(footer.children)
+        cancel = next(key for key in footer.query(FooterKey) if key.action == "signal('cancel')")
+        assert not cancel.has_class("-disabled")
+        shown = screen_text(app).split("\n")[-1]
+        app.snapshot = replace(snapshot, backends=())
+        await pilot.pause()
+        await pilot.pause()
+        assert cancel.has_class("-disabled")
+        assert list(footer.children) == keys
+        app.snapshot = snapshot
+        await pilot.pause()
+        await pilot.pause()
+        assert not cancel.has_class("-disabled")
+        assert list(footer.children) == keys
+        assert screen_text(app).split("\n")[-1] == shown

@@ -4,12 +4,12 @@ two reads, what the header names, where a row leads."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from canned import NOW, incident_snapshot
+from canned import NOW, backend, incident_snapshot
 
 from pgtop.collectors.health import (
     Finding,
@@ -117,6 +117,39 @@ def test_session_checks_of_the_incident() -> None:
     assert found["idle_in_transaction"].target == Target("session", pid=4101)
     strict = replace(Thresholds(), connections=(5.0, 9.0))
     assert by_check(session_findings(snapshot, strict))["connections"].status is Status.CRIT
+
+
+def test_session_checks_pick_the_oldest_client_session_first_listed_on_a_tie() -> None:
+    def ago(seconds: float) -> datetime:
+        return NOW - timedelta(seconds=seconds)
+
+    sessions = (
+        # A background worker is never a finding, however old.
+        backend(1, backend_type="autovacuum worker", xact_start=ago(900)),
+        backend(2, state="idle in transaction", state_change=ago(40), xact_start=ago(50)),
+        backend(3, state="idle in transaction", state_change=ago(40), xact_start=ago(60)),
+        backend(4, state="active", wait_event_type="Lock", query_start=ago(25), xact_start=ago(30)),
+        # No statement start: the state change dates the wait.
+        backend(5, state="active", wait_event_type="Lock", query_start=None, state_change=ago(26)),
+        backend(6, query="<insufficient privilege>", state=None, state_change=None),
+        backend(7, backend_type="walsender", query="<insufficient privilege>"),
+    )
+    snapshot = replace(
+        incident_snapshot(),
+        backends=sessions,
+        capabilities=replace(
+            incident_snapshot().capabilities, is_superuser=False, read_all_stats=False
+        ),
+    )
+    found = by_check(session_findings(snapshot, Thresholds()))
+    assert found["idle_in_transaction"].target == Target("session", pid=2)
+    assert found["idle_in_transaction"].value == 40.0
+    assert found["lock_wait"].target == Target("blocker", pid=5)
+    assert found["lock_wait"].value == 26.0
+    assert found["long_transaction"].target == Target("session", pid=3)
+    assert found["long_transaction"].value == 60.0
+    # One client session is hidden (the walsender is not a client).
+    assert "1 sessions of other roles not visible" in found["long_transaction"].summary
 
 
 def test_the_header_names_the_worst_findings_once_per_session() -> None:
