@@ -371,6 +371,7 @@ class PgTopApp(ChangedCellsApp[int]):
         while True:
             delay = self.interval
             if not self.paused:
+                first = self._first_snapshot is not None
                 try:
                     snapshot = self._first_snapshot or await source.poll()
                     self._first_snapshot = None
@@ -386,10 +387,26 @@ class PgTopApp(ChangedCellsApp[int]):
                     delay = max(delay, MAX_BACKOFF)
                 else:
                     self.post_message(SnapshotCollected(snapshot, origin))
+                    if first:
+                        # The snapshot taken while the interface loaded goes on screen
+                        # before the tabs' reads (the Health checks) take their share.
+                        await self._painted()
                     await self._collect_tabs(snapshot)
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    async def _painted(self) -> None:
+        """Wait until the screen has been painted (a second at most)."""
+        painted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def done() -> None:
+            if not painted.done():
+                painted.set_result(None)
+
+        self.call_after_refresh(done)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(painted, timeout=1.0)
 
     async def _collect_tabs(self, snapshot: Snapshot) -> None:
         """The data of the tab on screen, and of the tabs whose collectors always run (the

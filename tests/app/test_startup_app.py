@@ -1,5 +1,6 @@
 """Start-up: the command stops garbage collection while it loads (``cli.main``); the
-interface starts it again once its first frame is on screen."""
+interface starts it again once its first frame is on screen. The snapshot taken while the
+interface loaded is on screen before any tab's data is read."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import weakref
 
 import pytest
 from canned import CannedSource, incident_snapshot, settle
-from helpers import screen_text
+from helpers import screen_text, wait_for
 
 from pgtop import cli
 from pgtop.app import PgTopApp
 from pgtop.config import Settings
+from pgtop.model import Snapshot
 
 
 class Litter:
@@ -63,3 +65,30 @@ def test_the_command_leaves_collection_as_it_found_it(
         assert gc.isenabled() is collecting
     finally:
         gc.enable()
+
+
+class HealthAfterData(CannedSource):
+    """Notes what the screen showed when the Health checks were first read."""
+
+    shown_at_first_read: str | None = None
+
+    def __init__(self, app_of: list[PgTopApp]) -> None:
+        super().__init__(incident_snapshot())
+        self._app_of = app_of
+
+    async def collect(
+        self, tab: str, activity: Snapshot, needs: object, *, now: bool = False
+    ) -> object | None:
+        if tab == "health" and self.shown_at_first_read is None:
+            self.shown_at_first_read = screen_text(self._app_of[0])
+        return await super().collect(tab, activity, needs, now=now)
+
+
+async def test_the_first_snapshot_is_on_screen_before_the_tabs_are_read() -> None:
+    holder: list[PgTopApp] = []
+    source = HealthAfterData(holder)
+    app = PgTopApp(Settings(refresh=60), source=source, first_snapshot=incident_snapshot())
+    holder.append(app)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: source.shown_at_first_read is not None, "a Health read")
+        assert "4101" in (source.shown_at_first_read or "")
