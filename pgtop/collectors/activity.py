@@ -6,6 +6,7 @@ Read on every refresh, as cheaply as the server allows (see ``ActivityCollector`
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -73,6 +74,18 @@ def rates(
         return None, lifetime_hit
     cache_hit = hits / (hits + reads) if hits + reads else lifetime_hit
     return xacts / elapsed, cache_hit
+
+
+def int_array(pids: Iterable[int]) -> str:
+    """An int[] literal of ``pids``, for a parameter cast with ``::int[]``.
+
+    Thousands of pids go out on every scan: psycopg adapts a list element by element in
+    Python, five times slower than this join.
+
+    >>> int_array([3, 1, 2]), int_array([])
+    ('{3,1,2}', '{}')
+    """
+    return "{" + ",".join(map(str, pids)) + "}"
 
 
 def backend_from_row(row: tuple[Any, ...]) -> Backend:
@@ -160,13 +173,12 @@ class ActivityCollector:
         ):
             params["own_pids"] = sorted(self.own_pids)
             return self._activity_sql, params, "full"
-        params["watched"] = [
-            pid for pid, (_, b) in self._rows.items() if b.state not in QUIET_STATES
-        ]
+        watched = [pid for pid, (_, b) in self._rows.items() if b.state not in QUIET_STATES]
+        params["watched"] = int_array(watched)
         if now - scanned[0] < SCAN_SECONDS:
-            return (self._watched_sql if params["watched"] else None), params, "watched"
+            return (self._watched_sql if watched else None), params, "watched"
         params["own_pids"] = sorted(self.own_pids)
-        params["known"] = list(self._rows)
+        params["known"] = int_array(self._rows)
         params["since"] = scanned[1] - CHANGES_MARGIN
         params["limit"] = CHANGED_ROWS_LIMIT
         return self._changes_sql, params, "scan"
