@@ -361,3 +361,29 @@ async def test_a_reused_pid_is_not_tagged() -> None:
         await wait_for(pilot, lambda: not pane(app).tags, "the tag dropped")
         assert 4103 in shown(app)
         await wait_for(pilot, lambda: TAG_MARK not in screen_text(app), "no mark")
+
+
+async def test_a_session_without_a_start_time_is_not_tagged_with_another() -> None:
+    """Another role's session shows no backend_start (nor type) without pg_read_all_stats:
+    tagging one session must not tag it too, nor send it the action on the tagged."""
+    snapshot = incident_snapshot()
+    hidden = replace(
+        next(b for b in snapshot.backends if b.pid == 4105), backend_start=None, backend_type=""
+    )
+    source = CannedSource(
+        replace(
+            snapshot,
+            backends=tuple(hidden if b.pid == 4105 else b for b in snapshot.backends),
+        )
+    )
+    app = PgTopApp(Settings(refresh=0.5), source=source)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("b")
+        await wait_for(pilot, lambda: 4105 in shown(app), "the hidden session listed")
+        assert table(app).move_cursor_to_key(4103)
+        await pilot.press("t")
+        await shows(pilot, f"4103 {TAG_MARK} ", "1 tagged")
+        assert [b.pid for b in pane(app).tagged_backends()] == [4103]
+        assert f"4105 {TAG_MARK}" not in screen_text(app)
+        assert re.search(r"4105 +", screen_text(app))
