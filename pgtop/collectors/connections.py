@@ -27,8 +27,10 @@ GroupKey = tuple[str | None, ...]
 """The values of the grouped fields, in their order (None: a session without one, such as
 the client address of a Unix-socket connection)."""
 
-_ACTIVE = frozenset({"active", "fastpath function call"})
-_IDLE_IN_TRANSACTION = frozenset({"idle in transaction", "idle in transaction (aborted)"})
+ACTIVE_STATES = frozenset({"active", "fastpath function call"})
+"""The states counted as active: running a statement."""
+IDLE_IN_TRANSACTION_STATES = frozenset({"idle in transaction", "idle in transaction (aborted)"})
+"""The states counted as idle in a transaction, aborted ones included."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +86,7 @@ def session_groups(snapshot: ActivitySnapshot, by: Sequence[GroupField]) -> list
             figures = counts[key] = [0, 0, 0, 0, 0]
         figures[0] += 1
         state = backend.state
-        if state in _ACTIVE:
+        if state in ACTIVE_STATES:
             figures[1] += 1
         elif state == "idle":
             figures[2] += 1
@@ -93,7 +95,7 @@ def session_groups(snapshot: ActivitySnapshot, by: Sequence[GroupField]) -> list
                 oldest = idle_since.get(key)
                 if oldest is None or since < oldest:
                     idle_since[key] = since
-        elif state in _IDLE_IN_TRANSACTION:
+        elif state in IDLE_IN_TRANSACTION_STATES:
             figures[3] += 1
         if backend.wait_event_type == "Lock":
             figures[4] += 1

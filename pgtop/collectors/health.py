@@ -14,17 +14,20 @@ those that are rates compare two such reads: until a second read they are ``unkn
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import IntEnum
+from itertools import compress, repeat
+from operator import attrgetter, eq
 from typing import Any, Literal, NamedTuple
 
 from pgtop import sql
 from pgtop.collectors.base import CollectorContext, Connection
 from pgtop.collectors.catalog.collectors import vacuum_table
 from pgtop.collectors.catalog.model import AutovacuumSettings, HorizonHolder
-from pgtop.collectors.connections import session_groups
+from pgtop.collectors.connections import ACTIVE_STATES, IDLE_IN_TRANSACTION_STATES
 from pgtop.collectors.statements import (
     StatementKey,
     StatementsCollector,
@@ -248,6 +251,9 @@ def _hidden_note(hidden: int, snapshot: ActivitySnapshot) -> str:
     return f"{hidden} sessions of other roles not visible: needs pg_read_all_stats"
 
 
+_APPLICATION = attrgetter("application_name")
+_STATE = attrgetter("state")
+
 Oldest = tuple[Backend, float] | None
 """The client session at something longest, and for how many seconds."""
 
@@ -276,7 +282,7 @@ def _scan_sessions(snapshot: ActivitySnapshot) -> _SessionScan:
             continue
         if backend.query == HIDDEN_QUERY:
             hidden += 1
-        if backend.state in _IDLE_IN_TX:
+        if backend.state in IDLE_IN_TRANSACTION_STATES:
             since = backend.state_change
             if since is not None and (idle is None or since < idle[1]):
                 idle = (backend, since)
@@ -347,33 +353,39 @@ def root_blocker(snapshot: ActivitySnapshot, pid: int) -> int:
         current = upstream
 
 
-_IDLE_IN_TX = frozenset({"idle in transaction", "idle in transaction (aborted)"})
-
-
 def _application_slots(
     snapshot: ActivitySnapshot, open_slots: int, bounds: tuple[float, float]
 ) -> Finding:
-    """The application whose client sessions hold the most connection slots (the Activity
-    tab's groups by application), graded by its share of the slots open to ordinary roles."""
-    groups = session_groups(snapshot, ("application_name",))
-    if not groups:
+    """The application whose client sessions hold the most connection slots (the first of
+    the Activity tab's groups by application), graded by its share of the slots open to
+    ordinary roles.
+
+    Thousands of sessions, on every refresh: they are counted by application in C (Counter,
+    map), and only the largest application's sessions are counted by state.
+    """
+    clients = [b for b in snapshot.backends if b.backend_type == "client backend"]
+    if not clients:
         return _finding("application_slots", 0.0, bounds, "no client session", "")
-    top = groups[0]
-    (application,) = top.key
-    share = 100.0 * top.total / open_slots if open_slots > 0 else 100.0
-    name = name_text(application, 60) if application else "(no application_name)"
-    pid = next(
-        b.pid for b in snapshot.backends if b.is_client and b.application_name == application
+    names = list(map(_APPLICATION, clients))
+    # The order of session_groups: the most sessions, then by name.
+    application, total = min(
+        Counter(names).items(), key=lambda item: (-item[1], item[0] is None, item[0] or "")
     )
+    sessions = list(compress(clients, map(eq, names, repeat(application))))
+    states = Counter(map(_STATE, sessions))
+    active = sum(states[state] for state in ACTIVE_STATES)
+    in_transaction = sum(states[state] for state in IDLE_IN_TRANSACTION_STATES)
+    share = 100.0 * total / open_slots if open_slots > 0 else 100.0
+    name = name_text(application, 60) if application else "(no application_name)"
     return _finding(
         "application_slots",
         share,
         bounds,
-        f"application {name} holds {top.total} of {open_slots} connection slots "
-        f"({percent(share / 100)}; {top.active} active, {top.idle} idle, "
-        f"{top.idle_in_transaction} idle in tx)",
+        f"application {name} holds {total} of {open_slots} connection slots "
+        f"({percent(share / 100)}; {active} active, {states['idle']} idle, "
+        f"{in_transaction} idle in tx)",
         f"{name} holds {percent(share / 100)} of slots",
-        Target("session", pid=pid, name=application),
+        Target("session", pid=sessions[0].pid, name=application),
     )
 
 

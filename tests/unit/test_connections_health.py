@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from canned import NOW, backend, incident_snapshot
 
+from pgtop.collectors.connections import session_groups
 from pgtop.collectors.health import (
     Finding,
     PoolerHealth,
@@ -43,6 +44,34 @@ def test_one_application_holding_most_slots_is_named() -> None:
 
     more = tuple(backend(6000 + i, application_name="reporting-worker") for i in range(25))
     assert application_slots(replace(busy, backends=busy.backends + more)).status is Status.CRIT
+
+
+def test_the_application_named_is_the_activity_tabs_first_group() -> None:
+    """Same counts and same choice as the Activity tab's groups by application: the most
+    sessions, then the first name; background processes left out; the target the first
+    session listed."""
+    states: list[str | None] = ["active", "idle", "idle in transaction"]
+    states += ["idle in transaction (aborted)", "fastpath function call", None, "idle", "active"]
+    mixed = tuple(
+        backend(7000 + 2 * i + j, application_name=name, state=states[i % len(states)])
+        for i in range(60)
+        for j, name in enumerate(("zeta", "alpha"))
+    )
+    walsenders = tuple(
+        backend(8000 + i, application_name="zeta", backend_type="walsender") for i in range(5)
+    )
+    base = incident_snapshot()
+    snapshot = replace(base, backends=walsenders + base.backends + mixed)
+    top = session_groups(snapshot, ("application_name",))[0]
+    assert top.key == ("alpha",), "60 sessions each: the first name"
+    finding = application_slots(snapshot)
+    assert finding.summary == (
+        f"application alpha holds 60 of 97 connection slots (62%; {top.active} active, "
+        f"{top.idle} idle, {top.idle_in_transaction} idle in tx)"
+    )
+    assert (top.active, top.idle, top.idle_in_transaction) == (22, 15, 16)
+    assert finding.target is not None
+    assert (finding.target.pid, finding.target.name) == (7001, "alpha")
 
 
 def test_the_thresholds_are_the_config_files() -> None:
