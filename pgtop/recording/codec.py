@@ -258,7 +258,16 @@ class Encoder:
         return node
 
     def _items(self, tag: str, items: Iterable[object], size: int) -> Node:
-        node = [tag, *(self.encode(item) for item in items)]
+        # Thousands of sessions on every poll, nearly all seen before: their nodes are
+        # looked up here (``encode`` would find them in ``_seen`` too, after its tests of
+        # the types it never keeps there).
+        seen = self._seen.get
+        encode = self.encode
+        node: list[Node] = [tag]
+        append = node.append
+        for item in items:
+            known = seen(id(item))
+            append(known[1] if known is not None else encode(item))
         return self._chunk(node) if size > INLINE_ITEMS else node
 
     def _encode(self, value: Any, cls: type) -> Node:
