@@ -20,12 +20,18 @@ from pgtop.panes.host import Host, host_of
 from pgtop.widgets.footer import KeysFooter
 from pgtop.widgets.header import ActionBar, ConnectionBanner, ServerHeader
 from pgtop.widgets.keyed_table import KeyedTable
+from pgtop.widgets.repaint import ChangedRowsCompositor
 
 
 class MainScreen(Screen[None]):
     """Header, connection banner, tabs, footer."""
 
     PANES: ClassVar[tuple[type[ListPane], ...]] = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        # A refresh changes a few rows: the widgets on the others are not rendered again.
+        self._compositor = ChangedRowsCompositor()
 
     @classmethod
     def of(cls, panes: Sequence[type[ListPane]]) -> MainScreen:

@@ -10,7 +10,7 @@ and each piece of text with its own style sequences.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import zip_longest
 from typing import Any
 
@@ -18,12 +18,19 @@ from rich.cells import cell_len
 from rich.console import Console, RenderableType
 from rich.segment import Segment
 from rich.text import Text
-from textual._compositor import ChopsUpdate
+from textual._compositor import ChopsUpdate, Compositor
 from textual.app import App, ReturnType
+from textual.geometry import Region
 from textual.screen import Screen
 from textual.strip import Strip
 
-__all__ = ["ChangedCellsApp", "ChangedCellsUpdate", "changed_cells", "changed_lines"]
+__all__ = [
+    "ChangedCellsApp",
+    "ChangedCellsUpdate",
+    "ChangedRowsCompositor",
+    "changed_cells",
+    "changed_lines",
+]
 
 
 def _screen_cells(text: str, marks: Sequence[Any] | None = None) -> list[tuple[str, Any]]:
@@ -203,3 +210,64 @@ class ChangedCellsApp(App[ReturnType]):
 
     def _display(self, screen: Screen[Any], renderable: RenderableType | None) -> None:
         super()._display(screen, self.terminal_update(renderable))
+
+
+class ChangedRowsCompositor(Compositor):
+    """A compositor whose partial updates render only the widgets on the rows that changed.
+
+    For a partial update, Textual renders every widget that overlaps the box around all
+    the changed regions, and writes only the changed rows. The header and the status line
+    change on every refresh, so that box is the whole screen: the tab bar and the footer's
+    keys were rendered on every refresh for nothing. Here a widget is rendered only where a
+    row it covers changed; the rows written are the same, made of the same widgets.
+    """
+
+    _rows: list[tuple[int, int]] | None = None
+    """During a partial update, the changed rows as ``(first, end)`` bands, end excluded."""
+
+    def render_partial_update(self) -> ChopsUpdate | None:
+        self._rows = _bands(self._dirty_regions)
+        try:
+            return super().render_partial_update()
+        finally:
+            self._rows = None
+
+    def _get_renders(
+        self, crop: Region | None = None
+    ) -> Iterator[tuple[Region, Region, list[Strip]]]:
+        rows = self._rows
+        if crop is None or rows is None:
+            yield from super()._get_renders(crop)
+            return
+        # Compositor._get_renders, with the widgets on no changed row left out.
+        for widget, (region, clip) in list(self.visible_widgets.items()):
+            if not crop.overlaps(clip) or not _on_rows(clip, rows):
+                continue
+            if clip.contains_region(region):
+                yield region, clip, widget.render_lines(Region(0, 0, region.width, region.height))
+                continue
+            x, y, width, height = region.intersection(clip)
+            if width and height:
+                shown = Region(x - region.x, y - region.y, width, height)
+                yield region, clip, widget.render_lines(shown)
+
+
+def _bands(regions: Iterable[Region]) -> list[tuple[int, int]]:
+    """The rows ``regions`` cover, as sorted, separate ``(first, end)`` bands.
+
+    >>> _bands([Region(0, 5, 10, 2), Region(3, 0, 4, 1), Region(0, 6, 2, 3)])
+    [(0, 1), (5, 9)]
+    """
+    bands: list[tuple[int, int]] = []
+    for first, end in sorted((r.y, r.y + r.height) for r in regions if r.height > 0):
+        if bands and first <= bands[-1][1]:
+            bands[-1] = (bands[-1][0], max(end, bands[-1][1]))
+        else:
+            bands.append((first, end))
+    return bands
+
+
+def _on_rows(clip: Region, bands: list[tuple[int, int]]) -> bool:
+    """Whether ``clip`` covers a row of one of ``bands``."""
+    top, bottom = clip.y, clip.y + clip.height
+    return any(first < bottom and top < end for first, end in bands)

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from canned import NOW, CannedSource, backend, incident_snapshot, settle
 from helpers import TerminalWrites, screen_text
+from textual.geometry import Region
+from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets._footer import FooterKey
 
 from pgtop.app import PgTopApp
@@ -136,3 +140,30 @@ async def test_keys_greyed_and_back_are_the_same_widgets() -> None:
         assert not cancel.has_class("-disabled")
         assert list(footer.children) == keys
         assert screen_text(app).split("\n")[-1] == shown
+
+
+async def test_a_refresh_renders_only_the_widgets_on_changed_rows(monkeypatch: Any) -> None:
+    """The rows a refresh changes are rendered again, not the tab bar between them."""
+    rendered: list[str] = []
+    render_lines = Widget.render_lines
+
+    def counted(self: Widget, crop: Region) -> list[Strip]:
+        rendered.append(type(self).__name__)
+        return render_lines(self, crop)
+
+    app = PgTopApp(Settings(refresh=60), source=CannedSource(incident_snapshot()))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause(0.2)  # the updates of the start, written
+        before = screen_text(app).split("\n")
+        monkeypatch.setattr(Widget, "render_lines", counted)
+        writes = TerminalWrites(app)
+        app.snapshot = with_active(incident_snapshot(), 5001)
+        await pilot.pause()
+        await pilot.pause()
+        updated = set(rendered)
+        after = screen_text(app).split("\n")  # renders every widget
+        assert writes.apply(before) == after
+        assert {"ServerHeader", "KeyedTable"} <= updated, updated
+        assert "ContentTab" not in updated, "the tab bar did not change"

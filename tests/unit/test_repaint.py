@@ -16,7 +16,7 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
-from textual._compositor import ChopsUpdate
+from textual._compositor import ChopsUpdate, Compositor
 from textual.app import App
 from textual.strip import Strip
 
@@ -54,6 +54,14 @@ def test_the_internals_it_uses_have_the_shape_it_expects() -> None:
     # What an update writes is what its render_segments gives.
     assert "render_segments(console)" in inspect.getsource(App._display)
     assert ChangedCellsApp.terminal_update(None) is None
+    # ChangedRowsCompositor: a partial update renders what _get_renders gives for the regions
+    # made dirty, and _get_renders renders each visible widget the crop overlaps.
+    assert "self._dirty_regions" in inspect.getsource(Compositor.render_partial_update)
+    assert "self._get_renders(crop)" in inspect.getsource(Compositor._render_chops)
+    renders = inspect.getsource(Compositor._get_renders)
+    assert "visible_widgets.items()" in renders
+    assert "crop_overlaps(clip)" in renders
+    assert renders.count("widget.render_lines(") == 2
 
 
 def terminal(text: str, width: int, height: int) -> list[list[tuple[str, str]]]:
