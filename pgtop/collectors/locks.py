@@ -189,9 +189,11 @@ def blocking_edges(backends: Iterable[Backend]) -> tuple[tuple[int, int], ...]:
     pid reported as blocking itself (members of one parallel group on a relation
     extension lock) is no blocking between sessions and is left out.
     """
+    # Thousands of sessions, a few blocked: only those are sorted and looked into.
+    blocked = sorted((backend for backend in backends if backend.blocked_by), key=_pid)
     return tuple(
         (backend.pid, blocker)
-        for backend in sorted(backends, key=_pid)
+        for backend in blocked
         for blocker in sorted(set(backend.blocked_by))
         if blocker != backend.pid
     )
