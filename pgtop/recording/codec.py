@@ -43,6 +43,15 @@ INLINE_TEXT = 64
 the next, in rows that changed otherwise)."""
 INLINE_ITEMS = 4
 """Containers of more items than this are chunks of their own."""
+PIECES_FROM = 256
+"""Tuples and lists of at least this many items are written in pieces (``["p", "t", ...]``:
+the concatenation of the pieces its references name), so that a list of 5,000 sessions in
+which a few changed is a few new pieces, not 5,000 references again."""
+PIECE_CUT = 31
+"""A piece ends after an item whose ``id`` is a multiple of this: where pieces end depends
+on the items, not on their positions, so that an item added or taken out changes the piece
+it is in, not every piece after it."""
+_MUTABLE = frozenset({dict, list, set})
 
 _ADDRESSES: dict[str, type] = {
     "4": ipaddress.IPv4Address,
@@ -199,6 +208,7 @@ class Encoder:
         self.types = types
         self._numbers: dict[str, int] = {}
         self._seen: dict[int, tuple[object, Node]] = {}
+        self._pieces: dict[tuple[int, ...], tuple[object, Node]] = {}
         self._new: list[str] = []
         self.count = 0
         """Chunks since the keyframe."""
@@ -207,6 +217,7 @@ class Encoder:
         """Start a keyframe: nothing written before is referred to again."""
         self._numbers.clear()
         self._seen.clear()
+        self._pieces.clear()
         self._new.clear()
         self.count = 0
 
@@ -270,13 +281,35 @@ class Encoder:
             append(known[1] if known is not None else encode(item))
         return self._chunk(node) if size > INLINE_ITEMS else node
 
+    def _in_pieces(self, tag: str, items: tuple[Any, ...] | list[Any]) -> Node:
+        # A piece of the same objects as one written before in this keyframe is that chunk
+        # again: found by their identities, without looking at them. The entry keeps them
+        # alive, so that their identities stay theirs; none of them is mutable.
+        ids = list(map(id, items))
+        ends = [end for end, ident in enumerate(ids, 1) if not ident % PIECE_CUT]
+        if not ends or ends[-1] != len(ids):
+            ends.append(len(ids))
+        pieces = self._pieces
+        joined: list[Node] = ["p", tag]
+        start = 0
+        for end in ends:
+            key = tuple(ids[start:end])
+            found = pieces.get(key)
+            if found is None:
+                piece = items[start:end]
+                found = pieces[key] = (piece, self._items(tag, piece, PIECES_FROM))
+            joined.append(found[1])
+            start = end
+        return self._chunk(joined)
+
     def _encode(self, value: Any, cls: type) -> Node:
         if cls is str:
             return self._chunk(value)
-        if cls is tuple:
-            return self._items("t", value, len(value))
-        if cls is list:
-            return self._items("l", value, len(value))
+        if cls is tuple or cls is list:
+            tag = "t" if cls is tuple else "l"
+            if len(value) >= PIECES_FROM and _MUTABLE.isdisjoint(map(type, value)):
+                return self._in_pieces(tag, value)
+            return self._items(tag, value, len(value))
         if cls is frozenset or cls is set:
             ordered = sorted((self.encode(item) for item in value), key=dumps)
             node = ["f" if cls is frozenset else "s", *ordered]
@@ -474,6 +507,18 @@ class Decoder:
         fold = 1 if len(node) > 3 and node[3] == 1 else 0
         return value.replace(tzinfo=tz, fold=fold)
 
+    def _pieces(self, node: Node) -> tuple[Any, ...] | list[Any]:
+        kind = {"t": tuple, "l": list}.get(node[1])
+        if kind is None:
+            raise CodecError("pieces of a value that is not a tuple or a list")
+        joined: list[Any] = []
+        for item in node[2:]:
+            piece = self._value(item)
+            if type(piece) is not kind:
+                raise CodecError("a piece that is not of the kind it joins")
+            joined.extend(piece)
+        return tuple(joined) if kind is tuple else joined
+
     def _dict(self, node: Node) -> dict[Any, Any]:
         items = node[1:]
         if len(items) % 2:
@@ -545,6 +590,7 @@ def _address(node: Node) -> Any:
 
 _READERS: dict[str, Callable[[Decoder, Node], Any]] = {
     "r": Decoder._ref,
+    "p": Decoder._pieces,
     "t": lambda d, node: tuple(d._value(item) for item in node[1:]),
     "l": lambda d, node: [d._value(item) for item in node[1:]],
     "f": lambda d, node: frozenset(d._value(item) for item in node[1:]),

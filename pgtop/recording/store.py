@@ -52,8 +52,9 @@ from pgtop.recording.codec import (
 )
 
 FORMAT = "pgtop recording"
-VERSION = 1
-"""The format's version: a reader refuses a newer one."""
+VERSION = 2
+"""The format's version: a reader refuses a newer one. 2: long lists written in pieces
+(``["p", ...]``, see ``codec.PIECES_FROM``)."""
 KEYFRAME_SECONDS = 60.0
 """Recorded seconds between two keyframes (a segment's length)."""
 MAX_READING_BYTES = 1 << 30
@@ -171,6 +172,8 @@ class Writer:
     def _resume(self) -> None:
         """Continue a recording: after what it holds, with a gap."""
         recording_meta(self.db, "the file")
+        # What is added may use all of this version's encodings.
+        self.db.execute("UPDATE meta SET value = ? WHERE key = 'version'", (str(VERSION),))
         kinds = self.db.execute("SELECT id, name, fields FROM kinds ORDER BY id").fetchall()
         self.types.restore(_kind(row) for row in kinds)
         row = self.db.execute("SELECT max(id), max(segment) FROM readings").fetchone()

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import pytest
-from canned import NOW, incident_snapshot
+from canned import NOW, backend, incident_snapshot
 from recorded import round_trip, same
 
 from pgtop.collectors.catalog import AutovacuumVerdict, CatalogHeader, IndexesData, IndexInfo
@@ -216,6 +216,48 @@ def test_the_same_object_is_the_same_chunk_and_reads_back_as_one_object() -> Non
     same(later, b)
 
 
+def test_thousands_of_sessions_are_written_in_pieces_and_a_change_is_a_few_chunks() -> None:
+    sessions = [backend(pid) for pid in range(1, 3001)]
+    activity = replace(incident_snapshot(), backends=tuple(sessions))
+    types = TypeTable()
+    encoder = Encoder(types)
+    first = encoder.encode(activity)
+    chunks = encoder.take_new()
+    # One session changed, one ended, one began, as in a poll of a busy server.
+    sessions[1500] = replace(sessions[1500], state="active", query="select 2")
+    del sessions[700]
+    sessions.insert(2200, backend(9000))
+    later = replace(activity, backends=tuple(sessions))
+    second = encoder.encode(later)
+    added = encoder.take_new()
+    # The two new sessions, the pieces holding the three changes, the list of pieces and
+    # the snapshot: not the 3,000 references again (some 33,000 characters).
+    assert len(added) <= 10, f"{len(added)} chunks for 3 changes"
+    assert sum(map(len, added)) < 6_000
+    decoder = Decoder(dict(enumerate(types.kinds)))
+    decoder.extend(chunks + added)
+    same(activity, decoder.value(first))
+    same(later, decoder.value(second))
+    # Pieces are found by their sessions' identities: equal sessions in another tuple are
+    # the same chunks, and a list of them reads back as a list.
+    assert encoder.encode(replace(later, backends=tuple(sessions))) == second
+    assert encoder.take_new() == []
+    listed, _ = round_trip(sessions)
+    same(sessions, listed)
+
+
+def test_a_long_list_holding_mutable_values_is_never_taken_for_the_same_by_identity() -> None:
+    rows = [{"n": n} for n in range(400)]
+    encoder = Encoder(TypeTable())
+    before = encoder.encode(tuple(rows))
+    rows[10]["n"] = -1  # the same dict, changed
+    after = encoder.encode(tuple(rows))
+    assert after != before
+    decoder = Decoder({})
+    decoder.extend(encoder.take_new())
+    assert decoder.value(after)[10] == {"n": -1}
+
+
 def test_a_new_keyframe_refers_to_nothing_before_it() -> None:
     encoder = Encoder(TypeTable())
     encoder.encode(incident_snapshot())
@@ -303,6 +345,9 @@ def decode_object(node: object, kinds: dict[int, Kind]) -> object:
         (["A", "9", "1.2.3.4"], []),
         (["@", 7], []),
         (["e", 0, "purple"], []),
+        (["p", "d", ["t", 1]], []),  # pieces of a mapping
+        (["p", "t", ["l", 1]], []),  # a list among the pieces of a tuple
+        (["p", "l", 1], []),
     ],
 )
 def test_a_forged_or_damaged_encoding_is_a_codec_error(node: object, chunks: list[str]) -> None:

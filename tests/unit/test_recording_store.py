@@ -72,6 +72,15 @@ def test_appending_continues_after_a_gap(recorded: Path) -> None:
     assert recording.activity(41) == at(101)
 
 
+def test_appending_to_an_older_format_makes_the_file_this_format(recorded: Path) -> None:
+    damaged(recorded, "UPDATE meta SET value = '1' WHERE key = 'version'")
+    many = at(100, tuple(range(6000, 6400)))  # a list long enough to be written in pieces
+    write(recorded, [(many, {})])
+    recording = Recording.open(recorded)
+    assert recording.meta["version"] == str(store.VERSION)
+    assert recording.activity(40) == many
+
+
 def test_a_file_that_is_not_a_recording_is_never_written_to(tmp_path: Path) -> None:
     other = tmp_path / "other.db"
     db = sqlite3.connect(other)
