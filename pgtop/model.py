@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Literal
@@ -147,16 +148,19 @@ class ActivitySnapshot:
         last = _last_census
         if last is not None and last[0] is self:
             return last[1]
-        states: dict[str | None, int] = {}
-        clients = waiting = 0
+        by_application: dict[tuple[str | None, str | None], int] = {}
+        waiting = 0
         # Attributes, not the properties that say the same: thousands of sessions.
         for b in self.backends:
             if b.wait_event_type == "Lock":
                 waiting += 1
             if b.backend_type == "client backend":
-                clients += 1
-                states[b.state] = states.get(b.state, 0) + 1
-        census = (states, clients, waiting)
+                key = (b.application_name, b.state)
+                by_application[key] = by_application.get(key, 0) + 1
+        states: dict[str | None, int] = {}
+        for (_, state), sessions in by_application.items():
+            states[state] = states.get(state, 0) + sessions
+        census = (states, sum(states.values()), waiting, by_application)
         _remember_census(self, census)
         return census
 
@@ -174,9 +178,14 @@ class ActivitySnapshot:
     def waiting(self) -> int:
         return self._counted()[2]
 
+    def client_sessions(self) -> Mapping[tuple[str | None, str | None], int]:
+        """Client sessions by application name and state."""
+        return self._counted()[3]
 
-_Census = tuple[dict[str | None, int], int, int]
-"""Client sessions by state, client sessions, lock waits."""
+
+_Census = tuple[dict[str | None, int], int, int, dict[tuple[str | None, str | None], int]]
+"""Client sessions by state, client sessions, lock waits, client sessions by application
+and state."""
 
 _last_census: tuple[ActivitySnapshot, _Census] | None = None
 """The counts of the last snapshot counted: the header asks for each on every refresh,

@@ -14,13 +14,10 @@ those that are rates compare two such reads: until a second read they are ``unkn
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import IntEnum
-from itertools import compress, repeat
-from operator import attrgetter, eq
 from typing import Any, Literal, NamedTuple
 
 from pgtop import sql
@@ -251,9 +248,6 @@ def _hidden_note(hidden: int, snapshot: ActivitySnapshot) -> str:
     return f"{hidden} sessions of other roles not visible: needs pg_read_all_stats"
 
 
-_APPLICATION = attrgetter("application_name")
-_STATE = attrgetter("state")
-
 Oldest = tuple[Backend, float] | None
 """The client session at something longest, and for how many seconds."""
 
@@ -360,21 +354,27 @@ def _application_slots(
     the Activity tab's groups by application), graded by its share of the slots open to
     ordinary roles.
 
-    Thousands of sessions, on every refresh: they are counted by application in C (Counter,
-    map), and only the largest application's sessions are counted by state.
+    Thousands of sessions, on every refresh: the snapshot's census has them counted by
+    application and state already.
     """
-    clients = [b for b in snapshot.backends if b.backend_type == "client backend"]
-    if not clients:
+    counted = snapshot.client_sessions()
+    if not counted:
         return _finding("application_slots", 0.0, bounds, "no client session", "")
-    names = list(map(_APPLICATION, clients))
+    totals: dict[str | None, int] = {}
+    for (name, _), sessions in counted.items():
+        totals[name] = totals.get(name, 0) + sessions
     # The order of session_groups: the most sessions, then by name.
     application, total = min(
-        Counter(names).items(), key=lambda item: (-item[1], item[0] is None, item[0] or "")
+        totals.items(), key=lambda item: (-item[1], item[0] is None, item[0] or "")
     )
-    sessions = list(compress(clients, map(eq, names, repeat(application))))
-    states = Counter(map(_STATE, sessions))
-    active = sum(states[state] for state in ACTIVE_STATES)
-    in_transaction = sum(states[state] for state in IDLE_IN_TRANSACTION_STATES)
+    states = {state: n for (name, state), n in counted.items() if name == application}
+    active = sum(states.get(state, 0) for state in ACTIVE_STATES)
+    in_transaction = sum(states.get(state, 0) for state in IDLE_IN_TRANSACTION_STATES)
+    first = next(
+        b
+        for b in snapshot.backends
+        if b.backend_type == "client backend" and b.application_name == application
+    )
     share = 100.0 * total / open_slots if open_slots > 0 else 100.0
     name = name_text(application, 60) if application else "(no application_name)"
     return _finding(
@@ -382,10 +382,10 @@ def _application_slots(
         share,
         bounds,
         f"application {name} holds {total} of {open_slots} connection slots "
-        f"({percent(share / 100)}; {active} active, {states['idle']} idle, "
+        f"({percent(share / 100)}; {active} active, {states.get('idle', 0)} idle, "
         f"{in_transaction} idle in tx)",
         f"{name} holds {percent(share / 100)} of slots",
-        Target("session", pid=sessions[0].pid, name=application),
+        Target("session", pid=first.pid, name=application),
     )
 
 
