@@ -15,6 +15,7 @@ import re
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
+from operator import is_
 from typing import Any, ClassVar, Literal
 
 from rich.cells import cell_len, set_cell_size
@@ -343,6 +344,9 @@ class KeyedTable(ScrollView, can_focus=True):
         self._header_style = Style()
         self._cursor_style = Style()
         self._tone_styles: dict[str, Style] = {}
+        self._style_sources: tuple[Style, tuple[object, ...]] | None = None
+        """What the styles were worked out from: the widget's own style, and the style
+        rules of its component classes as the stylesheet last applied them."""
         self._line_cache: LRUCache[tuple[Any, ...], Strip] = LRUCache(_LINE_CACHE_SIZE)
         if columns:
             self.set_columns(columns)
@@ -610,6 +614,7 @@ class KeyedTable(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         """Repaint when the styles (theme, focus) change; `render_lines` checks the cache."""
         super().notify_style_update()
+        self._style_sources = None
         self.refresh()
 
     # ------------------------------------------------------------------ rendering
@@ -654,9 +659,26 @@ class KeyedTable(ScrollView, can_focus=True):
         return self._render_row(visible[index], index == self._cursor_index, width)
 
     def _update_styles(self) -> None:
-        """Fetch the current styles; drop the line cache if they changed."""
-        get = self.get_component_rich_style
+        """Fetch the current styles; drop the line cache if they changed.
+
+        Textual forgets the component styles at every refresh, and works each one out
+        again through every ancestor. They change only with the widget's own style (its
+        ancestors' included) or when the stylesheet applies its component rules again
+        (focus, classes, theme), which makes new rule objects: neither, and they are
+        the ones of the last render.
+        """
         base = self.rich_style
+        sources = tuple(self._component_styles.values())
+        known = self._style_sources
+        if (
+            known is not None
+            and known[0] == base
+            and len(known[1]) == len(sources)
+            and all(map(is_, known[1], sources))
+        ):
+            return
+        self._style_sources = (base, sources)
+        get = self.get_component_rich_style
         header = get("keyed-table--header")
         cursor = get("keyed-table--cursor")
         tones = {tone: get(f"keyed-table--{tone}") for tone in TONES}

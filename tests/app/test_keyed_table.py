@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from helpers import TerminalWrites, screen_text
 from rich.cells import cell_len
+from rich.style import Style
 from textual.app import App, ComposeResult
+from textual.pilot import Pilot
 
 from pgtop.widgets.keyed_table import (
     CURSOR_GLYPH,
@@ -528,13 +530,19 @@ async def test_columns_wider_than_the_view_scroll_horizontally() -> None:
         assert table.scroll_offset.x > 0
 
 
+async def focused_table(app: TableApp, pilot: Pilot[None]) -> KeyedTable:
+    """The app's table, holding two rows, focused."""
+    table = app.query_one(KeyedTable)
+    table.set_rows([make_row(1), make_row(2)])
+    table.focus()
+    await pilot.pause()
+    return table
+
+
 async def test_cursor_is_stronger_when_focused() -> None:
     app = TableApp()
     async with app.run_test(size=(60, 10)) as pilot:
-        table = app.query_one(KeyedTable)
-        table.set_rows([make_row(1), make_row(2)])
-        table.focus()
-        await pilot.pause()
+        table = await focused_table(app, pilot)
         focused = table.render_line(1)
         assert focused.text.startswith(CURSOR_GLYPH)
         table.blur()
@@ -545,6 +553,29 @@ async def test_cursor_is_stronger_when_focused() -> None:
         # Other rows are not styled as the cursor.
         assert table.render_line(2).text.startswith(" ")
         assert list(table.render_line(2))[1].style != list(blurred)[1].style
+
+
+async def test_styles_are_worked_out_again_when_the_theme_changes_not_at_each_refresh() -> None:
+    app = TableApp()
+    async with app.run_test(size=(60, 10)) as pilot:
+        table = await focused_table(app, pilot)
+        asked: list[tuple[str, ...]] = []
+        fetch = table.get_component_rich_style
+
+        def counted(*names: str, **options: Any) -> Style:
+            asked.append(names)
+            return fetch(*names, **options)
+
+        table.get_component_rich_style = counted  # type: ignore[method-assign]
+        table.set_rows([make_row(1), make_row(3)])
+        await pilot.pause()
+        assert "3" in screen_lines(table)[2], "the new row was rendered"
+        assert asked == []
+        dark = [segment.style for segment in table.render_line(1)]
+        app.theme = "textual-light"
+        await pilot.pause()
+        assert asked
+        assert [segment.style for segment in table.render_line(1)] != dark
 
 
 async def test_rows_set_before_mount_show_up() -> None:
