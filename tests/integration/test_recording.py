@@ -41,6 +41,11 @@ def _ignore_hangups() -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
+def _default_hangups() -> None:
+    """As a shell starts a command, whether or not the tests themselves run under nohup."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 class Recorder:
     """A ``pgtop --record`` process, stopped by a signal at the end."""
 
@@ -55,7 +60,7 @@ class Recorder:
             stderr=subprocess.PIPE,
             text=True,
             env=pgtop_env(tmp_path),
-            preexec_fn=_ignore_hangups if nohup else None,
+            preexec_fn=_ignore_hangups if nohup else _default_hangups,
         )  # fmt: skip
 
     def readings(self) -> int:
