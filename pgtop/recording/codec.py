@@ -10,8 +10,10 @@ Values are hash-consed into *chunks*: every data class instance, named tuple, lo
 and container of more than a few items is written once, as its own JSON text, and referred
 to by number (``["r", 12]``) wherever it appears again. Identical values therefore cost one
 chunk, however often they are read: an idle session that did not change from one refresh to
-the next is the same chunk, and so is a tuple of 500 such sessions. Numbers start again at
-each keyframe (``Encoder.reset``), so that a keyframe and what follows it read alone.
+the next is the same chunk, and so is a tuple of 500 such sessions. A long tuple or list is
+written in pieces (``PIECES_FROM``): where a few of its items changed, only the pieces
+holding them are new chunks. Numbers start again at each keyframe (``Encoder.reset``), so
+that a keyframe and what follows it read alone.
 
 Reading back builds only what the type table names and this process allows
 (``pgtop_types``: data classes, named tuples and enums defined in pgtop's own modules,
@@ -51,6 +53,10 @@ PIECE_CUT = 31
 """A piece ends after an item whose ``id`` is a multiple of this: where pieces end depends
 on the items, not on their positions, so that an item added or taken out changes the piece
 it is in, not every piece after it."""
+PIECE_MAX = 256
+"""A piece holds at most this many items: a reference in a list of pieces stands for that
+many items at most, so that a forged recording cannot make a few references read back as
+a huge list."""
 _MUTABLE = frozenset({dict, list, set})
 
 _ADDRESSES: dict[str, type] = {
@@ -293,13 +299,15 @@ class Encoder:
         joined: list[Node] = ["p", tag]
         start = 0
         for end in ends:
-            key = tuple(ids[start:end])
-            found = pieces.get(key)
-            if found is None:
-                piece = items[start:end]
-                found = pieces[key] = (piece, self._items(tag, piece, PIECES_FROM))
-            joined.append(found[1])
-            start = end
+            while start < end:
+                stop = min(end, start + PIECE_MAX)
+                key = tuple(ids[start:stop])
+                found = pieces.get(key)
+                if found is None:
+                    piece = items[start:stop]
+                    found = pieces[key] = (piece, self._items(tag, piece, PIECES_FROM))
+                joined.append(found[1])
+                start = stop
         return self._chunk(joined)
 
     def _encode(self, value: Any, cls: type) -> Node:
@@ -516,6 +524,8 @@ class Decoder:
             piece = self._value(item)
             if type(piece) is not kind:
                 raise CodecError("a piece that is not of the kind it joins")
+            if len(piece) > PIECE_MAX:
+                raise CodecError(f"a piece of more than {PIECE_MAX} items")
             joined.extend(piece)
         return tuple(joined) if kind is tuple else joined
 

@@ -29,7 +29,17 @@ from pgtop.collectors.statements import (
     StatementsSnapshot,
     StatementsUnavailable,
 )
-from pgtop.recording.codec import CodecError, Decoder, Encoder, Kind, TypeTable, pgtop_types
+from pgtop.recording.codec import (
+    PIECE_CUT,
+    PIECE_MAX,
+    CodecError,
+    Decoder,
+    Encoder,
+    Kind,
+    TypeTable,
+    dumps,
+    pgtop_types,
+)
 
 # -- test-only kinds (allowed explicitly: the default allows pgtop's own only) -------------------
 
@@ -244,6 +254,11 @@ def test_thousands_of_sessions_are_written_in_pieces_and_a_change_is_a_few_chunk
     assert encoder.take_new() == []
     listed, _ = round_trip(sessions)
     same(sessions, listed)
+    # The same object all along, whose identity ends no piece: cut at PIECE_MAX items
+    # all the same (the reader refuses a longer piece).
+    one = next(session for session in sessions if id(session) % PIECE_CUT)
+    repeated, _ = round_trip((one,) * 1000)
+    same((one,) * 1000, repeated)
 
 
 def test_a_long_list_holding_mutable_values_is_never_taken_for_the_same_by_identity() -> None:
@@ -348,6 +363,7 @@ def decode_object(node: object, kinds: dict[int, Kind]) -> object:
         (["p", "d", ["t", 1]], []),  # pieces of a mapping
         (["p", "t", ["l", 1]], []),  # a list among the pieces of a tuple
         (["p", "l", 1], []),
+        (["p", "t", ["r", 0], ["r", 0]], [dumps(["t", *range(PIECE_MAX + 1)])]),  # a bomb
     ],
 )
 def test_a_forged_or_damaged_encoding_is_a_codec_error(node: object, chunks: list[str]) -> None:
