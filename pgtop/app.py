@@ -14,7 +14,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import partial
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from textual import on, work
 from textual.app import SystemCommand
@@ -66,12 +66,13 @@ from pgtop.model import (
 )
 from pgtop.pg import ConnectError
 from pgtop.recording import Memory
-from pgtop.screens.confirm import ConfirmDialog, GroupConfirmDialog, sessions_word
-from pgtop.servers import Server, ServerSet
 from pgtop.source import LiveSource, PollError, Request, Source
 from pgtop.tabs import SERVERS_TAB, TABS, Tab, collectors, tabs_for
 from pgtop.text import name_text, one_line
 from pgtop.widgets.repaint import ChangedCellsApp
+
+if TYPE_CHECKING:
+    from pgtop.servers import Server, ServerSet
 
 T = TypeVar("T")
 
@@ -835,6 +836,8 @@ class PgTopApp(ChangedCellsApp[int]):
         if not any(target.plan for target in targets):
             self._refuse(what, f"none can be signalled: {targets[0].refusal}")
             return
+        from pgtop.screens.confirm import GroupConfirmDialog, sessions_word
+
         dialog = GroupConfirmDialog(
             action, targets, activity.collected_at, server=self._server_named()
         )
@@ -936,6 +939,8 @@ class PgTopApp(ChangedCellsApp[int]):
         await self._confirm_and_run(plan)
 
     async def _confirm_and_run(self, plan: ActionPlan) -> None:
+        from pgtop.screens.confirm import ConfirmDialog  # loads with the first action
+
         server_named = self._server_named()
         if not await self.push_screen_wait(ConfirmDialog(plan, server=server_named)):
             return

@@ -96,14 +96,16 @@ def recorded_needs(factories: Mapping[str, CollectorFactory], refresh: float) ->
     """What each tab's collector is asked for while recording: every statement text, and
     the catalog tabs' whole lists at their own cadence."""
     from pgtop.collectors.activity import WHOLE_TEXT_LIMIT
+    from pgtop.collectors.base import collector_class
     from pgtop.collectors.catalog import CatalogCollector, CatalogNeeds
     from pgtop.collectors.statements import StatementNeeds, StatementsCollector
 
     needs: dict[str, object] = {}
     for tab, factory in factories.items():
-        if isinstance(factory, type) and issubclass(factory, CatalogCollector):
+        made_by = collector_class(factory)
+        if isinstance(made_by, type) and issubclass(made_by, CatalogCollector):
             needs[tab] = CatalogNeeds(refresh=refresh)
-        elif factory is StatementsCollector:
+        elif made_by is StatementsCollector:
             needs[tab] = StatementNeeds(all_texts=True, text_limit=WHOLE_TEXT_LIMIT + 1)
     return needs
 

@@ -33,7 +33,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 import psycopg
 from psycopg import conninfo as pq_conninfo
@@ -42,10 +42,11 @@ from pgtop import pg
 from pgtop.actions import ActionRunner
 from pgtop.collectors.activity import LIST_QUERY_LIMIT, ActivityCollector
 from pgtop.collectors.base import CollectorContext, CollectorFactory, Connection, TabCollector
-from pgtop.collectors.health import PoolerHealth
-from pgtop.collectors.pgbouncer import PoolsCollector
 from pgtop.config import Settings
 from pgtop.model import ActivitySnapshot, Capabilities, PoolsSnapshot, Snapshot
+
+if TYPE_CHECKING:
+    from pgtop.collectors.pgbouncer import PoolsCollector
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -430,6 +431,9 @@ class PoolerSource(_Connected):
         self.capabilities: Capabilities | None = None
         self.actions: ActionRunner | None = None
         self.other_databases = False
+        # A PgBouncer's modules load only when one is watched.
+        from pgtop.collectors.health import PoolerHealth
+
         self._collector: PoolsCollector | None = None
         self._health = PoolerHealth(settings.health)
 
@@ -442,6 +446,8 @@ class PoolerSource(_Connected):
     async def poll(self) -> PoolsSnapshot:
         async def work(conn: Connection) -> PoolsSnapshot:
             if self._collector is None:
+                from pgtop.collectors.pgbouncer import PoolsCollector
+
                 self._collector = PoolsCollector(pg.bouncer_version(conn) or "?")
             return await self._collector.collect(conn)
 

@@ -1,17 +1,15 @@
 """Every tab, in order: its pane and the collector of its data. Adding a tab is a pane class,
 a collector and one line here. Which tabs show depends on what the source reads: a
-PostgreSQL server's, or a PgBouncer admin console's."""
+PostgreSQL server's, or a PgBouncer admin console's.
+
+Collectors are named, not imported: a tab's collector module (and the data classes it
+defines) loads when the tab is first collected, after the first data is on screen."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pgtop.collectors.base import CollectorFactory
-from pgtop.collectors.catalog import IndexesCollector, TablesCollector, VacuumCollector
-from pgtop.collectors.health import HealthCollector
-from pgtop.collectors.locks import LocksCollector
-from pgtop.collectors.replication import ReplicationCollector
-from pgtop.collectors.statements import StatementsCollector
+from pgtop.collectors.base import CollectorFactory, DeferredCollector
 from pgtop.panes.activity import ActivityPane
 from pgtop.panes.base import ListPane
 from pgtop.panes.health import HealthPane
@@ -32,6 +30,7 @@ class Tab:
 
     pane: type[ListPane]
     collector: CollectorFactory | None = None
+    """Makes its collectors: a ``DeferredCollector`` names the class without importing it."""
     always: bool = False
     """Its collector runs after every Activity poll, whichever tab is shown."""
 
@@ -42,13 +41,13 @@ class Tab:
 
 TABS = (
     Tab(ActivityPane),
-    Tab(LocksPane, LocksCollector),
-    Tab(QueriesPane, StatementsCollector),
-    Tab(TablesPane, TablesCollector),
-    Tab(VacuumPane, VacuumCollector),
-    Tab(IndexesPane, IndexesCollector),
-    Tab(HealthPane, HealthCollector, always=True),
-    Tab(ReplicationPane, ReplicationCollector),
+    Tab(LocksPane, DeferredCollector("pgtop.collectors.locks:LocksCollector")),
+    Tab(QueriesPane, DeferredCollector("pgtop.collectors.statements:StatementsCollector")),
+    Tab(TablesPane, DeferredCollector("pgtop.collectors.catalog:TablesCollector")),
+    Tab(VacuumPane, DeferredCollector("pgtop.collectors.catalog:VacuumCollector")),
+    Tab(IndexesPane, DeferredCollector("pgtop.collectors.catalog:IndexesCollector")),
+    Tab(HealthPane, DeferredCollector("pgtop.collectors.health:HealthCollector"), always=True),
+    Tab(ReplicationPane, DeferredCollector("pgtop.collectors.replication:ReplicationCollector")),
 )
 
 

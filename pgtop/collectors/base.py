@@ -12,6 +12,7 @@ A new collector is made for each new connection (its capabilities may have chang
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -88,3 +89,34 @@ class TabCollector(Protocol):
 
 CollectorFactory = Callable[[CollectorContext], TabCollector]
 """Makes a tab's collector for a connection (``type[SomeCollector]`` is one)."""
+
+
+class DeferredCollector:
+    """A collector class named by its module and name, imported when the first collector is
+    made: the modules of tabs never shown are never loaded, and none delays the first data
+    on screen."""
+
+    __slots__ = ("_class", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        """``module:Class``."""
+        self._class: CollectorFactory | None = None
+
+    def load(self) -> CollectorFactory:
+        """The collector class (imported now if it was not)."""
+        if self._class is None:
+            module, _, qualname = self.name.partition(":")
+            self._class = getattr(importlib.import_module(module), qualname)
+        return self._class
+
+    def __call__(self, context: CollectorContext) -> TabCollector:
+        return self.load()(context)
+
+    def __repr__(self) -> str:
+        return f"DeferredCollector({self.name!r})"
+
+
+def collector_class(factory: CollectorFactory) -> CollectorFactory:
+    """What ``factory`` makes collectors with: a deferred one's class, imported now."""
+    return factory.load() if isinstance(factory, DeferredCollector) else factory

@@ -18,12 +18,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import IntEnum
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from pgtop import sql
 from pgtop.collectors.base import CollectorContext, Connection
-from pgtop.collectors.catalog.collectors import vacuum_table
-from pgtop.collectors.catalog.model import AutovacuumSettings, HorizonHolder
 from pgtop.collectors.connections import ACTIVE_STATES, IDLE_IN_TRANSACTION_STATES
 from pgtop.collectors.statements import (
     StatementKey,
@@ -36,6 +34,9 @@ from pgtop.config import Thresholds
 from pgtop.formats import duration, percent, size
 from pgtop.model import HIDDEN_QUERY, ActivitySnapshot, Backend, PoolsSnapshot
 from pgtop.text import name_text
+
+if TYPE_CHECKING:
+    from pgtop.collectors.catalog.model import AutovacuumSettings, HorizonHolder
 
 HEALTH_INTERVAL = 30.0
 """Least seconds between two reads of what the Activity snapshot does not hold."""
@@ -965,6 +966,9 @@ class HealthCollector:
 
     async def read(self, conn: Connection, own_pids: frozenset[int]) -> ServerRead:
         """One read of the slow part. A part the role may not read is marked, not fatal."""
+        # The catalog tabs' code loads with the first read, not with the interface.
+        from pgtop.collectors.catalog.model import AutovacuumSettings, HorizonHolder
+
         version = self.capabilities.server_version_num
         problems: dict[str, str] = {}
         async with conn.pipeline():
@@ -1004,6 +1008,8 @@ class HealthCollector:
     ) -> tuple[Backlogged, ...]:
         if not candidates:
             return ()
+        from pgtop.collectors.catalog.collectors import vacuum_table
+
         version = self.capabilities.server_version_num
         cur = await conn.execute(
             sql.VACUUM_TABLES_SOME.sql(version), {"oids": candidates, "after": 2**32 - 1}

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import SystemCommand
 from textual.binding import Binding, BindingType
 from textual.timer import Timer
 
-from pgtop.collectors.catalog import CatalogNeeds
 from pgtop.formats import ESTIMATE_MARK, duration, size
 from pgtop.model import ActivitySnapshot, RelationTarget
 from pgtop.panes.actions import RELATION_ACTION_BINDINGS, RelationActions
 from pgtop.panes.base import FILTER_BINDINGS, SORT_BINDINGS, ListPane
 from pgtop.text import name_text, one_line
 from pgtop.widgets.keyed_table import Row
+
+if TYPE_CHECKING:
+    from pgtop.collectors.catalog import CatalogNeeds
 
 LOCKED_TEXT = "LOCKED"
 """In the flags of a relation locked (or queued for) ACCESS EXCLUSIVE."""
@@ -69,6 +71,9 @@ class CatalogPane(RelationActions, ListPane):
         return caps.database if caps is not None else None
 
     def needs(self) -> CatalogNeeds:
+        # The catalog tabs' code loads when one of them is first shown.
+        from pgtop.collectors.catalog import CatalogNeeds
+
         return CatalogNeeds(
             database=self.host.catalog_database,
             on_screen=self._on_screen,

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from pgtop.collectors.catalog import IndexesData, IndexInfo
 from pgtop.formats import ESTIMATE_MARK, count, duration, sized
 from pgtop.model import RelationTarget
 from pgtop.panes.catalog import LOCKED_TEXT, CatalogPane
 from pgtop.text import name_text, one_line
 from pgtop.widgets.keyed_table import Column, Row
+
+if TYPE_CHECKING:
+    from pgtop.collectors.catalog import IndexesData, IndexInfo
 
 COLUMNS = (
     Column("schema", "SCHEMA", width=10, hide_below=120),

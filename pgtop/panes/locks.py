@@ -4,22 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from datetime import datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
 from textual.app import SystemCommand
 from textual.binding import BindingType
 
-from pgtop.collectors.locks import (
-    PREPARED_PID,
-    Forest,
-    LocksData,
-    LockWait,
-    Node,
-    build_forest,
-    wait_age,
-)
-from pgtop.collectors.locks import longest_wait as find_longest_wait
 from pgtop.formats import duration
 from pgtop.model import ActivitySnapshot, Backend
 from pgtop.panes.actions import COPY_BINDING, SESSION_ACTION_BINDINGS, SessionActions
@@ -27,6 +17,11 @@ from pgtop.panes.activity import HIDDEN_TEXT, state_label
 from pgtop.panes.base import ListPane
 from pgtop.text import name_text, one_line
 from pgtop.widgets.keyed_table import Column, KeyedTable, Row
+
+if TYPE_CHECKING:
+    # The collector's module loads when the tab is first shown: what runs is imported
+    # where it is used.
+    from pgtop.collectors.locks import Forest, LocksData, LockWait, Node
 
 COLUMNS = (
     Column("session", "SESSION", width=18),
@@ -55,6 +50,8 @@ UPPER_BOUND = "≤"
 
 
 def _state(node: Node) -> str:
+    from pgtop.collectors.locks import PREPARED_PID
+
     backend = node.backend
     if backend is None:
         return "prepared tx" if node.pid == PREPARED_PID else "ended"
@@ -65,6 +62,8 @@ def _state(node: Node) -> str:
 
 
 def _waited(node: Node, now: datetime) -> str:
+    from pgtop.collectors.locks import wait_age
+
     seconds, exact = wait_age(node.backend, node.wait, now)
     if seconds is None:
         return ""
@@ -83,6 +82,8 @@ def _lock(node: Node) -> str:
 
 def node_row(node: Node, now: datetime) -> Row:
     """The table row of one place in the tree."""
+    from pgtop.collectors.locks import PREPARED_PID
+
     backend = node.backend
     session = f"{node.prefix}{node.pid}"
     if node.pid == PREPARED_PID and backend is None:
@@ -176,6 +177,8 @@ class LocksPane(SessionActions, ListPane):
         snapshot = self._snapshot
         if snapshot is None:
             return
+        from pgtop.collectors.locks import build_forest
+
         forest = build_forest(snapshot, self._waits)
         self._forest = forest
         self._by_path = {node.path: node for node in forest.nodes}
@@ -216,7 +219,9 @@ class LocksPane(SessionActions, ListPane):
             parts = ["no session is waiting on a lock"]
         else:
             parts = [f"{waiting} session{'s' if waiting != 1 else ''} waiting on locks"]
-            longest = find_longest_wait(snapshot, self._waits)
+            from pgtop.collectors.locks import longest_wait
+
+            longest = longest_wait(snapshot, self._waits)
             if longest is not None:
                 pid, seconds, exact = longest
                 mark = "" if exact else UPPER_BOUND

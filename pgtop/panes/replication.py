@@ -5,13 +5,11 @@ receiver and the recovery conflicts of each database."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 
-from pgtop.collectors.health import SlotState, StandbyState
-from pgtop.collectors.replication import DatabaseState, ReceiverState, ReplicationData
 from pgtop.formats import duration, size
 from pgtop.model import CheckpointTarget, SlotTarget
 from pgtop.panes.base import FILTER_BINDINGS, SORT_BINDINGS, ListPane
@@ -19,6 +17,10 @@ from pgtop.reports.replication import archiver_line, conflicts_text, wal_line
 from pgtop.text import name_text, one_line
 from pgtop.widgets.keyed_table import Column, Row
 from pgtop.widgets.status_line import StatusLine
+
+if TYPE_CHECKING:
+    from pgtop.collectors.health import SlotState, StandbyState
+    from pgtop.collectors.replication import DatabaseState, ReceiverState, ReplicationData
 
 COLUMNS = (
     Column("kind", "KIND", width=8),

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
 from textual.binding import Binding, BindingType
 
 from pgtop.collectors.health import Status
-from pgtop.collectors.servers import ServerRow
 from pgtop.formats import duration, rate
 from pgtop.panes.base import FILTER_BINDINGS, SORT_BINDINGS, ListPane
 from pgtop.text import name_text, one_line
 from pgtop.widgets.keyed_table import Column, KeyedTable, Row
+
+if TYPE_CHECKING:
+    from pgtop.collectors.servers import ServerRow
 
 COLUMNS = (
     Column("name", "NAME", width=20),

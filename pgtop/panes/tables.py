@@ -4,13 +4,16 @@ rows, scans and write rates."""
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
+from typing import TYPE_CHECKING
 
-from pgtop.collectors.catalog import TableInfo, TablesData
 from pgtop.formats import ESTIMATE_MARK, count, percent, rate, sized
 from pgtop.model import RelationTarget
 from pgtop.panes.catalog import LOCKED_TEXT, CatalogPane
 from pgtop.text import name_text, one_line
 from pgtop.widgets.keyed_table import Column, Row
+
+if TYPE_CHECKING:
+    from pgtop.collectors.catalog import TableInfo, TablesData
 
 TABLE_COLUMNS = (
     Column("schema", "SCHEMA", width=10, hide_below=110),

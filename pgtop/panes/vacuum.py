@@ -5,19 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Static
 
-from pgtop.collectors.catalog import HorizonHolder, VacuumData, VacuumProgress, VacuumTable
-from pgtop.collectors.catalog.model import xid_share
 from pgtop.formats import count, duration, percent, size
 from pgtop.model import ActivitySnapshot, RelationTarget
 from pgtop.panes.catalog import LOCKED_TEXT, CatalogPane
 from pgtop.text import name_text, one_line
 from pgtop.widgets.keyed_table import Column, KeyedTable, Row
+
+if TYPE_CHECKING:
+    from pgtop.collectors.catalog import HorizonHolder, VacuumData, VacuumProgress, VacuumTable
 
 COLUMNS = (
     Column("schema", "SCHEMA", width=10, hide_below=120),
@@ -269,6 +271,8 @@ class VacuumPane(CatalogPane):
         horizon_title.update(Text(horizon_summary(data)))
 
     def data_parts(self, data: VacuumData) -> list[str]:
+        from pgtop.collectors.catalog.model import xid_share
+
         due = sum(1 for table in data.tables if table.verdict.due)
         parts = [f"{due} autovacuum due"]
         wraparound = sum(1 for table in data.tables if table.verdict.vacuum == "wraparound")

@@ -16,8 +16,33 @@ server or a recording. Readings are written in three ways, all through one
 a file someone else made.
 """
 
-from pgtop.recording.memory import Memory, Saved
-from pgtop.recording.replay import ReplaySource, parse_when
-from pgtop.recording.store import Recording, RecordingError, Writer
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pgtop.recording.memory import Memory, Saved
+    from pgtop.recording.replay import ReplaySource, parse_when
+    from pgtop.recording.store import Recording, RecordingError, Writer
 
 __all__ = ["Memory", "Recording", "RecordingError", "ReplaySource", "Saved", "Writer", "parse_when"]
+
+_HOMES = {
+    "Memory": "memory",
+    "Saved": "memory",
+    "ReplaySource": "replay",
+    "parse_when": "replay",
+    "Recording": "store",
+    "RecordingError": "store",
+    "Writer": "store",
+}
+"""Where each name is: its module loads when the name is first asked for, so that the
+interface, which only records, does not load what plays back."""
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

@@ -16,17 +16,20 @@ holding them are new chunks. Numbers start again at each keyframe (``Encoder.res
 that a keyframe and what follows it read alone.
 
 Reading back builds only what the type table names and this process allows
-(``pgtop_types``: data classes, named tuples and enums defined in pgtop's own modules,
-already imported), field by field, without calling any of their code: a recording someone
-else made is data, never code (which is why this is not pickle).
+(``pgtop_types``: data classes, named tuples and enums defined in pgtop's own modules),
+field by field, without calling any of their code: a recording someone else made is data,
+never code (which is why this is not pickle).
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
+import importlib
 import ipaddress
 import json
+import pkgutil
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -116,13 +119,26 @@ def kind_of(cls: type) -> Kind:
     raise TypeError(f"cannot record a value of type {name}")
 
 
+@functools.cache
+def load_data_modules() -> None:
+    """Import every module whose classes a recording may hold: each collector's module
+    loads with its tab's first collection, and a recording may hold tabs not shown yet."""
+    import pgtop.collectors
+    import pgtop.model
+
+    for found in pkgutil.walk_packages(pgtop.collectors.__path__, "pgtop.collectors."):
+        importlib.import_module(found.name)
+
+
 def pgtop_types(name: str) -> type | None:
     """The class ``module:qualname`` names, if it is a data class, named tuple or enum
     defined in one of pgtop's modules already imported; None otherwise.
 
-    Nothing is imported and no attribute hook runs: names are looked up in the modules'
+    No module the name gives is imported (pgtop's data modules are, all of them, by
+    ``load_data_modules``) and no attribute hook runs: names are looked up in the modules'
     and classes' own dictionaries.
     """
+    load_data_modules()
     module_name, _, qualname = name.partition(":")
     if module_name != "pgtop" and not module_name.startswith("pgtop."):
         return None

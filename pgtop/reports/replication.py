@@ -3,12 +3,14 @@ with the WAL, the archiver and every database's size beside the rows."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pgtop.collectors.replication import DatabaseState, ReplicationData
 from pgtop.formats import ago, duration, size
 from pgtop.reports.base import Report, Row, fields_of, text
 from pgtop.text import one_line
+
+if TYPE_CHECKING:
+    from pgtop.collectors.replication import DatabaseState, ReplicationData
 
 STANDBY_FIELDS = (
     "pid",
@@ -203,6 +205,8 @@ def of(data: ReplicationData) -> Report:
 
 
 async def report(source: Any) -> Report:
+    from pgtop.collectors.replication import ReplicationData
+
     activity = await source.poll()
     data = await source.collect("replication", activity, None, now=True)
     assert isinstance(data, ReplicationData)
